@@ -1,0 +1,73 @@
+"""Compose the configuration from conf/ (Hydra) or read the params.yaml that DVC wrote from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: cwd) that holds dvc.yaml and conf/."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file() and (folder / "conf").is_dir():
+            return folder
+    raise ConfigError(f"no facedet project (dvc.yaml + conf/) at or above {here}")
+
+
+def compose_config(overrides: list[str] | None = None, root: Path | None = None) -> DictConfig:
+    """The composed conf/config.yaml with Hydra overrides such as ``train.max_epochs=2``."""
+    conf_dir = (root or project_root()) / "conf"
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides or []))
+    validate(cfg)
+    return cfg
+
+
+def load_params(path: Path) -> DictConfig:
+    """The params.yaml DVC composed from conf/ (what `dvc repro` runs with)."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: no such params file (run from the project root)")
+    cfg = OmegaConf.load(path)
+    validate(cfg)
+    return cfg
+
+
+def _require(cfg: DictConfig, key: str, ok, expectation: str) -> None:
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None or not ok(value):
+        raise ConfigError(f"config key '{key}' = {value!r}: expected {expectation}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject wrong values early, naming the key, instead of failing deep inside a stage."""
+    positive_int = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer")
+    for key in ("collect.max_side", "augment.copies", "model.input_size", "train.max_epochs",
+                "train.batch_size"):
+        _require(cfg, key, *positive_int)
+    _require(cfg, "collect.jpeg_quality", lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer in 1..100")
+    _require(cfg, "train.lr", lambda v: isinstance(v, (int, float)) and v > 0, "a positive number")
+    for key in ("evaluate.threshold", "evaluate.iou_threshold", "augment.min_visibility"):
+        _require(cfg, key, lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]")
+    split = OmegaConf.select(cfg, "labels.split")
+    fractions = [split.get(k) for k in ("train", "val", "test")] if split else []
+    if (len(fractions) != 3 or any(not isinstance(f, (int, float)) or f < 0 for f in fractions)
+            or abs(sum(fractions) - 1) > 1e-6 or fractions[0] == 0):
+        raise ConfigError(f"config key 'labels.split' = {split}: expected train/val/test fractions "
+                          "that add up to 1 with train > 0")
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """Where MLflow records runs: tracking.uri, else $MLFLOW_TRACKING_URI, else the project's sqlite store."""
+    if cfg.tracking.get("uri"):
+        return str(cfg.tracking.uri)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{project_root() / 'mlflow.db'}"

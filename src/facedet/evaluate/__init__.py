@@ -1,0 +1,1 @@
+"""Evaluation of face detections: COCO AP, thresholded precision/recall/F1, and plots."""

@@ -1,0 +1,135 @@
+"""Evaluation figures written as PNG files: a precision-recall curve and a grid of predictions.
+
+Matplotlib is used through its object API on the Agg canvas (no pyplot, no GUI, no global
+backend change); the grid is drawn with OpenCV.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from facedet.coco import Image
+from facedet.evaluate.metrics import Detection, best_f1_threshold
+
+GT_COLOR = (0, 255, 0)  # RGB green
+PRED_COLOR = (255, 0, 0)  # RGB red
+BACKGROUND = (40, 40, 40)
+
+
+def _interpolated_ap(curve: dict) -> float:
+    """COCO-style 101-point interpolated AP from a pr_curve dict (ties grouped, so approximate)."""
+    recall = np.asarray(curve["recall"], dtype=np.float64)
+    precision = np.asarray(curve["precision"], dtype=np.float64)
+    if recall.size == 0:
+        return 0.0
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    points = np.linspace(0.0, 1.0, 101)
+    index = np.searchsorted(recall, points, side="left")
+    return float(np.mean([envelope[i] if i < len(envelope) else 0.0 for i in index]))
+
+
+def plot_pr_curve(curve: dict, path: Path, title: str = "") -> None:
+    """PNG (500 x 500 px) of precision against recall, both axes on [0, 1], best-F1 point marked."""
+    fig = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if curve["recall"]:
+        ax.plot(curve["recall"], curve["precision"], color="tab:blue", lw=1.5,
+                label=f"AP ≈ {_interpolated_ap(curve):.3f}")
+        threshold, f1 = best_f1_threshold(curve)
+        best = curve["threshold"].index(threshold)  # thresholds are distinct
+        ax.plot([curve["recall"][best]], [curve["precision"][best]], "o", color="tab:red",
+                label=f"best F1 {f1:.3f} @ score {threshold:.2f}")
+        ax.legend(loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "no detections", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(True, alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(image * 255.0 if image.max(initial=0) <= 1.0 else image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image)
+
+
+def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshold: float,
+          tile: int) -> np.ndarray:
+    image = _as_rgb(image)
+    h, w = image.shape[:2]
+    scale = min(tile / w, tile / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    out = np.full((tile, tile, 3), BACKGROUND, dtype=np.uint8)
+    ox, oy = (tile - new_w) // 2, (tile - new_h) // 2
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out[oy:oy + new_h, ox:ox + new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    # boxes are in the Image's pixel frame; the array may be a resized copy of it
+    sx = new_w / (truth.width or w)
+    sy = new_h / (truth.height or h)
+
+    def corners(box):
+        x1, y1, x2, y2 = box
+        return (int(round(ox + x1 * sx)), int(round(oy + y1 * sy))), \
+            (int(round(ox + x2 * sx)), int(round(oy + y2 * sy)))
+
+    thickness = max(1, tile // 128)
+    font_scale = max(0.3, tile / 640)
+    for box in truth.boxes:
+        cv2.rectangle(out, *corners(box), GT_COLOR, thickness)
+    for det in detections:
+        if float(det.score) < threshold:
+            continue
+        p1, p2 = corners(det.box)
+        cv2.rectangle(out, p1, p2, PRED_COLOR, thickness)
+        cv2.putText(out, f"{float(det.score):.2f}", (p1[0], max(p1[1] - 3, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX, font_scale, PRED_COLOR, 1, cv2.LINE_AA)
+    caption = Path(truth.file_name).name
+    if caption:
+        (_, text_h), baseline = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, font_scale * 0.9, 1)
+        cv2.rectangle(out, (0, tile - text_h - baseline - 4), (tile - 1, tile - 1), (0, 0, 0), -1)
+        cv2.putText(out, caption[:40], (3, tile - 4), cv2.FONT_HERSHEY_SIMPLEX, font_scale * 0.9,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def prediction_grid(images: list[np.ndarray], truth: list[Image], predictions: list[list[Detection]],
+                    path: Path, threshold: float, columns: int = 4, tile: int = 256) -> None:
+    """PNG grid: each RGB image resized to fit tile x tile (keep aspect, letterbox), ground-truth
+    boxes green, predictions with score >= threshold red with the score printed, file name caption.
+
+    The grid is ``min(n, columns) * tile`` wide and ``ceil(n / columns) * tile`` high; with no
+    image it is a single empty tile.
+    """
+    if not len(images) == len(truth) == len(predictions):
+        raise ValueError(f"{len(images)} images, {len(truth)} truths, {len(predictions)} predictions")
+    columns = max(1, int(columns))
+    n = len(images)
+    rows, cols = max(1, math.ceil(n / columns)), max(1, min(n, columns))
+    grid = np.full((rows * tile, cols * tile, 3), BACKGROUND, dtype=np.uint8)
+    for k, (image, gt, dets) in enumerate(zip(images, truth, predictions)):
+        r, c = divmod(k, columns)
+        grid[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = _tile(image, gt, dets, threshold, tile)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")

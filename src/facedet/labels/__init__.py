@@ -1,0 +1,1 @@
+"""Label importers: annotation tools' files -> facedet.coco.Image lists."""

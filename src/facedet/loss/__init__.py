@@ -1,0 +1,19 @@
+"""Losses, one module each; built by name from ``cfg.loss``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import nn
+
+from facedet.loss.single_face import SingleFaceLoss
+
+LOSSES: dict[str, type[nn.Module]] = {"single_face": SingleFaceLoss}
+
+
+def build_loss(loss_cfg: Mapping) -> nn.Module:
+    options = dict(loss_cfg)
+    name = options.pop("name", None)
+    if name not in LOSSES:
+        raise ValueError(f"config key 'loss.name' = {name!r}: expected one of {sorted(LOSSES)}")
+    return LOSSES[name](**options)
