@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from facedet.model import build_net, weights
+from facedet.model import build_net, predict, weights
 
 
 def test_seed_configuration_is_vgg16_with_two_heads_16_8_million_parameters():
@@ -23,7 +23,7 @@ def test_default_network_shapes_ranges_and_gradients(size):
 
 def test_predict_returns_ordered_boxes_with_scores():
     net = build_net({"name": "single_face", "input_size": 64, "width": 0.25, "hidden": 32}).eval()
-    rows = net.predict(torch.rand(3, 3, 64, 64))
+    rows = predict(net, torch.rand(3, 3, 64, 64))
     assert len(rows) == 3
     for row in rows:
         assert row.shape == (1, 5)

@@ -17,6 +17,9 @@ from pathlib import Path
 FACE_CATEGORY = {"id": 1, "name": "face", "supercategory": "face"}
 
 
+Box = tuple[float, float, float, float]
+
+
 @dataclass
 class Image:
     """One image and its face boxes in pixels, as (x1, y1, x2, y2) with x1 < x2 and y1 < y2."""
@@ -24,7 +27,15 @@ class Image:
     file_name: str
     width: int
     height: int
-    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+
+
+@dataclass
+class Detection:
+    """One predicted face: its box (x1, y1, x2, y2) in pixels and its score in [0, 1]."""
+
+    box: Box
+    score: float
 
 
 def to_coco(images: list[Image]) -> dict:

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from rich.progress import track
 
-from facedet.evaluate.metrics import Detection
+from facedet.coco import Detection
 from facedet.images import ImageError, list_images, read_rgb
-from facedet.model import weights
-from facedet.train.data import to_input
+from facedet.model import predict, weights
+from facedet.model.inputs import prepare
 
 DEFAULT_WEIGHTS = Path("results/train/model.safetensors")
 
@@ -35,14 +35,13 @@ class FaceDetector:
     def detect_batch(self, images: list[np.ndarray], threshold: float | None = None) -> list[list[Detection]]:
         """Faces scoring at least ``threshold`` (default: the detector's), best first, per image."""
         threshold = self.threshold if threshold is None else threshold
-        batch = torch.stack([to_input(image, self.net.input_size) for image in images])
+        prepared = [prepare(image, self.net.input_size, self.net.resize) for image in images]
+        batch = torch.stack([tensor for tensor, _ in prepared])
         results = []
-        for image, rows in zip(images, self.net.predict(batch)):
-            height, width = image.shape[:2]
-            scale = np.array([width, height, width, height], dtype=np.float64)
-            faces = [Detection(tuple((row[:4] * scale).round(2).tolist()), round(float(row[4]), 4))
-                     for row in rows.numpy().astype(np.float64) if row[4] >= threshold]
-            results.append(sorted(faces, key=lambda d: -d.score))
+        for (_, placement), rows in zip(prepared, predict(self.net, batch, threshold)):
+            boxes = placement.to_picture(rows[:, :4]).round(2)
+            results.append([Detection(tuple(box.tolist()), round(float(score), 4))
+                            for box, score in zip(boxes, rows[:, 4])])
         return results
 
 

@@ -20,19 +20,12 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from facedet.coco import FACE_CATEGORY, Image, to_coco
+from facedet.coco import FACE_CATEGORY, Detection, Image, to_coco
 
-
-@dataclass
-class Detection:
-    """One predicted face."""
-
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels
-    score: float
+__all__ = ["Detection", "box_iou", "detection_metrics", "pr_curve", "best_f1_threshold"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ class SingleFaceNet(nn.Module):
     ``width=1, stages=(2, 2, 3, 3, 3), hidden=2048, batch_norm=False`` is the seed's VGG16 model.
     """
 
+    resize = "stretch"
+
     def __init__(self, input_size: int = 120, width: float = 1.0, stages: tuple[int, ...] = (2, 2, 3, 3, 3),
                  hidden: int = 2048, dropout: float = 0.0, batch_norm: bool = True) -> None:
         super().__init__()
@@ -42,12 +44,9 @@ class SingleFaceNet(nn.Module):
         features = torch.amax(self.backbone(images), dim=(2, 3))  # global max pooling, as the seed
         return {"face_logit": self.face_head(features).squeeze(1), "box": torch.sigmoid(self.box_head(features))}
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Per image a [K, 5] tensor (x1, y1, x2, y2, score), box normalised to [0, 1]; K = 1 here."""
-        out = self(images)
-        box = out["box"]
+    def decode(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, 1, 5]: the one candidate face per image, (x1, y1, x2, y2) normalised, and its score."""
+        box = outputs["box"]
         x1, x2 = torch.minimum(box[:, 0], box[:, 2]), torch.maximum(box[:, 0], box[:, 2])
         y1, y2 = torch.minimum(box[:, 1], box[:, 3]), torch.maximum(box[:, 1], box[:, 3])
-        rows = torch.stack([x1, y1, x2, y2, torch.sigmoid(out["face_logit"])], dim=1)
-        return [row[None] for row in rows]
+        return torch.stack([x1, y1, x2, y2, torch.sigmoid(outputs["face_logit"])], dim=1)[:, None]

@@ -4,39 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from facedet import coco
 from facedet.images import read_rgb
-
-
-def to_input(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """HxWx3 uint8 RGB -> float [3, size, size] in [0, 1], the whole picture stretched (the seed's way)."""
-    resized = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(resized).permute(2, 0, 1).float().div_(255)
+from facedet.model.inputs import prepare
 
 
 class FaceDataset(Dataset):
-    """Items: (image [3, S, S], {"boxes": FloatTensor[N, 4] normalised (x1, y1, x2, y2)}).
+    """Items: (image [3, S, S], {"boxes": FloatTensor[N, 4] (x1, y1, x2, y2) normalised to the input}).
 
     Images are decoded and resized once, at construction (small datasets, CPU training).
     """
 
-    def __init__(self, coco_file: Path, images_dir: Path, input_size: int) -> None:
+    def __init__(self, coco_file: Path, images_dir: Path, input_size: int, resize: str) -> None:
         self.images = coco.read(coco_file)
-        self.inputs = [to_input(read_rgb(Path(images_dir) / i.file_name), input_size) for i in self.images]
+        self.inputs, self.targets = [], []
+        for image in self.images:
+            tensor, placement = prepare(read_rgb(Path(images_dir) / image.file_name), input_size, resize)
+            self.inputs.append(tensor)
+            boxes = placement.to_input(image.boxes) if image.boxes else torch.zeros(0, 4)
+            self.targets.append({"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)})
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image = self.images[index]
-        scale = torch.tensor([image.width, image.height, image.width, image.height], dtype=torch.float32)
-        boxes = torch.tensor(image.boxes, dtype=torch.float32).reshape(-1, 4) / scale
-        return self.inputs[index], {"boxes": boxes}
+        return self.inputs[index], self.targets[index]
 
 
 def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:

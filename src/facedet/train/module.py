@@ -6,8 +6,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from facedet.coco import Image
-from facedet.evaluate.metrics import Detection, detection_metrics
+from facedet.coco import Detection, Image
+from facedet.evaluate.metrics import detection_metrics
+from facedet.model import predict
 
 # Validation boxes are normalised; AP is scale-free, this only keeps COCO's area bookkeeping sane.
 _VAL_SCALE = 1000.0
@@ -40,12 +41,12 @@ class FaceDetectorModule(pl.LightningModule):
         images, targets = batch
         losses = self.loss(self.net(images), targets)
         self.log("val/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=len(images))
-        for target, rows in zip(targets, self.net.predict(images)):
+        for target, rows in zip(targets, predict(self.net, images)):
             boxes = (target["boxes"] * _VAL_SCALE).tolist()
             self._val_truth.append(Image(str(len(self._val_truth)), int(_VAL_SCALE), int(_VAL_SCALE),
                                          [tuple(b) for b in boxes]))
             self._val_predictions.append([Detection(tuple((r[:4] * _VAL_SCALE).tolist()), float(r[4]))
-                                          for r in rows.cpu()])
+                                          for r in rows])
 
     def on_validation_epoch_end(self) -> None:
         metrics = detection_metrics(self._val_truth, self._val_predictions, self.threshold)

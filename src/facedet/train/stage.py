@@ -34,11 +34,12 @@ def run(cfg: DictConfig) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     pl.seed_everything(cfg.seed, workers=True)
+    net = build_net(cfg.model)
     size = cfg.model.input_size
-    train_set = FaceDataset(Path(cfg.paths.augment) / "train.json", Path(cfg.paths.augment) / "images", size)
-    val_set = FaceDataset(Path(cfg.paths.labels) / "val.json", Path(cfg.paths.collect) / "images", size)
+    train_set = FaceDataset(Path(cfg.paths.augment) / "train.json", Path(cfg.paths.augment) / "images", size, net.resize)
+    val_set = FaceDataset(Path(cfg.paths.labels) / "val.json", Path(cfg.paths.collect) / "images", size, net.resize)
     loader = dict(batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers, collate_fn=collate)
-    module = FaceDetectorModule(build_net(cfg.model), build_loss(cfg.loss), cfg.train.lr, cfg.train.weight_decay,
+    module = FaceDetectorModule(net, build_loss(cfg.loss), cfg.train.lr, cfg.train.weight_decay,
                                 cfg.train.max_epochs, cfg.evaluate.threshold)
 
     run_id = tracking.start_run(cfg, run_name=f"{cfg.model.name}")
@@ -73,11 +74,12 @@ def run(cfg: DictConfig) -> None:
 
 
 class Predictor(torch.nn.Module):
-    """What MLflow serves: images [B, 3, S, S] in [0, 1] -> [B, 5] (x1, y1, x2, y2 normalised, score)."""
+    """What MLflow serves: images [B, 3, H, W] in [0, 1] -> [B, N, 5] candidates (x1, y1, x2, y2
+    normalised, score) before non-maximum suppression."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self.net.predict(images))
+        return self.net.decode(self.net(images))

@@ -1,0 +1,93 @@
+"""The real pipeline, end to end: `dvc repro` in a temporary copy of the project, tiny settings."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+import yaml
+from dvc.utils.hydra import compose_and_dump
+
+from conftest import ROOT
+from facedet.sample import SampleSettings, generate
+
+TINY = ["augment.copies=2", "train.max_epochs=2", "train.batch_size=8", "model.width=0.125", "model.hidden=32"]
+
+
+def _project(tmp_path, overrides):
+    """A copy of the project (conf, code, dvc.yaml) with params.yaml composed like `dvc exp run -S`."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("conf", "src", "dvc.yaml"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, project / name)
+    compose_and_dump(project / "params.yaml", str(project / "conf"), None, "config", "", overrides)
+    return project
+
+
+def _sh(project, *cmd):
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+           "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tmp_path):
+    project = _project(tmp_path, TINY)
+    generate(project / "data", SampleSettings(n_images=24))
+    _sh(project, "git", "init", "-q")
+    _sh(project, "dvc", "init", "-q")
+    _sh(project, "dvc", "add", "-q", "data")
+    _sh(project, "dvc", "repro")
+
+    metrics = json.loads((project / "results/evaluate/metrics.json").read_text())
+    assert set(metrics) >= {"ap50", "ap50_95", "precision", "recall", "f1", "mean_iou", "image_accuracy"}
+    # 24 images = 19 faces + 5 negatives; split per group: faces 13/3/3, negatives round(3.5)=4 / round(.75)=1 / 0
+    assert metrics["images"] == 3
+    assert all(0 <= metrics[k] <= 1 for k in ("ap50", "precision", "recall", "image_accuracy"))
+    curve = json.loads((project / "results/evaluate/pr_curve.json").read_text())["pr_curve"]
+    assert all(set(point) == {"threshold", "precision", "recall"} for point in curve)
+    assert (project / "results/evaluate/predictions.png").stat().st_size > 10_000
+    train_set = json.loads((project / "results/augment/train.json").read_text())
+    assert len(train_set["images"]) == 2 * 17  # 70 % of 24 images (13 faces + 4 negatives), 2 copies each
+
+    # One MLflow run holds the config, per-epoch metrics, the test metrics and the logged model.
+    run_id = json.loads((project / "results/train/run.json").read_text())["run_id"]
+    with sqlite3.connect(project / "mlflow.db") as db:
+        params = dict(db.execute("select key, value from params where run_uuid=?", (run_id,)))
+        metric_steps = db.execute("select key, count(*) from metrics where run_uuid=? group by key",
+                                  (run_id,)).fetchall()
+    assert params["train.max_epochs"] == "2" and params["model.name"] == "single_face"
+    steps = dict(metric_steps)
+    assert steps["val/ap50"] == 2 and steps["test/ap50"] == 1
+    assert (project / "mlartifacts").is_dir()
+    logged = {p.name for p in (project / "mlartifacts").rglob("*")}
+    assert {"MLmodel", "model.safetensors", "best.ckpt", "last.ckpt", "predictions.png"} <= logged
+
+    # Nothing changed: a second repro runs nothing and DVC reports a clean state.
+    assert "Running stage" not in _sh(project, "dvc", "repro")
+    assert "up to date" in _sh(project, "dvc", "status")
+
+    # The stable detect contract, with the pipeline's model as the default weights.
+    _sh(project, "facedet", "detect", "data/images", "--json", "faces.json")
+    detected = json.loads((project / "faces.json").read_text())
+    assert len(detected["images"]) == 24 and detected["errors"] == []
+    first = detected["images"][0]
+    assert (first["width"], first["height"]) == (640, 480)
+    for face in (f for image in detected["images"] for f in image["faces"]):
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 <= x2 <= 640 and 0 <= y1 <= y2 <= 480 and 0.5 <= face["score"] <= 1
+
+
+def test_committed_data_dvc_pins_the_embedded_sample(tmp_path):
+    generate(tmp_path / "data", SampleSettings())
+    _sh(tmp_path, "dvc", "init", "-q", "--no-scm")
+    _sh(tmp_path, "dvc", "add", "-q", "data")
+    committed = subprocess.run(["git", "show", "HEAD:data.dvc"], cwd=ROOT, capture_output=True, text=True)
+    pinned = committed.stdout if committed.returncode == 0 else (ROOT / "data.dvc").read_text()
+    assert yaml.safe_load((tmp_path / "data.dvc").read_text())["outs"][0]["md5"] == \
+        yaml.safe_load(pinned)["outs"][0]["md5"]

@@ -1,0 +1,94 @@
+"""collect, labels and augment on small hand-made folders, run as DVC runs them (cfg in, files out)."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from facedet import augment, coco, collect
+from facedet.config import compose_config
+from facedet.labels import stage as labels
+from facedet.problems import DataError
+
+
+def _labelme(path, image_name, points, size):
+    shapes = [{"label": "face", "points": p, "shape_type": "rectangle"} for p in points]
+    path.write_text(json.dumps({"version": "5.4.1", "shapes": shapes, "imagePath": image_name,
+                                "imageData": None, "imageWidth": size[0], "imageHeight": size[1]}))
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_config(["augment.copies=3"], root=ROOT)
+    raw = tmp_path / "data"
+    raw.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(raw / "big.jpg"), rng.integers(0, 255, (960, 1280, 3), dtype=np.uint8))
+    _labelme(raw / "big.json", "big.jpg", [[[300, 400], [100, 200]]], (1280, 960))  # dragged backwards
+    for i in range(6):
+        cv2.imwrite(str(raw / f"face{i}.jpg"), rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
+        _labelme(raw / f"face{i}.json", f"face{i}.jpg", [[[200, 150], [320, 300]]], (640, 480))
+    (raw / "png_named.jpg").write_bytes(cv2.imencode(".png", np.zeros((48, 64, 3), np.uint8))[1].tobytes())
+    (raw / "empty.jpg").write_bytes(b"")
+    (raw / "text.jpg").write_text("not an image")
+    (raw / "truncated.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((480, 640, 3), np.uint8))[1].tobytes()[:300])
+    return cfg
+
+
+def test_collect_sets_bad_files_aside_by_name_and_keeps_the_rest(cfg, tmp_path):
+    collect.run(cfg)
+    report = json.loads((tmp_path / "results/collect/report.json").read_text())
+    problems = {p["file"]: p["problem"] for p in report["problems"]}
+    assert set(problems) == {"empty.jpg", "text.jpg", "truncated.jpg"}
+    assert "0 bytes" in problems["empty.jpg"] and "not an image" in problems["text.jpg"]
+    manifest = {e["source"]: e for e in json.loads((tmp_path / "results/collect/manifest.json").read_text())}
+    assert len(manifest) == 8  # big, face0..5 and the PNG named .jpg (judged by content)
+    assert (manifest["big.jpg"]["width"], manifest["big.jpg"]["height"]) == (640, 480)  # max_side 640
+
+
+def test_strict_mode_fails_listing_every_bad_file(cfg):
+    cfg.strict = True
+    with pytest.raises(DataError) as err:
+        collect.run(cfg)
+    assert all(name in str(err.value) for name in ("empty.jpg", "text.jpg", "truncated.jpg"))
+
+
+def test_labels_rescale_boxes_to_the_collected_images_and_split_everything(cfg, tmp_path):
+    collect.run(cfg)
+    labels.run(cfg)
+    splits = {name: coco.read(tmp_path / f"results/labels/{name}.json") for name in ("train", "val", "test")}
+    everything = {i.file_name: i for images in splits.values() for i in images}
+    assert len(everything) == 8 and sum(map(len, splits.values())) == 8
+    # 1280x960 collected at 640x480: the box dragged from (300, 400) to (100, 200) is halved.
+    assert everything["big.jpg"].boxes == [(50.0, 100.0, 150.0, 200.0)]
+    assert everything["png_named.jpg"].boxes == []  # no JSON: a negative
+
+
+def test_augment_writes_copies_with_valid_boxes(cfg, tmp_path):
+    collect.run(cfg)
+    labels.run(cfg)
+    augment.run(cfg)
+    train = coco.read(tmp_path / "results/labels/train.json")
+    augmented = coco.read(tmp_path / "results/augment/train.json")
+    assert len(augmented) == 3 * len(train)
+    for image in augmented:
+        assert (image.width, image.height) == (450, 450)  # the seed's RandomCrop
+        picture = cv2.imread(str(tmp_path / "results/augment/images" / image.file_name))
+        assert picture.shape[:2] == (450, 450)
+        for x1, y1, x2, y2 in image.boxes:
+            assert 0 <= x1 < x2 <= 450 and 0 <= y1 < y2 <= 450
+    # A negative stays a negative in all its copies.
+    negatives = {i.file_name.rsplit(".", 1)[0] for i in train if not i.boxes}
+    assert all(not i.boxes for i in augmented if i.file_name.rsplit("_", 1)[0] in negatives)
+
+
+def test_augment_is_reproducible(cfg, tmp_path):
+    collect.run(cfg)
+    labels.run(cfg)
+    augment.run(cfg)
+    first = (tmp_path / "results/augment/train.json").read_text()
+    augment.run(cfg)
+    assert (tmp_path / "results/augment/train.json").read_text() == first
