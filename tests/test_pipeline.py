@@ -91,3 +91,14 @@ def test_committed_data_dvc_pins_the_embedded_sample(tmp_path):
     pinned = committed.stdout if committed.returncode == 0 else (ROOT / "data.dvc").read_text()
     assert yaml.safe_load((tmp_path / "data.dvc").read_text())["outs"][0]["md5"] == \
         yaml.safe_load(pinned)["outs"][0]["md5"]
+
+
+@pytest.mark.slow
+def test_default_pipeline_learns_the_seed_webcam_faces(tmp_path, seed_webcam):
+    """`make run DATA=../shared/seed-webcam` with the default config: held-out AP@0.5 of at least 0.9."""
+    project = _project(tmp_path, [])
+    shutil.copytree(seed_webcam, project / "data")
+    for stage in ("collect", "labels", "augment", "train", "evaluate"):
+        _sh(project, "facedet", "run", stage, "--params", "params.yaml")
+    metrics = json.loads((project / "results/evaluate/metrics.json").read_text())
+    assert metrics["ap50"] >= 0.9, metrics

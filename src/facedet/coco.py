@@ -5,7 +5,9 @@ Contract (written once, relied on everywhere):
   relative to the images folder that travels with the file.
 - ``annotations``: ``{"id", "image_id", "category_id": 1, "bbox": [x, y, w, h], "area",
   "iscrowd": 0}`` with the box in pixels of that image, inside it, w and h > 0.
-- An image with no annotation is a negative (no face).
+- ``"iscrowd": 1`` marks an ignore region (a face too small, blurred or invalid to judge): a
+  detection there is neither right nor wrong (COCO's crowd semantics).
+- An image with no (non-ignore) annotation is a negative (no face).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Image:
     width: int
     height: int
     boxes: list[Box] = field(default_factory=list)
+    ignore: list[Box] = field(default_factory=list)
 
 
 @dataclass
@@ -44,11 +47,12 @@ def to_coco(images: list[Image]) -> dict:
     for image_id, image in enumerate(images, start=1):
         coco_images.append({"id": image_id, "file_name": image.file_name,
                             "width": int(image.width), "height": int(image.height)})
-        for x1, y1, x2, y2 in image.boxes:
-            w, h = x2 - x1, y2 - y1
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                "bbox": [round(x1, 2), round(y1, 2), round(w, 2), round(h, 2)],
-                                "area": round(w * h, 2), "iscrowd": 0})
+        for crowd, boxes in ((0, image.boxes), (1, image.ignore)):
+            for x1, y1, x2, y2 in boxes:
+                w, h = x2 - x1, y2 - y1
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                    "bbox": [round(x1, 2), round(y1, 2), round(w, 2), round(h, 2)],
+                                    "area": round(w * h, 2), "iscrowd": crowd})
     return {"images": coco_images, "annotations": annotations, "categories": [FACE_CATEGORY]}
 
 
@@ -57,7 +61,8 @@ def from_coco(coco: dict) -> list[Image]:
     by_id = {img["id"]: Image(img["file_name"], img["width"], img["height"]) for img in coco["images"]}
     for ann in coco["annotations"]:
         x, y, w, h = ann["bbox"]
-        by_id[ann["image_id"]].boxes.append((x, y, x + w, y + h))
+        image = by_id[ann["image_id"]]
+        (image.ignore if ann.get("iscrowd") else image.boxes).append((x, y, x + w, y + h))
     return list(by_id.values())
 
 
