@@ -5,7 +5,7 @@ import pytest
 from facedet.cli import main, parser
 
 
-@pytest.mark.parametrize("command", ["run", "sample", "import", "detect"])
+@pytest.mark.parametrize("command", ["run", "sample", "import", "export-labels", "detect"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         parser().parse_args([command, "--help"])
@@ -39,3 +39,26 @@ def test_detect_without_a_model_says_which_file_is_missing(tmp_path, capsys):
     assert main(["detect", str(tmp_path), "--weights", str(tmp_path / "none.safetensors"),
                  "--json", str(tmp_path / "o.json")]) == 2
     assert "none.safetensors" in capsys.readouterr().err
+
+
+def test_import_other_formats_with_options_and_export_back(tmp_path):
+    import cv2
+    import numpy as np
+
+    (tmp_path / "ds/images").mkdir(parents=True)
+    (tmp_path / "ds/labels").mkdir()
+    cv2.imwrite(str(tmp_path / "ds/images/a.jpg"), np.zeros((100, 200, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "ds/images/b.jpg"), np.zeros((100, 200, 3), np.uint8))
+    # class 0 at centre (0.5, 0.5), size (0.2, 0.4) of 200x100 -> x 80..120, y 30..70; class 1 is not a face.
+    (tmp_path / "ds/labels/a.txt").write_text("0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.1 0.1\n")
+    out = tmp_path / "faces.json"
+    assert main(["import", str(tmp_path / "ds"), "--format", "yolo", "--option", "classes=[0]", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert [a["bbox"] for a in result["annotations"]] == [[80.0, 30.0, 40.0, 40.0]]
+    assert len(result["images"]) == 2  # b.jpg has no txt: a negative
+    assert main(["import", str(tmp_path / "ds"), "--format", "yolo", "--option", "nope=1", "--out", str(out)]) == 2
+
+    assert main(["export-labels", str(out), "--to", "labelme", "--images", str(tmp_path / "ds"),
+                 "--out", str(tmp_path / "lm")]) == 0
+    exported = json.loads(next((tmp_path / "lm").rglob("*.json")).read_text())
+    assert exported["shapes"][0]["points"] == [[80.0, 30.0], [120.0, 70.0]]

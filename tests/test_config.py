@@ -21,7 +21,8 @@ def test_compose_applies_overrides_like_dvc_exp_run_set_param():
 @pytest.mark.parametrize("override, key", [
     ("train.max_epochs=0", "train.max_epochs"),
     ("evaluate.threshold=1.5", "evaluate.threshold"),
-    ("labels.split.train=0.9", "labels.split"),
+    ("split.train=0.9", "split"),
+    ("split.method=alphabetical", "split.method"),
     ("collect.jpeg_quality=0", "collect.jpeg_quality"),
     ("augment.copies=-1", "augment.copies"),
 ])

@@ -41,6 +41,11 @@ def test_perfect_predictions():
     assert m["mean_iou"] == pytest.approx(1.0)
     assert m["image_accuracy"] == pytest.approx(1.0)
     assert (m["tp"], m["fp"], m["fn"], m["images"]) == (3, 0, 0, 3)
+    # areas 40*50 = 2000 and 80*70 = 5600 are medium; 32*32 = 1024 is on the small/medium border,
+    # which COCO counts in both; no face has area >= 96² -> large is nan
+    assert m["ap50_small"] == pytest.approx(1.0) and m["ap50_medium"] == pytest.approx(1.0)
+    assert math.isnan(m["ap50_large"])
+    assert m["fp_per_negative_image"] == 0.0  # neg.jpg, nothing detected
 
 
 def hand_case():
@@ -76,6 +81,7 @@ def test_hand_case_at_threshold():
     assert m["f1"] == pytest.approx(2 / 3)
     assert m["mean_iou"] == pytest.approx(0.8)      # (1.0 + 0.6) / 2
     assert m["image_accuracy"] == pytest.approx(0.5)  # A and D agree, B and C do not
+    assert m["fp_per_negative_image"] == pytest.approx(0.5)  # C has 1 FP, D has 0 -> 1 / 2
 
 
 def test_each_face_matched_once_and_highest_score_first():
@@ -182,3 +188,119 @@ def test_pr_curve_ties_give_one_point_and_empty_curve():
     assert empty == {"threshold": [], "precision": [], "recall": []}
     threshold, f1 = best_f1_threshold(empty)
     assert math.isnan(threshold) and f1 == 0.0
+
+
+# --- ignore regions (COCO iscrowd=1) -------------------------------------------------------------
+
+def ignore_case():
+    truth = [
+        Image("face_and_crowd.jpg", 100, 100, [(0, 0, 10, 10)], ignore=[(50, 50, 100, 100)]),
+        Image("crowd_only.jpg", 100, 100, [], ignore=[(0, 0, 50, 50)]),
+        Image("negative.jpg", 100, 100, []),
+    ]
+    predictions = [
+        [Detection((0, 0, 10, 10), 0.9),      # TP on the face
+         # wholly inside the ignore region: IoU with it only 100 / 2500 = 0.04, but it covers 100 %
+         # of the detection's area -> ignored (it is the best score: as an FP it would cost AP)
+         Detection((60, 60, 70, 70), 0.95),
+         # intersection with the region x 50..55, y 50..60 = 50 of its 100 px² = exactly 0.5 -> ignored
+         Detection((45, 50, 55, 60), 0.6),
+         # intersection x 50..60, y 50..60 = 100 of its 400 px² = 0.25 -> FP
+         Detection((40, 40, 60, 60), 0.7)],
+        [Detection((10, 10, 20, 20), 0.8)],   # inside the crowd-only image's region -> ignored
+        [Detection((0, 0, 5, 5), 0.55)],      # FP on a true negative
+    ]
+    return truth, predictions
+
+
+def test_ignore_regions_at_threshold():
+    truth, predictions = ignore_case()
+    m = detection_metrics(truth, predictions, threshold=0.5)
+    # counted at >= 0.5: .9 TP, .7 FP, .55 FP; .95, .6 and .8 ignored; the two ignore regions are no FN
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 2, 0)
+    assert m["precision"] == pytest.approx(1 / 3) and m["recall"] == pytest.approx(1.0)
+    assert m["mean_iou"] == pytest.approx(1.0)
+    # face_and_crowd: face image, a counted detection -> agrees; crowd_only: not a face image, its
+    # only detection is ignored -> agrees; negative: FP -> disagrees => 2 / 3
+    assert m["image_accuracy"] == pytest.approx(2 / 3)
+    # negatives are crowd_only (0 FP) and negative (1 FP) -> 0.5
+    assert m["fp_per_negative_image"] == pytest.approx(0.5)
+    # at 0.75 only .9 (TP) and the ignored .95 and .8 pass: no FP anywhere, every image agrees
+    m = detection_metrics(truth, predictions, threshold=0.75)
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 0, 0)
+    assert m["precision"] == 1.0 and m["image_accuracy"] == 1.0 and m["fp_per_negative_image"] == 0.0
+
+
+def test_ignore_regions_leave_coco_ap_and_pr_curve_unchanged():
+    truth, predictions = ignore_case()
+    # ranked without the ignored ones: .9 TP, .7 FP, .55 FP -> precision 1 up to recall 1 -> AP 1
+    assert detection_metrics(truth, predictions, threshold=0.5)["ap50"] == pytest.approx(1.0)
+    only_face = [[predictions[0][0]], [], []]
+    assert detection_metrics(truth, only_face, threshold=0.5)["ap50"] == pytest.approx(1.0)
+    # control: the same .95 box NOT on an ignore region is an FP ranked first: precision 0 then
+    # 1/2 at recall 1 -> the envelope is 0.5 at every recall point -> AP 0.5
+    moved = [[Detection((20, 20, 30, 30), 0.95), predictions[0][0]], [], []]
+    assert detection_metrics(truth, moved, threshold=0.5)["ap50"] == pytest.approx(0.5)
+    # the curve has no point for an ignored detection: .9 (P 1), .7 (P 1/2), .55 (P 1/3), R 1
+    curve = pr_curve(truth, predictions)
+    assert curve["threshold"] == pytest.approx([0.9, 0.7, 0.55])
+    assert curve["precision"] == pytest.approx([1.0, 0.5, 1 / 3])
+    assert curve["recall"] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_detection_on_face_is_not_ignored_and_face_image_needs_a_counted_detection():
+    # face (0,0,20,20) inside an ignore region (0,0,100,100): matching to faces comes first -> TP
+    truth = [Image("a.jpg", 100, 100, [(0, 0, 20, 20)], ignore=[(0, 0, 100, 100)])]
+    m = detection_metrics(truth, [[Detection((0, 0, 20, 20), 0.9)]], threshold=0.5)
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 0, 0)
+    # only a detection in the ignore region, away from the face: ignored, the face is missed and the
+    # face image counts as predicted negative -> wrong
+    m = detection_metrics(truth, [[Detection((60, 60, 80, 80), 0.9)]], threshold=0.5)
+    assert (m["tp"], m["fp"], m["fn"]) == (0, 0, 1)
+    assert m["image_accuracy"] == 0.0
+    assert math.isnan(m["fp_per_negative_image"])  # no negative image
+
+
+# --- AP by face size ------------------------------------------------------------------------------
+
+def test_ap50_by_size_hand_case():
+    truth = [Image("a.jpg", 200, 200, [(0, 0, 10, 10),        # area 100: small
+                                        (50, 50, 90, 90),      # area 1600: medium
+                                        (100, 100, 200, 200)])]  # area 10000: large
+    predictions = [[Detection((0, 0, 10, 10), 0.9),      # small TP
+                    Detection((150, 0, 190, 40), 0.85),  # FP of area 1600 (medium), touches no face
+                    Detection((50, 50, 90, 90), 0.8)]]   # medium TP; the large face is missed
+    m = detection_metrics(truth, predictions, threshold=0.5)
+    # small: only the small face counts and unmatched detections outside the range (the medium FP)
+    # are ignored -> TP alone -> 1.0
+    assert m["ap50_small"] == pytest.approx(1.0)
+    # medium: FP (.85) then TP (.8): precision 1/2 at recall 1, envelope 0.5 at every point -> 0.5
+    assert m["ap50_medium"] == pytest.approx(0.5)
+    # large: one face, never detected -> 0
+    assert m["ap50_large"] == pytest.approx(0.0)
+    # all: TP (P 1, R 1/3), FP (P 1/2), TP (P 2/3, R 2/3); 101 recall points: 0..0.33 (34) get 1,
+    # 0.34..0.66 (33) get 2/3, 0.67..1 get 0 -> (34 + 33 * 2/3) / 101 = 56 / 101
+    assert m["ap50"] == pytest.approx(56 / 101, abs=1e-6)
+
+
+def test_ap50_by_size_nan_without_faces_of_that_size():
+    truth = [Image("a.jpg", 100, 100, [(0, 0, 20, 20)]), Image("n.jpg", 100, 100, [])]
+    m = detection_metrics(truth, [[Detection((0, 0, 20, 20), 0.9)], []], threshold=0.5)
+    assert m["ap50_small"] == pytest.approx(1.0)  # area 400 < 1024
+    assert math.isnan(m["ap50_medium"]) and math.isnan(m["ap50_large"])
+    m = detection_metrics([Image("n.jpg", 10, 10, [])], [[]], threshold=0.5)
+    assert all(math.isnan(m[k]) for k in ("ap50_small", "ap50_medium", "ap50_large"))
+    assert m["fp_per_negative_image"] == 0.0
+
+
+def test_fp_per_negative_image_counts_only_negatives():
+    truth, predictions = ap_case()          # one face image, no negative -> nan
+    assert math.isnan(detection_metrics(truth, predictions, threshold=0.5)["fp_per_negative_image"])
+    truth = [Image("face.jpg", 50, 50, [(0, 0, 10, 10)]), Image("n1.jpg", 50, 50, []),
+             Image("n2.jpg", 50, 50, []), Image("n3.jpg", 50, 50, [])]
+    predictions = [[Detection((30, 30, 40, 40), 0.9)],                   # FP, but not on a negative
+                   [Detection((0, 0, 5, 5), 0.9), Detection((10, 10, 15, 15), 0.6)],  # 2 FP
+                   [Detection((0, 0, 5, 5), 0.3)],                       # below the threshold
+                   []]
+    # (2 + 0 + 0) / 3 negatives
+    assert detection_metrics(truth, predictions, threshold=0.5)["fp_per_negative_image"] == pytest.approx(2 / 3)

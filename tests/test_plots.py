@@ -10,6 +10,7 @@ from facedet.evaluate.plots import plot_pr_curve, prediction_grid
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GREEN_BGR = [0, 255, 0]
 RED_BGR = [0, 0, 255]
+YELLOW_BGR = [0, 255, 255]
 
 
 def test_plot_pr_curve(tmp_path):
@@ -73,3 +74,18 @@ def test_prediction_grid_grayscale_and_empty(tmp_path):
     path = tmp_path / "none.png"
     prediction_grid([], [], [], path, threshold=0.5, tile=32)
     assert cv2.imread(str(path)).shape == (32, 32, 3)
+
+
+def test_prediction_grid_draws_ignore_regions_dashed_yellow(tmp_path):
+    # 64 x 64 image on a 64 px tile: scale 1, no letterbox. Ignore region (8,8,56,56): its top edge
+    # is row 8, dashes of 4 px from column 8: 8..11 drawn, 12..15 gap, 16..19 drawn, ...
+    black = np.zeros((64, 64, 3), np.uint8)
+    path = tmp_path / "ignore.png"
+    prediction_grid([black], [Image("crowd.jpg", 64, 64, [], ignore=[(8, 8, 56, 56)])], [[]], path,
+                    threshold=0.5, tile=64)
+    grid = cv2.imread(str(path))
+    assert is_color(grid[8, 9], YELLOW_BGR) and is_color(grid[8, 17], YELLOW_BGR)
+    assert is_color(grid[8, 13], [0, 0, 0])                 # a gap between two dashes
+    # left edge, column 8, dashes on rows 8..11, 16..19, 24..27, 32..35: row 34 drawn, row 30 a gap
+    assert is_color(grid[34, 8], YELLOW_BGR) and is_color(grid[30, 8], [0, 0, 0])
+    assert not (grid == GREEN_BGR).all(axis=2).any()        # an ignore region is not a face box

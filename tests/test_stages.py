@@ -92,3 +92,18 @@ def test_augment_is_reproducible(cfg, tmp_path):
     first = (tmp_path / "results/augment/train.json").read_text()
     augment.run(cfg)
     assert (tmp_path / "results/augment/train.json").read_text() == first
+
+
+def test_grouped_split_keeps_each_folder_in_one_split():
+    from omegaconf import OmegaConf
+
+    images = [coco.Image(f"session{s}/frame{f}.jpg", 64, 48, [(1, 1, 9, 9)] if s % 4 else [])
+              for s in range(12) for f in range(5)]
+    settings = OmegaConf.create({"method": "grouped", "train": 0.5, "val": 0.25, "test": 0.25})
+    splits = labels.split(images, settings, seed=3)
+    folder_split = {}
+    for name, part in splits.items():
+        for image in part:
+            assert folder_split.setdefault(image.file_name.split("/")[0], name) == name
+    # 9 folders with faces -> round(4.5)=4 / round(2.25)=2 / 3; 3 negative folders -> round(1.5)=2 / round(.75)=1 / 0
+    assert [len(splits[n]) // 5 for n in ("train", "val", "test")] == [6, 3, 3]

@@ -32,27 +32,69 @@ def _sample(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> None:
-    from facedet import coco
-    from facedet.labels.labelme import import_folder
-    from facedet.problems import ProblemReport
+    import yaml
 
+    from facedet import coco
+    from facedet.labels.formats import import_labels
+    from facedet.problems import DataError, ProblemReport
+
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--option {item!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    if args.format == "labelme":
+        options.setdefault("names", args.labels)
     report = ProblemReport("import")
-    images = import_folder(args.src, report, labels=args.labels)
+    try:
+        images = import_labels(args.format, args.src, report, **options)
+    except ValueError as err:
+        raise DataError(str(err)) from None
     report.raise_if_strict(args.strict)
     coco.write(images, args.out)
     report_path = args.out.with_name(args.out.stem + ".report.json")
     faces = sum(len(i.boxes) for i in images)
-    report.write(report_path, images=len(images), faces=faces, negatives=sum(not i.boxes for i in images))
+    report.write(report_path, images=len(images), faces=faces, negatives=sum(not i.boxes for i in images),
+                 ignore_regions=sum(len(i.ignore) for i in images))
     print(f"{args.out}: {len(images)} images, {faces} faces; {len(report.errors)} errors, "
           f"{len(report.problems) - len(report.errors)} warnings (see {report_path})")
 
 
-def _detect(args: argparse.Namespace) -> None:
-    from facedet.detect import DEFAULT_WEIGHTS, detect_to_json
+def _export_labels(args: argparse.Namespace) -> None:
+    from facedet import coco
+    from facedet.labels.export import export_labelme, export_yolo
 
-    result = detect_to_json(args.src, args.json, args.weights or DEFAULT_WEIGHTS, args.threshold)
-    faces = sum(len(i["faces"]) for i in result["images"])
-    print(f"{args.json}: {faces} faces in {len(result['images'])} images; {len(result['errors'])} unreadable")
+    images = coco.read(args.coco)
+    written = export_labelme(images, args.images, args.out) if args.to == "labelme" else export_yolo(images, args.out)
+    print(f"wrote {len(written)} {args.to} files to {args.out}")
+
+
+def _detect(args: argparse.Namespace) -> None:
+    from facedet.detect import DEFAULT_ONNX, DEFAULT_WEIGHTS, FaceDetector, run_detect
+    from facedet.problems import DataError
+
+    weights = args.weights or (DEFAULT_ONNX if args.backend == "onnx" else DEFAULT_WEIGHTS)
+    try:
+        detector = FaceDetector.load(weights, backend=args.backend, threshold=args.threshold, threads=args.threads)
+    except ValueError as err:  # not a facedet model, MLflow URI, backend mismatch
+        raise DataError(str(err)) from None
+    results = run_detect(args.src, detector, json_out=args.json, csv_out=args.csv, out=args.out,
+                         smooth=not args.no_smooth, show=args.show, max_frames=args.max_frames)
+    written = ", ".join(str(p) for p in (args.json, args.csv, args.out) if p is not None) or "nothing written"
+    print(f"{written}: {results.faces} faces in {len(results.data['images'])} images/frames; "
+          f"{len(results.data['errors'])} unreadable")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from facedet.export import export_onnx
+    from facedet.problems import DataError
+
+    try:
+        diff = export_onnx(args.weights, args.out, opset=args.opset)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    print(f"{args.out}: exported from {args.weights}; max abs difference ONNX Runtime vs PyTorch {diff:.3g}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,23 +118,61 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_sample)
 
-    p = sub.add_parser("import", help="LabelMe folder -> canonical COCO file, with a report of every problem",
-                       description="Import a folder of images and LabelMe JSON (SRC/images + SRC/labels, or side "
-                                   "by side) into the canonical COCO file; images without a JSON are negatives.")
-    p.add_argument("src", type=Path)
+    p = sub.add_parser("import", help="labels in any supported format -> canonical COCO file, with a report",
+                       description="Import a dataset's labels into the canonical COCO file; every problem is "
+                                   "listed in FILE.report.json beside it. Formats: labelme (SRC/images + "
+                                   "SRC/labels, or side by side; images without a JSON are negatives), wider, "
+                                   "fddb, coco, yolo, voc.")
+    p.add_argument("src", type=Path, help="the dataset folder")
     p.add_argument("--out", type=Path, required=True, help="COCO JSON to write; the report goes beside it")
-    p.add_argument("--labels", nargs="+", default=["face"], help="shape labels that mean face (default: face)")
+    p.add_argument("--format", default="labelme", choices=["labelme", "wider", "fddb", "coco", "yolo", "voc"])
+    p.add_argument("--labels", nargs="+", default=["face"], help="labelme shape labels that mean face")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an importer option, e.g. --option min_size=10 --option split=val (wider), "
+                        "--option 'classes=[0, 1]' (yolo); see conf/labels/")
     p.add_argument("--strict", action="store_true", help="fail, listing every problem, instead of skipping")
     p.set_defaults(func=_import)
 
-    p = sub.add_parser("detect", help="detect faces in an image or a folder, write JSON",
-                       description="Detect faces; boxes are [x1, y1, x2, y2] in pixels of the original image.")
-    p.add_argument("src", type=Path, help="an image or a folder of images")
-    p.add_argument("--json", type=Path, required=True, help="where to write the detections")
-    p.add_argument("--weights", type=Path, help="model file (default: the pipeline's last model, "
-                                                f"results/train/model.safetensors)")
+    p = sub.add_parser("export-labels", help="canonical COCO file -> LabelMe JSON or YOLO txt files",
+                       description="Write the faces of a canonical COCO file as LabelMe JSON (to correct them "
+                                   "in labelme) or YOLO txt files.")
+    p.add_argument("coco", type=Path, help="a canonical COCO file (e.g. results/labels/train.json)")
+    p.add_argument("--to", choices=["labelme", "yolo"], required=True)
+    p.add_argument("--images", type=Path, default=Path("."), help="the folder the COCO file names are relative to")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.set_defaults(func=_export_labels)
+
+    p = sub.add_parser("detect", help="detect faces in images, folders, globs, videos or a camera",
+                       description="Detect faces; boxes are [x1, y1, x2, y2] in pixels of the original image. "
+                                   "Video and camera boxes are smoothed over frames (see --no-smooth). "
+                                   "Ctrl-C (or q in the window) stops early, keeping what was written.")
+    p.add_argument("src", help="an image, a folder of images, a quoted glob ('photos/**/*.jpg'), a video file, "
+                               "or a camera index (0)")
+    p.add_argument("--json", type=Path, help="write the detections as JSON: {images: [{file, width, height, "
+                                             "faces: [{box, score}]}], errors}; video frames are \"<video>#<i>\"")
+    p.add_argument("--csv", type=Path, help="write one row per face: file,frame,x1,y1,x2,y2,score")
+    p.add_argument("--out", type=Path, help="folder for annotated images, or an annotated .mp4 for a video / camera")
+    p.add_argument("--weights", help="model file: .safetensors, or .onnx (runs with onnx) (default: the "
+                                     "pipeline's last model, results/train/model.safetensors, or model.onnx "
+                                     "with --backend onnx)")
+    p.add_argument("--backend", choices=["torch", "onnx"], help="inference engine (default: by the file type)")
     p.add_argument("--threshold", type=float, help="minimum score (default: the model's)")
+    p.add_argument("--threads", type=int, help="intra-op threads for inference (default: the engine's)")
+    p.add_argument("--no-smooth", action="store_true", help="no box smoothing over video frames")
+    p.add_argument("--show", action="store_true", help="show a live window (needs an OpenCV build with GUI)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop a video or camera after N frames")
     p.set_defaults(func=_detect)
+
+    p = sub.add_parser("export", help="export a model file to ONNX and check it against PyTorch",
+                       description="Write the ONNX graph images [B,3,H,W] -> faces [B,N,5] (decoded candidates; "
+                                   "threshold and NMS stay in facedet) with the model's metadata, then compare "
+                                   "ONNX Runtime with PyTorch on random inputs.")
+    p.add_argument("--weights", type=Path, default=Path("results/train/model.safetensors"),
+                   help="model file (default: results/train/model.safetensors)")
+    p.add_argument("--out", type=Path, default=Path("results/train/model.onnx"),
+                   help="ONNX file to write (default: results/train/model.onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.set_defaults(func=_export)
     return top
 
 

@@ -56,12 +56,12 @@ def validate(cfg: DictConfig) -> None:
     _require(cfg, "train.lr", lambda v: isinstance(v, (int, float)) and v > 0, "a positive number")
     for key in ("evaluate.threshold", "evaluate.iou_threshold", "augment.min_visibility"):
         _require(cfg, key, lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]")
-    split = OmegaConf.select(cfg, "labels.split")
-    fractions = [split.get(k) for k in ("train", "val", "test")] if split else []
-    if (len(fractions) != 3 or any(not isinstance(f, (int, float)) or f < 0 for f in fractions)
+    _require(cfg, "split.method", lambda v: v in ("random", "grouped"), "random or grouped")
+    fractions = [OmegaConf.select(cfg, f"split.{k}", default=None) for k in ("train", "val", "test")]
+    if (any(not isinstance(f, (int, float)) or f < 0 for f in fractions)
             or abs(sum(fractions) - 1) > 1e-6 or fractions[0] == 0):
-        raise ConfigError(f"config key 'labels.split' = {split}: expected train/val/test fractions "
-                          "that add up to 1 with train > 0")
+        raise ConfigError(f"config key 'split' = train {fractions[0]}, val {fractions[1]}, test {fractions[2]}: "
+                          "expected fractions that add up to 1 with train > 0")
 
 
 def tracking_uri(cfg: DictConfig) -> str:

@@ -5,14 +5,35 @@ Two families of numbers, computed on the same inputs:
 - ``ap50`` / ``ap50_95``: COCO box AP from faster-coco-eval (101-point interpolation, area "all").
   ``maxDets`` is raised above COCO's 100 when an image has more detections, so every detection
   counts, as in :func:`pr_curve`.
+- ``ap50_small`` / ``ap50_medium`` / ``ap50_large``: COCO AP@0.5 over COCO's area ranges. COCO
+  splits by box AREA, not side: small is area <= 32² px² (1024), medium 32²..96², large >= 96²
+  (9216), both ends inclusive as in pycocotools, so a face of exactly 32 x 32 counts in small and
+  medium. A 20 x 60 face (area 1200) is medium although its short side is 20. Faces outside the
+  range are ignored for that number, and so are unmatched detections outside it (COCO's rule).
 - Thresholded numbers (``precision``, ``recall``, ``f1``, ``mean_iou``, ``image_accuracy``, counts):
   detections with ``score >= threshold`` are matched greedily per image, highest score first, each
   to the still-unmatched ground-truth box of highest IoU, if that IoU is ``>= iou_threshold``
   (the same rule COCO uses).
+- ``fp_per_negative_image``: false positives at ``threshold`` per negative image (an image with no
+  face box; ignore regions do not make an image positive), the mean over negatives.
+
+Ignore regions (``Image.ignore``, COCO ``iscrowd=1``) follow COCO's crowd rule everywhere. A
+detection is first matched to faces as above; if no face takes it, it is *ignored* -- neither TP
+nor FP, dropped from every count and from :func:`pr_curve` -- when its intersection with some
+ignore region covers at least ``iou_threshold`` of the DETECTION's own area. Why this and not IoU:
+it is exactly what COCO does for crowd boxes (faster-coco-eval computes crowd "IoU" as intersection
+over detection area), so ``ap50`` and the thresholded numbers agree on what an ignore region is; and
+an ignore region is often a big box around a crowd of small faces, where a correct small detection
+inside it has a tiny IoU with the region but lies wholly within it. Ignore regions are never FN
+and never counted as faces. For ``image_accuracy`` an image is a face image when it has at least
+one face box (ignore regions alone do not count) and is predicted positive when it has at least
+one kept detection that is not ignored, so a detection inside an ignore region of a negative image
+does not make that image wrong.
 
 Conventions: a ratio whose denominator is zero is 0.0 (precision with no detection, recall with no
-face), except ``mean_iou`` (nan without a match), ``image_accuracy`` (nan without images) and AP
-(nan without any ground-truth face, which is COCO's -1).
+face), except ``mean_iou`` (nan without a match), ``image_accuracy`` (nan without images),
+``fp_per_negative_image`` (nan without a negative image) and AP (nan without any ground-truth face
+-- for the size APs, without a face of that size -- which is COCO's -1).
 """
 
 from __future__ import annotations
@@ -47,35 +68,61 @@ def _check(truth: list[Image], predictions: list[list[Detection]]) -> None:
         raise ValueError(f"{len(truth)} images but {len(predictions)} prediction lists")
 
 
-def _match_image(gt_boxes, detections: list[Detection], iou_threshold: float):
+def _intersection_over_first(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] over the area of the
+    box in ``a`` -> [N, M]; 0 for a zero-area box in ``a``."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(area_a[:, None] > 0, iw * ih / np.where(area_a > 0, area_a, 1.0)[:, None], 0.0)
+
+
+def _match_image(gt_boxes, detections: list[Detection], iou_threshold: float, ignore_boxes=()):
     """Greedy matching in one image.
 
-    Returns ``(scores, ious)`` in descending score order (stable for ties): ``ious[i]`` is the IoU
-    with the matched ground-truth box, or nan when detection ``i`` is a false positive.
+    Returns ``(scores, ious, ignored)`` in descending score order (stable for ties): ``ious[i]`` is
+    the IoU with the matched ground-truth box, or nan when detection ``i`` is not matched to a face;
+    ``ignored[i]`` is True when an unmatched detection lies in an ignore region (see the module
+    docstring) and so is neither TP nor FP.
     """
     order = sorted(range(len(detections)), key=lambda i: -float(detections[i].score))
     scores = np.array([float(detections[i].score) for i in order], dtype=np.float64)
     matched_iou = np.full(len(order), np.nan)
-    if not order or not len(gt_boxes):
-        return scores, matched_iou
-    ious = box_iou(np.array([detections[i].box for i in order]), np.array(gt_boxes))
-    taken = np.zeros(ious.shape[1], dtype=bool)
-    for d in range(len(order)):
-        candidates = np.where(taken, -1.0, ious[d])
-        g = int(np.argmax(candidates))
-        if candidates[g] >= iou_threshold:
-            taken[g] = True
-            matched_iou[d] = ious[d, g]
-    return scores, matched_iou
+    ignored = np.zeros(len(order), dtype=bool)
+    if not order:
+        return scores, matched_iou, ignored
+    boxes = np.array([detections[i].box for i in order], dtype=np.float64).reshape(-1, 4)
+    if len(gt_boxes):
+        ious = box_iou(boxes, np.array(gt_boxes))
+        taken = np.zeros(ious.shape[1], dtype=bool)
+        for d in range(len(order)):
+            candidates = np.where(taken, -1.0, ious[d])
+            g = int(np.argmax(candidates))
+            if candidates[g] >= iou_threshold:
+                taken[g] = True
+                matched_iou[d] = ious[d, g]
+    if len(ignore_boxes):
+        covered = _intersection_over_first(boxes, np.array(ignore_boxes)).max(axis=1) >= iou_threshold
+        ignored = np.isnan(matched_iou) & covered
+    return scores, matched_iou, ignored
+
+
+def _image_matches(truth, predictions, iou_threshold):
+    """Per image: (scores, matched IoU or nan, ignored) for its detections, best first."""
+    return [_match_image(image.boxes, detections, iou_threshold, image.ignore)
+            for image, detections in zip(truth, predictions)]
 
 
 def _all_matches(truth, predictions, iou_threshold):
-    """Matches over the whole set: (scores, matched IoU or nan) for every detection, and #GT."""
+    """Matches over the whole set, ignored detections dropped: (scores, matched IoU or nan) for
+    every detection that counts, and #GT faces (ignore regions excluded)."""
     scores, ious = [np.zeros(0)], [np.zeros(0)]
-    for image, detections in zip(truth, predictions):
-        s, m = _match_image(image.boxes, detections, iou_threshold)
-        scores.append(s)
-        ious.append(m)
+    for s, m, ignored in _image_matches(truth, predictions, iou_threshold):
+        scores.append(s[~ignored])
+        ious.append(m[~ignored])
     n_gt = sum(len(image.boxes) for image in truth)
     return np.concatenate(scores), np.concatenate(ious), n_gt
 
@@ -88,10 +135,12 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
-def _coco_ap(truth: list[Image], predictions: list[list[Detection]]) -> tuple[float, float]:
-    """(AP@0.5, AP@0.5:0.95) from faster-coco-eval; nan where COCO answers -1 (no GT face)."""
+def _coco_ap(truth: list[Image], predictions: list[list[Detection]]) -> dict[str, float]:
+    """AP@0.5, AP@0.5:0.95 and AP@0.5 per COCO area range from faster-coco-eval; nan where COCO
+    answers -1 (no GT face, or none of that size)."""
+    keys = ("ap50", "ap50_95", "ap50_small", "ap50_medium", "ap50_large")
     if not truth:
-        return math.nan, math.nan
+        return dict.fromkeys(keys, math.nan)
     from faster_coco_eval import COCO, COCOeval_faster
 
     results = []
@@ -110,35 +159,50 @@ def _coco_ap(truth: list[Image], predictions: list[list[Detection]]) -> tuple[fl
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    ap50_95, ap50 = float(evaluator.stats[0]), float(evaluator.stats[1])
-    return tuple(math.nan if v < 0 else v for v in (ap50, ap50_95))
+    values = {"ap50": float(evaluator.stats[1]), "ap50_95": float(evaluator.stats[0])}
+    # precision[T, R, K, A, M]: IoU 0.5 is T=0, areas A = all, small, medium, large, M = most dets;
+    # averaged over the 101 recall points like COCO's summarize (-1 entries: no GT in that range)
+    precision = np.asarray(evaluator.eval["precision"])
+    labels = list(evaluator.params.areaRngLbl)
+    for size in ("small", "medium", "large"):
+        points = precision[0, :, 0, labels.index(size), -1]
+        points = points[points > -1]
+        values[f"ap50_{size}"] = float(points.mean()) if points.size else -1.0
+    return {key: math.nan if values[key] < 0 else values[key] for key in keys}
 
 
 def detection_metrics(truth: list[Image], predictions: list[list[Detection]],
                       threshold: float, iou_threshold: float = 0.5) -> dict[str, float]:
-    """COCO AP over all detections plus P/R/F1, mean IoU and image accuracy at ``threshold``."""
+    """COCO AP over all detections (also by face size) plus P/R/F1, mean IoU, image accuracy and
+    false positives per negative image at ``threshold``; ignore regions handled as in the module
+    docstring."""
     _check(truth, predictions)
-    ap50, ap50_95 = _coco_ap(truth, predictions)
-    scores, ious, n_gt = _all_matches(truth, predictions, iou_threshold)
-    kept = scores >= threshold
-    tp = int(np.sum(kept & ~np.isnan(ious)))
-    fp = int(np.sum(kept)) - tp
-    fn = n_gt - tp
+    per_image = _image_matches(truth, predictions, iou_threshold)
+    tp = fp = 0
+    matched, agree, negative_fp = [], [], []
+    for image, (scores, ious, ignored) in zip(truth, per_image):
+        counted = (scores >= threshold) & ~ignored
+        hits = counted & ~np.isnan(ious)
+        tp += int(hits.sum())
+        fp += int(counted.sum() - hits.sum())
+        matched.append(ious[hits])
+        agree.append(bool(counted.any()) == bool(image.boxes))
+        if not image.boxes:
+            negative_fp.append(int(counted.sum()))  # no face: every counted detection is an FP
+    n_gt = sum(len(image.boxes) for image in truth)
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, n_gt)
-    matched = ious[kept & ~np.isnan(ious)]
-    agree = [any(float(d.score) >= threshold for d in dets) == bool(image.boxes)
-             for image, dets in zip(truth, predictions)]
+    matched = np.concatenate(matched) if matched else np.zeros(0)
     return {
-        "ap50": ap50,
-        "ap50_95": ap50_95,
+        **_coco_ap(truth, predictions),
         "precision": precision,
         "recall": recall,
         "f1": _f1(precision, recall),
         "mean_iou": float(matched.mean()) if matched.size else math.nan,
         "image_accuracy": float(np.mean(agree)) if agree else math.nan,
+        "fp_per_negative_image": float(np.mean(negative_fp)) if negative_fp else math.nan,
         "tp": float(tp),
         "fp": float(fp),
-        "fn": float(fn),
+        "fn": float(n_gt - tp),
         "images": float(len(truth)),
     }
 
@@ -147,6 +211,7 @@ def pr_curve(truth: list[Image], predictions: list[list[Detection]],
              iou_threshold: float = 0.5) -> dict[str, list[float]]:
     """{"threshold": [...], "precision": [...], "recall": [...]} sorted by descending score — one
     point per distinct detection score, using the same greedy matching. Empty lists if no detections.
+    Detections in ignore regions are left out (they are neither TP nor FP and make no point).
 
     The point at threshold ``t`` equals ``detection_metrics(..., threshold=t)``'s precision/recall.
     """

@@ -19,6 +19,7 @@ from facedet.evaluate.metrics import Detection, best_f1_threshold
 
 GT_COLOR = (0, 255, 0)  # RGB green
 PRED_COLOR = (255, 0, 0)  # RGB red
+IGNORE_COLOR = (255, 255, 0)  # RGB yellow, dashed: ignore regions (COCO iscrowd=1)
 BACKGROUND = (40, 40, 40)
 
 
@@ -73,6 +74,21 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _dashed_rectangle(image: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color,
+                      thickness: int, dash: int = 4) -> None:
+    """Rectangle outline drawn as dashes of ``dash`` px separated by gaps of ``dash`` px, starting
+    at each corner."""
+    (x1, y1), (x2, y2) = p1, p2
+    for (ax, ay), (bx, by) in (((x1, y1), (x2, y1)), ((x1, y2), (x2, y2)),
+                               ((x1, y1), (x1, y2)), ((x2, y1), (x2, y2))):
+        length = max(abs(bx - ax), abs(by - ay))
+        for start in range(0, length + 1, 2 * dash):
+            end = min(start + dash - 1, length)
+            f0, f1 = start / max(length, 1), end / max(length, 1)
+            cv2.line(image, (round(ax + (bx - ax) * f0), round(ay + (by - ay) * f0)),
+                     (round(ax + (bx - ax) * f1), round(ay + (by - ay) * f1)), color, thickness)
+
+
 def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshold: float,
           tile: int) -> np.ndarray:
     image = _as_rgb(image)
@@ -94,6 +110,8 @@ def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshol
 
     thickness = max(1, tile // 128)
     font_scale = max(0.3, tile / 640)
+    for box in getattr(truth, "ignore", ()):
+        _dashed_rectangle(out, *corners(box), IGNORE_COLOR, thickness)
     for box in truth.boxes:
         cv2.rectangle(out, *corners(box), GT_COLOR, thickness)
     for det in detections:
@@ -115,7 +133,7 @@ def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshol
 def prediction_grid(images: list[np.ndarray], truth: list[Image], predictions: list[list[Detection]],
                     path: Path, threshold: float, columns: int = 4, tile: int = 256) -> None:
     """PNG grid: each RGB image resized to fit tile x tile (keep aspect, letterbox), ground-truth
-    boxes green, predictions with score >= threshold red with the score printed, file name caption.
+    boxes green, ignore regions dashed yellow, predictions with score >= threshold red with the score printed, file name caption.
 
     The grid is ``min(n, columns) * tile`` wide and ``ceil(n / columns) * tile`` high; with no
     image it is a single empty tile.

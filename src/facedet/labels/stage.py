@@ -1,6 +1,7 @@
-"""Stage 2, labels: LabelMe files -> the canonical COCO files of the train, val and test splits.
+"""Stage 2, labels: the labels under ``paths.data`` -> canonical COCO files of train, val and test.
 
-Reads the LabelMe JSON under ``paths.data`` and the collect stage's manifest; writes
+Reads the labels in ``labels.format`` (LabelMe by default; WIDER FACE, FDDB, COCO, YOLO, Pascal
+VOC, see :mod:`facedet.labels.formats`) and the collect stage's manifest; writes
 ``paths.labels``/{train,val,test}.json (file names relative to the collected images) and
 ``report.json``. Boxes are rescaled to the collected images' size.
 """
@@ -8,13 +9,14 @@ Reads the LabelMe JSON under ``paths.data`` and the collect stage's manifest; wr
 from __future__ import annotations
 
 import json
+import posixpath
 import random
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from facedet import coco
-from facedet.labels.labelme import import_folder
+from facedet.labels.formats import import_labels
 from facedet.problems import ProblemReport
 
 SPLITS = ("train", "val", "test")
@@ -24,7 +26,8 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.paths.labels)
     out.mkdir(parents=True, exist_ok=True)
     report = ProblemReport("labels")
-    labelled = import_folder(Path(cfg.paths.data), report, labels=list(cfg.labels.names))
+    options = OmegaConf.to_container(cfg.labels.options, resolve=True) or {}
+    labelled = import_labels(cfg.labels.format, Path(cfg.paths.data), report, **options)
     manifest = {e["source"]: e for e in json.loads((Path(cfg.paths.collect) / "manifest.json").read_text())}
     images = []
     for image in labelled:
@@ -33,7 +36,7 @@ def run(cfg: DictConfig) -> None:
             continue  # the collect stage set it aside and reported why
         images.append(rescale(image, entry))
     report.raise_if_strict(cfg.strict)
-    splits = split(images, dict(cfg.labels.split), cfg.seed)
+    splits = split(images, cfg.split, cfg.seed)
     for name in SPLITS:
         coco.write(splits[name], out / f"{name}.json")
     report.write(out / "report.json", images=len(images),
@@ -45,19 +48,28 @@ def run(cfg: DictConfig) -> None:
 def rescale(image: coco.Image, entry: dict) -> coco.Image:
     """The same faces on the collected copy of the image (which may be smaller)."""
     sx, sy = entry["width"] / image.width, entry["height"] / image.height
-    return coco.Image(entry["file"], entry["width"], entry["height"],
-                      [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in image.boxes])
+
+    def scaled(boxes: list[coco.Box]) -> list[coco.Box]:
+        return [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in boxes]
+
+    return coco.Image(entry["file"], entry["width"], entry["height"], scaled(image.boxes), scaled(image.ignore))
 
 
-def split(images: list[coco.Image], fractions: dict[str, float], seed: int) -> dict[str, list[coco.Image]]:
-    """Seeded split, stratified so faces and negatives are shared out in the same proportions."""
+def split(images: list[coco.Image], settings: DictConfig, seed: int) -> dict[str, list[coco.Image]]:
+    """Seeded split by ``settings.method``: ``random`` shares out faces and negatives separately in
+    the same proportions; ``grouped`` shares out whole folders (capture sessions, videos) instead."""
+    if settings.method == "grouped":
+        groups: dict[str, list[coco.Image]] = {}
+        for image in images:
+            groups.setdefault(posixpath.dirname(image.file_name), []).append(image)
+        units = [groups[name] for name in sorted(groups)]
+    else:
+        units = [[image] for image in sorted(images, key=lambda i: i.file_name)]
     result: dict[str, list[coco.Image]] = {name: [] for name in SPLITS}
-    for group in ([i for i in images if i.boxes], [i for i in images if not i.boxes]):
-        group = sorted(group, key=lambda i: i.file_name)
-        random.Random(seed).shuffle(group)
-        n_train = round(len(group) * fractions["train"])
-        n_val = round(len(group) * fractions["val"])
-        result["train"] += group[:n_train]
-        result["val"] += group[n_train:n_train + n_val]
-        result["test"] += group[n_train + n_val:]
+    for stratum in ([u for u in units if any(i.boxes for i in u)], [u for u in units if not any(i.boxes for i in u)]):
+        random.Random(seed).shuffle(stratum)
+        n_train = round(len(stratum) * settings.train)
+        n_val = round(len(stratum) * settings.val)
+        for name, part in zip(SPLITS, (stratum[:n_train], stratum[n_train:n_train + n_val], stratum[n_train + n_val:])):
+            result[name] += [image for unit in part for image in unit]
     return {name: sorted(items, key=lambda i: i.file_name) for name, items in result.items()}

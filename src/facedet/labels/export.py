@@ -1,0 +1,104 @@
+"""Export the canonical image list (facedet.coco.Image) to LabelMe and YOLO label files.
+
+Both mirror ``Image.file_name`` (relative to the images folder) under ``out_dir``:
+``a/b.jpg`` -> ``out_dir/a/b.json`` or ``out_dir/a/b.txt``. Two images with the same stem in one
+folder (``x.jpg``, ``x.png``) would share a label file: the second gets ``x.png.json`` /
+``x.png.txt`` (LabelMe pairs by ``imagePath``; YOLO does not, so such a clash is reported by a
+ValueError for YOLO).
+
+Ignore regions: LabelMe gets them as rectangles labelled ``ignore_label`` (default "ignore"; the
+LabelMe importer skips that label, so they come back as nothing, not as faces). YOLO has no ignore
+regions: they are left out (logged). Set ``ignore_label=None`` to leave them out of LabelMe too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+from pathlib import Path
+
+from facedet.coco import Image
+
+log = logging.getLogger(__name__)
+
+LABELME_VERSION = "5.4.1"
+
+
+def _targets(images: list[Image], out_dir: Path, suffix: str) -> tuple[list[Path], list[str]]:
+    """The label file of each image, and the images that clashed with another's label file name."""
+    taken: set[str] = set()
+    targets, clashes = [], []
+    for image in images:
+        rel = image.file_name.replace("\\", "/")
+        key = posixpath.normpath(rel)
+        if key.startswith("../") or key == ".." or key.startswith("/"):
+            raise ValueError(f"{image.file_name}: file name leaves the images folder; not exported")
+        name = posixpath.splitext(key)[0] + suffix
+        if name in taken:
+            clashes.append(image.file_name)
+            name = key + suffix
+        taken.add(name)
+        targets.append(Path(out_dir, *name.split("/")))
+    return targets, clashes
+
+
+def _rectangle(label: str, box) -> dict:
+    x1, y1, x2, y2 = (round(float(v), 6) for v in box)
+    return {"label": label, "points": [[x1, y1], [x2, y2]], "group_id": None, "description": "",
+            "shape_type": "rectangle", "flags": {}, "mask": None}
+
+
+def export_labelme(images: list[Image], images_root: Path, out_dir: Path, *,
+                   label: str = "face", ignore_label: str | None = "ignore") -> list[Path]:
+    """One LabelMe JSON per image with faces (or ignore regions); images without are negatives.
+
+    ``imagePath`` is the image (``images_root / file_name``) relative to the JSON's folder, with
+    ``/`` separators; ``imageData`` is null; ``imageWidth``/``imageHeight`` are the Image's.
+    Returns the files written.
+    """
+    images_root, out_dir = Path(images_root).absolute(), Path(out_dir).absolute()
+    written = []
+    for image, target in zip(images, _targets(images, out_dir, ".json")[0]):
+        shapes = [_rectangle(label, box) for box in image.boxes]
+        if ignore_label is not None:
+            shapes += [_rectangle(ignore_label, box) for box in image.ignore]
+        if not shapes:
+            continue
+        image_path = os.path.relpath(images_root.joinpath(*image.file_name.split("/")), target.parent)
+        data = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
+                "imagePath": Path(image_path).as_posix(), "imageData": None,
+                "imageHeight": int(image.height), "imageWidth": int(image.width)}
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=2) + "\n")
+        written.append(target)
+    return written
+
+
+def export_yolo(images: list[Image], out_dir: Path) -> list[Path]:
+    """One YOLO txt per image (empty for a negative): ``0 cx cy w h`` normalised, 6 decimals.
+
+    For the ultralytics layout, export to ``<dataset>/labels`` the images of ``<dataset>/images``
+    (file names relative to that images folder). Returns the files written.
+    """
+    out_dir = Path(out_dir).absolute()
+    targets, clashes = _targets(images, out_dir, ".txt")
+    if clashes:
+        raise ValueError(f"export_yolo: {', '.join(clashes)}: another image of the same name in the same "
+                         f"folder (x.jpg, x.png) would share its YOLO label file; rename one")
+    left_out = 0
+    written = []
+    for image, target in zip(images, targets):
+        w, h = float(image.width), float(image.height)
+        lines = []
+        for x1, y1, x2, y2 in image.boxes:
+            lines.append(f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} "
+                         f"{(y2 - y1) / h:.6f}")
+        left_out += len(image.ignore)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(line + "\n" for line in lines))
+        written.append(target)
+    if left_out:
+        log.warning("export_yolo: %d ignore region(s) left out (YOLO has no ignore regions)", left_out)
+    return written

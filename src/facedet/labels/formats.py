@@ -1,0 +1,388 @@
+"""Label formats: the registry of importers, and the rules every importer shares.
+
+:func:`import_labels` picks an importer by name (``labels.format`` in the config) and forwards its
+options; every importer has the signature ``(src: Path, report: ProblemReport, **options) ->
+list[Image]`` and follows the conventions of :mod:`facedet.labels.labelme`:
+
+- ``src`` is the dataset folder. ``Image.file_name`` is the image's path relative to it, POSIX
+  style (the key the collect stage's manifest uses). Path options (``annotations``, ``images``) may
+  be relative, and then they are relative to ``src``; an ``images`` folder must be inside ``src``.
+- ``width``/``height`` are the real image's, after EXIF orientation, read from its header (the
+  pixels are not decoded). An image that cannot be read is reported (error) and dropped.
+- Boxes are (x1, y1, x2, y2) in pixels, 0-based, continuous (a box covering the whole W x H image
+  is (0, 0, W, H)). A box partly outside its image is clipped (warning); a box entirely outside or
+  with no area is rejected (error). ``Image.ignore`` holds ignore regions (COCO ``iscrowd=1``).
+- An image path written in a label file can only name a file of the images folder: a path that
+  leaves it (``../``, an absolute path elsewhere, a folder link that leads out) is refused with an
+  error and nothing there is opened. Image files that are links (a DVC cache) are fine.
+- One bad file or entry never stops an import: it is reported and the rest goes on. A label entry
+  that cannot be read drops its image too (its faces are unknown; keeping it as a negative would
+  teach the detector that its faces are background).
+
+This module holds the helpers for those rules; the importers import them, and the registry
+imports the importers lazily (so there is no import cycle).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image as PILImage
+
+from facedet.coco import Image
+from facedet.images import IMAGE_EXTENSIONS
+from facedet.problems import ProblemReport
+
+Box = tuple[float, float, float, float]
+Importer = Callable[..., list[Image]]
+
+EDGE_TOLERANCE = 1e-3  # px: overshoot this small is float noise, clipped without a warning
+_SCALE_TOLERANCE = 0.01  # relative difference between the x and y factors of a "uniform" scale
+_ORIENTATION_TAG = 0x0112
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:/|//)")  # C:/... or //server/share (after \ -> /)
+
+# name -> (module in facedet.labels, function)
+_REGISTRY = {
+    "labelme": ("formats", "import_labelme"),
+    "wider": ("wider", "import_wider"),
+    "fddb": ("fddb", "import_fddb"),
+    "coco": ("coco_json", "import_coco"),
+    "yolo": ("yolo", "import_yolo"),
+    "voc": ("voc", "import_voc"),
+}
+
+
+def _resolve(name: str) -> Importer:
+    module, function = _REGISTRY[name]
+    return getattr(importlib.import_module(f"facedet.labels.{module}"), function)
+
+
+def _lazy(name: str) -> Importer:
+    def importer(src: Path, report: ProblemReport, **options) -> list[Image]:
+        return _resolve(name)(src, report, **options)
+
+    importer.__name__ = f"import_{name}"
+    importer.__doc__ = f"Import a dataset in the '{name}' format (see facedet.labels.formats)."
+    return importer
+
+
+IMPORTERS: dict[str, Importer] = {name: _lazy(name) for name in _REGISTRY}
+
+
+def options_of(format: str) -> dict[str, object]:
+    """The options a format accepts, with their defaults."""
+    if format not in _REGISTRY:
+        raise ValueError(f"labels.format: unknown format '{format}'; known: {', '.join(sorted(_REGISTRY))}")
+    parameters = list(inspect.signature(_resolve(format)).parameters.values())[2:]
+    return {p.name: p.default for p in parameters}
+
+
+def import_labels(format: str, src: Path, report: ProblemReport, **options) -> list[Image]:
+    """The images of the dataset ``src`` in the label format ``format``, sorted by file_name.
+
+    Raises ValueError naming ``labels.format`` for an unknown format, and naming the option
+    (``labels.<option>``) for an option the format does not accept.
+    """
+    accepted = options_of(format)
+    for option in options:
+        if option not in accepted:
+            raise ValueError(f"labels.{option}: not an option of the '{format}' format (its options: "
+                             f"{', '.join(accepted) or 'none'})")
+    return IMPORTERS[format](Path(src), report, **options)
+
+
+def import_labelme(src: Path, report: ProblemReport, *, names=("face",)) -> list[Image]:
+    """LabelMe folders (see :mod:`facedet.labels.labelme`); ``names``: shape labels that mean face."""
+    from facedet.labels.labelme import import_folder
+
+    return import_folder(Path(src), report, labels=names_option(names, "names"))
+
+
+# --- shared rules ------------------------------------------------------------------------------
+
+
+class BadLabels(ValueError):
+    """A label file or entry that cannot be used; the message says why."""
+
+
+class Outside(BadLabels):
+    """An image path written in a label file leads out of the images folder."""
+
+
+@dataclass(frozen=True)
+class Size:
+    width: int  # after EXIF orientation
+    height: int
+    orientation: int = 1  # EXIF orientation, 1 (none) to 8
+
+
+def dataset_root(src: Path) -> Path:
+    root = Path(os.path.normpath(Path(src).absolute()))
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    return root
+
+
+def option_path(root: Path, value: object, default: str | Path) -> Path:
+    """A path option: absolute as given, relative to the dataset folder otherwise."""
+    path = Path(str(value)) if value is not None else Path(default)
+    return Path(os.path.normpath(path if path.is_absolute() else root / path))
+
+
+def folder_inside(root: Path, folder: Path, option: str) -> str:
+    """The folder as a POSIX path relative to root ('' for root itself); ValueError if outside."""
+    rel = os.path.relpath(folder, root)
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise ValueError(f"{option}: {folder} is not inside the dataset folder {root} (image file "
+                         f"names are relative to the dataset folder)")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{option}: {folder} is not a folder")
+    return "" if rel == "." else Path(rel).as_posix()
+
+
+def names_option(value: object, option: str) -> set[str]:
+    """A list of names (or one name) as a set of lower-case, stripped names."""
+    if isinstance(value, str):
+        value = [value]
+    try:
+        names = {str(name).strip().lower() for name in value}
+    except TypeError:
+        raise ValueError(f"{option}: expected a list of names, got {value!r}") from None
+    if not names:
+        raise ValueError(f"{option}: no names given")
+    return names
+
+
+def number_option(value: object, option: str, minimum: float = 0.0) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option}: expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number < minimum:
+        raise ValueError(f"{option}: expected a number >= {minimum:g}, got {value!r}")
+    return number
+
+
+def resolve_image(root: Path, base: str, written: str) -> str:
+    """The image named ``written`` in a label file, as a POSIX path relative to root.
+
+    ``written`` is relative to the folder ``base`` (relative to root; backslashes read as ``/``)
+    or absolute inside it. Raises Outside (nothing is opened) when it leaves ``base``, lexically
+    or through a folder link; the file itself may be a link.
+    """
+    text = written.replace("\\", "/").strip()
+    if not text:
+        raise BadLabels("empty image path")
+    if "\x00" in text:
+        raise Outside(f"image path {written!r} is not a path (refused)")
+    if text.startswith("/") or _WINDOWS_ABSOLUTE.match(text):
+        base_abs = root / base if base else root
+        for prefix in (str(base_abs), os.path.realpath(base_abs)):
+            if text == prefix or text.startswith(prefix.rstrip("/") + "/"):
+                text = text[len(prefix):].lstrip("/")
+                break
+        else:
+            raise Outside(f"image path '{written}' is an absolute path outside the images folder (refused)")
+    key = posixpath.normpath(posixpath.join(base, text) if base else text)
+    inside = key.startswith(base + "/") if base else key not in (".", "..") and not key.startswith("../")
+    if not inside:
+        raise Outside(f"image path '{written}' points outside the images folder (refused)")
+    try:
+        parent = os.path.realpath(root / posixpath.dirname(key))
+        real_base = os.path.realpath(root / base if base else root)
+        through_link = os.path.commonpath([parent, real_base]) != real_base
+    except (OSError, ValueError):
+        through_link = True
+    if through_link:
+        raise Outside(f"image path '{written}' leads outside the images folder through a link (refused)")
+    return key
+
+
+def image_size(path: Path) -> Size:
+    """Size after EXIF orientation, from the header (pixels are not decoded); BadLabels if unusable."""
+    try:
+        if not path.is_file():
+            raise BadLabels("image file not found")
+        if path.stat().st_size == 0:
+            raise BadLabels("empty file (0 bytes)")
+        with PILImage.open(path) as image:
+            width, height = image.size
+            try:
+                orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
+            except Exception:  # a broken EXIF block: the pixels are still usable
+                orientation = 1
+    except BadLabels:
+        raise
+    except PILImage.UnidentifiedImageError:
+        raise BadLabels("not an image (unrecognised content)") from None
+    except Exception as err:  # noqa: BLE001 - any decoder failure means the same: unusable
+        raise BadLabels(f"unreadable image ({type(err).__name__}: {err})") from None
+    if orientation not in range(1, 9):
+        orientation = 1
+    if orientation >= 5:
+        width, height = height, width
+    return Size(width, height, orientation)
+
+
+class Sizes:
+    """Image sizes by path relative to root, read once; unreadable images are reported once."""
+
+    def __init__(self, root: Path, report: ProblemReport):
+        self.root, self.report = root, report
+        self._known: dict[str, Size | None] = {}
+
+    def get(self, rel: str, label_file: str) -> Size | None:
+        if rel not in self._known:
+            try:
+                self._known[rel] = image_size(self.root / rel)
+            except BadLabels as err:
+                self._known[rel] = None
+                self.report.error(rel, f"image dropped: {err} (named in {label_file})")
+        return self._known[rel]
+
+
+def finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def parse_float(text: str) -> float:
+    """A finite float from text; BadLabels otherwise."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise BadLabels(f"'{_cut(text)}' is not a number") from None
+    if not math.isfinite(value):
+        raise BadLabels(f"'{_cut(text)}' is not a finite number")
+    return value
+
+
+def _cut(text: object) -> str:
+    text = str(text)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def fmt(box: Box) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in box) + ")"
+
+
+def clip(box: Box, width: int, height: int) -> Box | None:
+    x1, y1, x2, y2 = box
+    x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+    y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        return None
+    return x1, y1, x2, y2
+
+
+def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str,
+               report: ProblemReport) -> Box | None:
+    """The box clipped to the image (warning when it crossed the border), or None (error)."""
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1:
+        report.error(label_file, f"{where}: box {fmt(box)} has no area; box rejected")
+        return None
+    clipped = clip(box, size.width, size.height)
+    if clipped is None:
+        report.error(label_file, f"{where}: box {fmt(box)} is outside {image_rel} "
+                                 f"({size.width}x{size.height}); box rejected")
+        return None
+    if max(abs(a - b) for a, b in zip(box, clipped)) > EDGE_TOLERANCE:
+        report.warning(label_file, f"{where}: box {fmt(box)} crosses the border of {image_rel} "
+                                   f"({size.width}x{size.height}); clipped to {fmt(clipped)}")
+    return clipped
+
+
+def frame(declared: tuple[object, object], size: Size, image_rel: str, label_file: str,
+          report: ProblemReport) -> Callable[[Box], Box]:
+    """Maps boxes from the size a label file declares to the real image's (after EXIF orientation).
+
+    Same size: unchanged. The stored size of an image with EXIF orientation 5-8: rotated onto the
+    displayed image (warning). A uniformly resized copy: scaled (warning). Otherwise unchanged
+    (warning). A missing or zero declared size (COCO/VOC writers often leave 0): unchanged.
+    """
+    identity = lambda box: box  # noqa: E731
+    jw, jh = declared
+    if not (finite(jw) and finite(jh) and jw > 0 and jh > 0):
+        return identity
+    w, h = size.width, size.height
+    if (jw, jh) == (w, h):
+        return identity
+    said = f"declared size {jw:g}x{jh:g} but {image_rel} is {w}x{h}"
+    if size.orientation >= 5 and (jw, jh) == (h, w):
+        report.warning(label_file, f"{said}: labelled on the image as stored, without its EXIF "
+                                   f"rotation (orientation {size.orientation}); boxes rotated to match")
+
+        def rotate(box: Box) -> Box:
+            points = [_orient(x, y, size) for x, y in ((box[0], box[1]), (box[2], box[3]))]
+            xs, ys = [x for x, _ in points], [y for _, y in points]
+            return min(xs), min(ys), max(xs), max(ys)
+
+        return rotate
+    sx, sy = w / jw, h / jh
+    if abs(sx - sy) <= _SCALE_TOLERANCE * max(sx, sy):
+        report.warning(label_file, f"{said}: labelled on a resized copy; boxes scaled by {sx:.4g}")
+        return lambda box: (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+    report.warning(label_file, f"{said}; boxes kept as they are (real size used)")
+    return identity
+
+
+def _orient(x: float, y: float, size: Size) -> tuple[float, float]:
+    """A point of the stored image (before EXIF orientation 5-8) on the displayed image."""
+    sw, sh = size.height, size.width  # stored width and height: transposed for 5..8
+    return {5: (y, x), 6: (sh - y, x), 7: (sh - y, sw - x), 8: (y, sw - x)}[size.orientation]
+
+
+def sorted_images(images: dict[str, Image]) -> list[Image]:
+    return [images[name] for name in sorted(images)]
+
+
+def scan(root: Path, label_suffix: str) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Image files and label files (``label_suffix``, e.g. ".txt") under root, by POSIX path
+    relative to root, as the labelme importer and the collect stage walk: links to folders are not
+    followed, links to files are (a DVC cache may link every file)."""
+    images, labels = {}, {}
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        rel_folder = Path(folder).relative_to(root).as_posix()
+        for name in files:
+            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
+            suffix = os.path.splitext(name)[1].lower()
+            if suffix in IMAGE_EXTENSIONS:
+                images[rel] = Path(folder, name)
+            elif suffix == label_suffix:
+                labels[rel] = Path(folder, name)
+    return images, labels
+
+
+def read_text(path: Path, limit: int = 50_000_000) -> str:
+    """A label file's text (UTF-8, BOM allowed); BadLabels if unreadable or absurdly large."""
+    try:
+        if path.stat().st_size > limit:
+            raise BadLabels(f"file too large ({path.stat().st_size} bytes)")
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as err:
+        raise BadLabels(f"cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise BadLabels("not UTF-8 text") from None
+
+
+def folder_really_inside(path: Path, root: Path) -> bool:
+    """Whether the folder holding path, with links resolved, is inside root (links resolved too)."""
+    try:
+        real, real_root = os.path.realpath(path.parent), os.path.realpath(root)
+        return os.path.commonpath([real, real_root]) == real_root
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,186 @@
+"""FaceDetector: pixel coordinates, batches, threads, backends by file type; `facedet detect` on images."""
+
+import json
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from facedet.cli import main
+from facedet.detect import FaceDetector, resolve_source
+from facedet.model import build_net, weights
+from facedet.video import gui_problem
+
+TINY = {"name": "single_face", "input_size": 64, "width": 0.125, "hidden": 16}
+
+
+def save_tiny(path: Path, **info) -> Path:
+    torch.manual_seed(0)
+    weights.save(build_net(TINY), TINY, path, **info)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return save_tiny(tmp_path_factory.mktemp("model") / "model.safetensors", threshold=0.3)
+
+
+def picture(seed: int, width: int = 160, height: int = 120) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+class FixedBox(nn.Module):
+    """A stand-in network: always one face at (0.25, 0.25)-(0.5, 0.75) of its input, score 0.9."""
+
+    input_size, resize = 32, "stretch"
+
+    def forward(self, images):
+        return images.mean(dim=(1, 2, 3))
+
+    def decode(self, outputs):
+        row = torch.tensor([0.25, 0.25, 0.5, 0.75, 0.9])
+        return row.expand(outputs.shape[0], 1, 5)
+
+
+def test_boxes_are_in_pixels_of_the_given_picture():
+    # A stretched input maps x by W and y by H: the same normalised box is twice as large in pixels
+    # on a picture twice as large, whatever its aspect ratio.
+    detector = FaceDetector(FixedBox())
+    big, small = detector(picture(0, 640, 480)), detector(picture(0, 320, 240))
+    assert big[0].box == (160.0, 120.0, 320.0, 360.0) and big[0].score == 0.9
+    assert small[0].box == (80.0, 60.0, 160.0, 180.0)
+
+
+def test_a_real_network_sees_the_same_input_at_both_sizes_and_gives_boxes_scaled_by_two(model):
+    # 64 columns x 16 rows of blocks: INTER_AREA to 64 x 64 gives the same input from 640x480 and
+    # 320x240 (block edges fall on output pixel edges), so the boxes differ by the factor 2 only.
+    base = picture(1, 64, 16)
+    big = cv2.resize(base, (640, 480), interpolation=cv2.INTER_NEAREST)
+    small = cv2.resize(base, (320, 240), interpolation=cv2.INTER_NEAREST)
+    detector = FaceDetector.load(model, threshold=0.0)
+    (b,), (s,) = detector(big), detector(small)
+    np.testing.assert_allclose(np.array(b.box), 2 * np.array(s.box), atol=0.05)
+    assert abs(b.score - s.score) < 1e-3
+    assert 0 <= b.box[0] <= b.box[2] <= 640 and 0 <= b.box[1] <= b.box[3] <= 480
+
+
+def test_threshold_defaults_to_the_model_metadata_else_half(model, tmp_path):
+    assert FaceDetector.load(model).threshold == 0.3
+    assert FaceDetector.load(save_tiny(tmp_path / "plain.safetensors")).threshold == 0.5
+    assert FaceDetector.load(model, threshold=0.1).threshold == 0.1
+    assert FaceDetector.load(model).nms_iou == 0.4
+
+
+def test_batch_equals_one_by_one(model):
+    detector = FaceDetector.load(model, threshold=0.0, batch_size=3)
+    images = [picture(i, 100 + 20 * i, 80) for i in range(5)]
+    batch = detector.detect_batch(images)
+    for image, faces in zip(images, batch):
+        one = detector(image)
+        assert len(one) == len(faces) == 1
+        np.testing.assert_allclose(one[0].box, faces[0].box, atol=0.02)
+
+
+def test_one_detector_serves_four_threads(model):
+    detector = FaceDetector.load(model, threshold=0.0)
+    images = [picture(10 + i, 120 + 8 * i, 90) for i in range(8)]
+    expected = [detector(image) for image in images]
+    got: dict[int, list] = {}
+    errors = []
+
+    def work(worker: int) -> None:
+        try:
+            for _ in range(5):
+                for i in range(worker, len(images), 4):
+                    faces = detector(images[i])
+                    assert faces == expected[i], (i, faces, expected[i])
+                    got[i] = faces
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and [got[i] for i in range(len(images))] == expected
+
+
+def test_load_errors_are_clear(model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="none.safetensors"):
+        FaceDetector.load(tmp_path / "none.safetensors")
+    with pytest.raises(ValueError, match="MLflow model URIs"):
+        FaceDetector.load("models:/facedet@champion")
+    with pytest.raises(ValueError, match="backend"):
+        FaceDetector.load(model, backend="tensorrt")
+
+
+def test_source_kinds(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "v.avi").write_bytes(b"x")
+    assert resolve_source(tmp_path).kind == "folder"  # images are listed by extension
+    assert resolve_source(tmp_path / "a.png").kind == "image"
+    assert resolve_source(tmp_path / "v.avi").kind == "video"
+    assert resolve_source("0").kind == "camera"
+    assert resolve_source(str(tmp_path / "*.png")).kind == "glob"
+    with pytest.raises(FileNotFoundError):
+        resolve_source(tmp_path / "missing.png")
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    for i, name in enumerate(["a.png", "b.jpg", "sub/c.png"]):
+        cv2.imwrite(str(root / name), picture(20 + i, 96, 64))
+    (root / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return root
+
+
+def test_detect_folder_reports_the_corrupt_image_and_keeps_the_rest(model, folder, tmp_path, capsys):
+    out = tmp_path / "faces.json"
+    assert main(["detect", str(folder), "--json", str(out), "--weights", str(model), "--threshold", "0",
+                 "--csv", str(tmp_path / "faces.csv"), "--out", str(tmp_path / "annotated")]) == 0
+    result = json.loads(out.read_text())
+    assert [i["file"] for i in result["images"]] == ["a.png", "b.jpg", "sub/c.png"]
+    assert [e["file"] for e in result["errors"]] == ["bad.jpg"] and result["errors"][0]["problem"]
+    first = result["images"][0]
+    assert (first["width"], first["height"]) == (96, 64) and set(first["faces"][0]) == {"box", "score"}
+    rows = (tmp_path / "faces.csv").read_text().splitlines()
+    assert rows[0] == "file,frame,x1,y1,x2,y2,score" and len(rows) == 4 and rows[1].startswith("a.png,,")
+    for name in ["a.png", "b.jpg", "sub/c.png"]:
+        assert cv2.imread(str(tmp_path / "annotated" / name)).shape == (64, 96, 3)
+    assert "3 images" in capsys.readouterr().out
+
+
+def test_detect_glob_names_files_from_the_glob_root(model, folder, tmp_path):
+    out = tmp_path / "faces.json"
+    assert main(["detect", str(folder / "**" / "*.png"), "--json", str(out), "--weights", str(model)]) == 0
+    assert [i["file"] for i in json.loads(out.read_text())["images"]] == ["a.png", "sub/c.png"]
+
+
+def test_detect_single_image_keeps_the_old_contract(model, folder, tmp_path):
+    out = tmp_path / "one.json"
+    assert main(["detect", str(folder / "a.png"), "--json", str(out), "--weights", str(model),
+                 "--threshold", "0"]) == 0
+    result = json.loads(out.read_text())
+    assert result["errors"] == [] and [i["file"] for i in result["images"]] == ["a.png"]
+    assert len(result["images"][0]["faces"]) == 1
+
+
+def test_show_without_a_gui_says_so_instead_of_a_traceback(model, folder, tmp_path, capsys):
+    if gui_problem() is None:
+        pytest.skip("this machine can open windows")
+    assert main(["detect", str(folder), "--weights", str(model), "--show"]) == 2
+    err = capsys.readouterr().err
+    assert "--show needs a window" in err and "--out" in err and "Traceback" not in err
+
+
+def test_mlflow_uri_is_a_clear_error_in_the_cli(folder, tmp_path, capsys):
+    assert main(["detect", str(folder), "--weights", "models:/facedet@champion",
+                 "--json", str(tmp_path / "x.json")]) == 2
+    assert "MLflow model URIs" in capsys.readouterr().err
