@@ -110,10 +110,11 @@ def test_one_detector_serves_four_threads(model):
     assert not errors and [got[i] for i in range(len(images))] == expected
 
 
-def test_load_errors_are_clear(model, tmp_path):
+def test_load_errors_are_clear(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
     with pytest.raises(FileNotFoundError, match="none.safetensors"):
         FaceDetector.load(tmp_path / "none.safetensors")
-    with pytest.raises(ValueError, match="MLflow model URIs"):
+    with pytest.raises(ValueError, match="models:/facedet@champion: not found in the MLflow store"):
         FaceDetector.load("models:/facedet@champion")
     with pytest.raises(ValueError, match="backend"):
         FaceDetector.load(model, backend="tensorrt")
@@ -180,7 +181,8 @@ def test_show_without_a_gui_says_so_instead_of_a_traceback(model, folder, tmp_pa
     assert "--show needs a window" in err and "--out" in err and "Traceback" not in err
 
 
-def test_mlflow_uri_is_a_clear_error_in_the_cli(folder, tmp_path, capsys):
+def test_unknown_registry_model_is_a_clear_error_in_the_cli(folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
     assert main(["detect", str(folder), "--weights", "models:/facedet@champion",
                  "--json", str(tmp_path / "x.json")]) == 2
-    assert "MLflow model URIs" in capsys.readouterr().err
+    assert "not found in the MLflow store" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import yaml
 from dvc.utils.hydra import compose_and_dump
 
 from conftest import ROOT
+from facedet.model import weights
 from facedet.sample import SampleSettings, generate
 
 TINY = ["augment.copies=2", "train.max_epochs=2", "train.batch_size=8", "model.width=0.125", "model.hidden=32"]
@@ -72,7 +73,10 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     assert "Running stage" not in _sh(project, "dvc", "repro")
     assert "up to date" in _sh(project, "dvc", "status")
 
-    # The stable detect contract, with the pipeline's model as the default weights.
+    # The stable detect contract, with the pipeline's model as the default weights and its
+    # validation best-F1 threshold as the default threshold.
+    threshold = weights.read_metadata(project / "results/train/model.safetensors")["threshold"]
+    assert metrics["threshold"] == threshold
     _sh(project, "facedet", "detect", "data/images", "--json", "faces.json")
     detected = json.loads((project / "faces.json").read_text())
     assert len(detected["images"]) == 24 and detected["errors"] == []
@@ -80,7 +84,16 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     assert (first["width"], first["height"]) == (640, 480)
     for face in (f for image in detected["images"] for f in image["faces"]):
         x1, y1, x2, y2 = face["box"]
-        assert 0 <= x1 <= x2 <= 640 and 0 <= y1 <= y2 <= 480 and 0.5 <= face["score"] <= 1
+        assert 0 <= x1 <= x2 <= 640 and 0 <= y1 <= y2 <= 480 and threshold <= face["score"] <= 1
+
+    # The first registered version is the champion; the registry URI and the ONNX model the
+    # pipeline exported give the same faces.
+    train_metrics = json.loads((project / "results/train/metrics.json").read_text())
+    assert train_metrics["registry/version"] == 1 and train_metrics["registry/champion"] == 1
+    for extra in (["--weights", "models:/facedet@champion"], ["--backend", "onnx"]):
+        _sh(project, "facedet", "detect", "data/images", "--json", "again.json", *extra)
+        again = json.loads((project / "again.json").read_text())
+        assert [len(i["faces"]) for i in again["images"]] == [len(i["faces"]) for i in detected["images"]]
 
 
 def test_committed_data_dvc_pins_the_embedded_sample(tmp_path):

@@ -19,15 +19,15 @@ def close(actual, expected, atol=1e-9):
 
 
 def test_perturbation_names():
-    assert set(PERTURBATIONS) == {"original", "darker", "brighter", "rotate_+15", "rotate_-15",
-                                  "rotate_+30", "rotate_-30", "blur", "jpeg_q10"}
+    assert set(PERTURBATIONS) == {"original", "darker", "brighter", "rotate_ccw15", "rotate_cw15",
+                                  "rotate_ccw30", "rotate_cw30", "blur", "jpeg_q10"}
     assert next(iter(PERTURBATIONS)) == "original"
 
 
 def test_rotated_boxes_by_hand():
     # centred 40 x 40 square in a 100 x 100 image, centre (50, 50): the inscribed circle turns into
     # itself -> half-width sqrt((20 cos)² + (20 sin)²) = 20 at any angle -> the same box
-    for name in ("rotate_+15", "rotate_-15", "rotate_+30", "rotate_-30"):
+    for name in ("rotate_ccw15", "rotate_cw15", "rotate_ccw30", "rotate_cw30"):
         _, boxes = PERTURBATIONS[name](np.zeros((100, 100, 3), np.uint8), [(30, 30, 70, 70)])
         close(boxes, [[30, 30, 70, 70]])
     # centred 40 x 20 box (30,40,70,60) at ±30°: half-width sqrt((20 * .866)² + (10 * .5)²)
@@ -49,7 +49,7 @@ def test_rotation_moves_the_image_like_the_boxes():
     # columns 120..160 and rows 48..72 -> continuous box (120, 48, 161, 73)
     image = np.zeros((160, 200, 3), np.uint8)
     cv2.ellipse(image, (140, 60), (20, 12), 0, 0, 360, (255, 255, 255), -1)
-    for name in ("rotate_+15", "rotate_-15", "rotate_+30", "rotate_-30"):
+    for name in ("rotate_ccw15", "rotate_cw15", "rotate_ccw30", "rotate_cw30"):
         rotated, boxes = PERTURBATIONS[name](image, [(120, 48, 161, 73)])
         ys, xs = np.nonzero(rotated[:, :, 0] > 127)
         blob = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
@@ -62,17 +62,17 @@ def test_boxes_cut_by_the_frame():
     # x = 50 - 40 cos + (-40) sin = 50 - 34.64 - 20 = -4.64, y = 50 + 40 sin - 40 cos = 35.36;
     # half sizes 10 -> (-14.64, 25.36, 5.36, 45.36), clipped to (0, 25.36, 5.36, 45.36)
     low = 50 - 40 * C30 + 40 * S30 - 10
-    _, boxes = PERTURBATIONS["rotate_+30"](np.zeros((100, 100, 3), np.uint8), [(0, 0, 20, 20)])
+    _, boxes = PERTURBATIONS["rotate_ccw30"](np.zeros((100, 100, 3), np.uint8), [(0, 0, 20, 20)])
     close(boxes, [[0, low, 5.36, low + 20]], atol=0.01)
     # 5.36 of its 20 px width stay in the frame (27 % of the box < 50 %): in the report's ground
     # truth the face becomes an ignore region, while a centred face stays a face
     truth = Image("a.jpg", 100, 100, [(0, 0, 20, 20), (40, 40, 60, 60)])
-    moved = _perturb_truth(PERTURBATIONS["rotate_+30"], truth, 100, 100)
+    moved = _perturb_truth(PERTURBATIONS["rotate_ccw30"], truth, 100, 100)
     close(moved.boxes, [(40, 40, 60, 60)])
     close(moved.ignore, [(0, low, 5.36, low + 20)], atol=0.01)
     # a box rotated wholly out of the frame is dropped: (0,0,4,4) centre (-48, -48) from the centre
     # -> x = 50 - 41.57 - 24 = -15.57 ± 2 -> entirely left of x = 0
-    _, boxes = PERTURBATIONS["rotate_+30"](np.zeros((100, 100, 3), np.uint8), [(0, 0, 4, 4)])
+    _, boxes = PERTURBATIONS["rotate_ccw30"](np.zeros((100, 100, 3), np.uint8), [(0, 0, 4, 4)])
     assert boxes.shape == (0, 4)
 
 

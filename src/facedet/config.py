@@ -54,7 +54,11 @@ def validate(cfg: DictConfig) -> None:
         _require(cfg, key, *positive_int)
     _require(cfg, "collect.jpeg_quality", lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer in 1..100")
     _require(cfg, "train.lr", lambda v: isinstance(v, (int, float)) and v > 0, "a positive number")
-    for key in ("evaluate.threshold", "evaluate.iou_threshold", "augment.min_visibility"):
+    threshold = OmegaConf.select(cfg, "evaluate.threshold", default=None)
+    if threshold is not None and not (isinstance(threshold, (int, float)) and 0 <= threshold <= 1):
+        raise ConfigError(f"config key 'evaluate.threshold' = {threshold!r}: expected null (the model's) "
+                          "or a number in [0, 1]")
+    for key in ("evaluate.iou_threshold", "augment.min_visibility"):
         _require(cfg, key, lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]")
     _require(cfg, "split.method", lambda v: v in ("random", "grouped"), "random or grouped")
     fractions = [OmegaConf.select(cfg, f"split.{k}", default=None) for k in ("train", "val", "test")]

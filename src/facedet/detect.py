@@ -38,12 +38,6 @@ MODEL_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
-def resolve_model_uri(uri: str) -> Path:
-    """Hook for MLflow model URIs (``models:/facedet@champion``, ``runs:/<id>/model``): return the
-    local path of the model file. Not wired yet: the model registry is added separately."""
-    raise ValueError(f"{uri}: MLflow model URIs are not supported yet; give a .safetensors or .onnx file")
-
-
 # --- backends: batch [B, 3, H, W] float in [0, 1] -> decoded candidates [B, N, 5] (numpy) ------------
 
 class TorchBackend:
@@ -135,6 +129,8 @@ class FaceDetector:
         sets the intra-op threads (for PyTorch: process-wide).
         """
         if str(path).startswith(MODEL_URI_SCHEMES):
+            from facedet.tracking import resolve_model_uri  # MLflow is heavy: only for registry URIs
+
             path = resolve_model_uri(str(path))
         path = Path(path)
         if not path.is_file():
@@ -325,12 +321,3 @@ def run_detect(spec: str | Path, detector: FaceDetector, json_out: Path | None =
         if csv_out is not None:
             results.write_csv(csv_out)
     return results
-
-
-def detect_to_json(source: Path, out: Path, weights_path: Path = DEFAULT_WEIGHTS,
-                   threshold: float | None = None) -> dict:
-    """Detect faces in an image or every image under a folder and write the JSON contract:
-    ``{"images": [{"file", "width", "height", "faces": [{"box": [x1, y1, x2, y2], "score"}]}],
-    "errors": [{"file", "problem"}]}``."""
-    detector = FaceDetector.load(weights_path, threshold=threshold)
-    return run_detect(source, detector, json_out=Path(out)).data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -77,3 +78,50 @@ def start_run(cfg: DictConfig, run_name: str | None = None) -> str:
     client.log_text(run.info.run_id, yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=False),
                     "config.yaml")
     return run.info.run_id
+
+
+MODEL_NAME = "facedet"
+CHAMPION = "champion"
+PRIMARY_METRIC = "best/val_ap50"
+
+
+def register(cfg: DictConfig, run_id: str) -> dict[str, object]:
+    """Register the run's logged model as a new version of ``facedet``; move the ``champion`` alias
+    to it only when its validation AP@0.5 beats the current champion's."""
+    client = MlflowClient(tracking_uri(cfg))
+    version = mlflow.register_model(f"runs:/{run_id}/model", MODEL_NAME).version
+    score = client.get_run(run_id).data.metrics[PRIMARY_METRIC]
+    try:
+        champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+        best = client.get_run(champion.run_id).data.metrics.get(PRIMARY_METRIC, float("-inf"))
+    except mlflow.exceptions.MlflowException:
+        champion, best = None, float("-inf")
+    promoted = score > best
+    if promoted:
+        client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+    return {"version": int(version), "champion": promoted,
+            "champion_version": int(version) if promoted else int(champion.version)}
+
+
+def resolve_model_uri(uri: str) -> Path:
+    """The local safetensors file behind ``models:/facedet@champion``, ``models:/facedet/3`` or
+    ``runs:/<run id>/...`` in the configured MLflow store (downloaded to a cache if remote)."""
+    store = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    client = MlflowClient(store)
+    try:
+        if uri.startswith("models:/"):
+            name, _, ref = uri.removeprefix("models:/").partition("@")
+            if ref:
+                run_id = client.get_model_version_by_alias(name, ref).run_id
+            else:
+                name, _, number = name.partition("/")
+                run_id = client.get_model_version(name, number).run_id
+        elif uri.startswith("runs:/"):
+            run_id = uri.removeprefix("runs:/").split("/")[0]
+        else:
+            raise ValueError(f"{uri}: expected models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID")
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="weights/model.safetensors",
+                                                   tracking_uri=store)
+    except mlflow.exceptions.MlflowException as err:
+        raise ValueError(f"{uri}: not found in the MLflow store {store} ({err.message})") from None
+    return Path(path)

@@ -112,7 +112,8 @@ class Perturbation:
 
 
 def _rotation(degrees: float) -> Perturbation:
-    return Perturbation(f"rotate_{degrees:+g}", lambda rgb: _rotate_image(rgb, degrees),
+    """``rotate_ccw15`` turns the picture 15 degrees counter-clockwise, ``rotate_cw15`` clockwise."""
+    return Perturbation(f"rotate_{'ccw' if degrees > 0 else 'cw'}{abs(degrees):g}", lambda rgb: _rotate_image(rgb, degrees),
                         lambda boxes, width, height: rotate_boxes(boxes, width, height, degrees))
 
 

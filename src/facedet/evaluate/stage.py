@@ -1,8 +1,10 @@
 """Stage 5, evaluate: the trained model on the held-out test split; metrics and pictures.
 
 Reads the model, the test split and the collected images; writes ``paths.evaluate``/metrics.json
-(DVC metrics), pr_curve.json and pr_curve.png, predictions.png (DVC plots) and logs all of them
-to the training run in MLflow.
+(DVC metrics: AP@0.5, AP@[.5:.95], AP by face size, P/R/F1 at the threshold, mean IoU, image
+accuracy, false positives per negative image), pr_curve.json + .png, robustness.json + .png (AP
+under darker, brighter, rotated, blurred and JPEG-compressed copies) and predictions.png, and logs
+them, with the collect and labels reports, to the training run in MLflow.
 """
 
 from __future__ import annotations
@@ -17,31 +19,49 @@ from facedet import coco, tracking
 from facedet.detect import FaceDetector
 from facedet.evaluate.metrics import detection_metrics, pr_curve
 from facedet.evaluate.plots import plot_pr_curve, prediction_grid
+from facedet.evaluate.robustness import plot_robustness, robustness_report
 from facedet.images import read_rgb
+
+PICTURES = ("pr_curve.png", "robustness.png", "predictions.png")
+
+
+def _clean(value: float) -> float | None:
+    """JSON-friendly: nan (a metric with nothing to measure) becomes null."""
+    return None if value != value else round(float(value), 4)
 
 
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.paths.evaluate)
     out.mkdir(parents=True, exist_ok=True)
     truth = coco.read(Path(cfg.paths.labels) / "test.json")
-    detector = FaceDetector.load(Path(cfg.paths.train) / "model.safetensors", threshold=0.0)
+    detector = FaceDetector.load(Path(cfg.paths.train) / "model.safetensors")
+    threshold = detector.threshold if cfg.evaluate.threshold is None else cfg.evaluate.threshold
     pictures = [read_rgb(Path(cfg.paths.collect) / "images" / image.file_name) for image in truth]
-    predictions = [detector(picture) for picture in pictures]
+    predictions = [detector.detect_batch([picture], threshold=0.0)[0] for picture in pictures]
 
-    metrics = detection_metrics(truth, predictions, cfg.evaluate.threshold, cfg.evaluate.iou_threshold)
-    metrics = {key: (None if value != value else round(float(value), 4)) for key, value in metrics.items()}
+    metrics = detection_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
+    metrics = {key: _clean(value) for key, value in metrics.items()} | {"threshold": threshold}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
     curve = pr_curve(truth, predictions, cfg.evaluate.iou_threshold)
     (out / "pr_curve.json").write_text(json.dumps(
         {"pr_curve": [dict(zip(curve, row)) for row in zip(*curve.values())]}, indent=1) + "\n")
     plot_pr_curve(curve, out / "pr_curve.png", title=f"test AP@0.5 = {metrics['ap50']}")
+
+    rows = robustness_report(detector, pictures, truth, threshold, cfg.evaluate.iou_threshold)
+    rows = [{key: _clean(v) if isinstance(v, float) else v for key, v in row.items()} for row in rows]
+    (out / "robustness.json").write_text(json.dumps({"robustness": rows}, indent=1) + "\n")
+    plot_robustness(rows, out / "robustness.png", title="test AP@0.5 under perturbations")
+
     shown = slice(0, cfg.evaluate.grid_images)
-    prediction_grid(pictures[shown], truth[shown], predictions[shown], out / "predictions.png",
-                    threshold=cfg.evaluate.threshold)
+    prediction_grid(pictures[shown], truth[shown], predictions[shown], out / "predictions.png", threshold=threshold)
 
     run_id = json.loads((Path(cfg.paths.train) / "run.json").read_text())["run_id"]
     tracking.experiment_id(cfg)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"test/{key}": value for key, value in metrics.items() if value is not None})
-        for name in ("metrics.json", "pr_curve.json", "pr_curve.png", "predictions.png"):
+        mlflow.log_metrics({f"robustness/{row['name']}_ap50": row["ap50"] for row in rows if row["ap50"] is not None})
+        for name in ("metrics.json", "pr_curve.json", "robustness.json", *PICTURES):
             mlflow.log_artifact(str(out / name), "evaluate")
+        for stage in ("collect", "labels"):
+            mlflow.log_artifact(str(Path(cfg.paths[stage]) / "report.json"), f"reports/{stage}")

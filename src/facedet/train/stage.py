@@ -1,8 +1,9 @@
 """Stage 4, train: the configured network and loss, from scratch, with Lightning; every run in MLflow.
 
 Reads the augmented training set and the validation split; writes ``paths.train``/model.safetensors
-(best validation AP@0.5), checkpoints/{best,last}.ckpt, metrics.json and run.json (the MLflow run
-the evaluate stage continues).
+(the epoch with the best validation AP@0.5, with the score threshold of best validation F1 in its
+metadata), checkpoints/{best,last}.ckpt, metrics.json and run.json (the MLflow run the evaluate
+stage continues). The logged model is registered as a new version of ``facedet`` in MLflow.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import MLFlowLogger
 from torch.utils.data import DataLoader
 
-from facedet import tracking
+from facedet import coco, tracking
 from facedet.config import tracking_uri
+from facedet.detect import FaceDetector
+from facedet.evaluate.metrics import best_f1_threshold, pr_curve
+from facedet.images import read_rgb
 from facedet.loss import build_loss
 from facedet.model import build_net, weights
 from facedet.train.data import FaceDataset, collate
@@ -30,9 +34,8 @@ from facedet.train.module import FaceDetectorModule
 
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.paths.train)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a new run, not a continuation of old ones
+    out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     net = build_net(cfg.model)
     size = cfg.model.input_size
@@ -40,7 +43,7 @@ def run(cfg: DictConfig) -> None:
     val_set = FaceDataset(Path(cfg.paths.labels) / "val.json", Path(cfg.paths.collect) / "images", size, net.resize)
     loader = dict(batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers, collate_fn=collate)
     module = FaceDetectorModule(net, build_loss(cfg.loss), cfg.train.lr, cfg.train.weight_decay,
-                                cfg.train.max_epochs, cfg.evaluate.threshold)
+                                cfg.train.max_epochs, cfg.evaluate.threshold or 0.5)
 
     run_id = tracking.start_run(cfg, run_name=f"{cfg.model.name}")
     (out / "run.json").write_text(json.dumps({"run_id": run_id}) + "\n")
@@ -55,14 +58,16 @@ def run(cfg: DictConfig) -> None:
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(best)
     net = module.net.eval()
+    threshold, val_f1 = best_f1_threshold(_val_curve(net, cfg))
+    threshold = 0.5 if threshold != threshold else round(threshold, 4)  # nan: no face in val
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    weights.save(net, model_cfg, out / "model.safetensors", mlflow_run_id=run_id)
+    weights.save(net, model_cfg, out / "model.safetensors", threshold=threshold, mlflow_run_id=run_id)
     summary = {key: float(value) for key, value in trainer.callback_metrics.items()}
-    summary["best/val_ap50"] = float(checkpoint.best_model_score)
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary.update({"best/val_ap50": float(checkpoint.best_model_score), "best/val_f1": val_f1,
+                    "best/threshold": threshold})
 
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metric("best/val_ap50", summary["best/val_ap50"])
+        mlflow.log_metrics({k: v for k, v in summary.items() if k.startswith("best/")})
         mlflow.log_artifact(str(out / "model.safetensors"), "weights")
         mlflow.log_artifacts(str(out / "checkpoints"), "checkpoints")
         example = torch.rand(1, 3, size, size)
@@ -71,6 +76,17 @@ def run(cfg: DictConfig) -> None:
             output = predictor(example).numpy()
         mlflow.pytorch.log_model(predictor, name="model", input_example=example.numpy(),
                                  signature=infer_signature(example.numpy(), output))
+    registry = tracking.register(cfg, run_id)
+    summary.update({"registry/version": registry["version"], "registry/champion": float(registry["champion"])})
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _val_curve(net: torch.nn.Module, cfg: DictConfig) -> dict[str, list[float]]:
+    """The validation PR curve of the trained network on the full-size validation pictures."""
+    truth = coco.read(Path(cfg.paths.labels) / "val.json")
+    detector = FaceDetector(net, threshold=0.0)
+    predictions = [detector(read_rgb(Path(cfg.paths.collect) / "images" / image.file_name)) for image in truth]
+    return pr_curve(truth, predictions, cfg.evaluate.iou_threshold)
 
 
 class Predictor(torch.nn.Module):
