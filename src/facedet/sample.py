@@ -5,11 +5,22 @@ No network: faces come from ``skimage.data.astronaut()`` (Eileen Collins), ``ski
 100 face crops of ``skimage.data.lfw_subset()`` (25x25 grayscale, upscaled: small, blurry faces).
 Backgrounds are face-free pictures from scikit-learn and scikit-image.
 
-Each face is cut as a head patch (the face box plus a margin), rescaled, flipped, tinted and pasted
-with a feathered alpha mask onto a random crop of a background; its label is the hand-drawn face box
-carried through the exact same scale and offset. The output is what a person has after labelling
-in labelme 5.4.1 with ``--nodata``: ``images/sample_NNNN.jpg`` and, for images with faces only,
-``labels/sample_NNNN.json``. Same settings -> byte-identical files.
+Scenes hold 0 to ``max_faces`` faces: ``negative_fraction`` of the images have none, the others draw
+their face count uniformly from 1..max_faces. Face sizes (the longer side of the face box) are
+log-uniform from 12 px up to 85 % of the shorter image side divided by sqrt(face count), so scenes
+with several faces hold smaller ones. Each face is cut as a head patch (the face box plus a margin),
+rescaled, flipped, tinted, lit from one side, sometimes blurred, rotated in-plane by up to
+``max_rotation`` degrees and pasted with a feathered alpha mask onto a random crop of a background.
+Its label is the hand-drawn face box carried through the exact same geometry: the box's centre
+follows the rotation, and the label is the axis-aligned box of the rotated ellipse inscribed in the
+face box (see :func:`ellipse_box`; the box of the rotated corners would be too loose on a face).
+About ``cut_fraction`` of the faces are placed partly outside the image; their label is the visible
+part (the box clipped to the image), and a face with less than 45 % of its box visible is never
+placed. Face boxes of one image barely overlap (each covers at most 10 % of the other's area).
+
+The output is what a person has after labelling in labelme 5.4.1 with ``--nodata``:
+``images/sample_NNNN.jpg`` and, for images with faces only, ``labels/sample_NNNN.json``.
+Same settings -> byte-identical files.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ import numpy as np
 LABELME_VERSION = "5.4.1"
 JPEG_QUALITY = 90
 
+Box = tuple[float, float, float, float]
+
 # Face boxes (x1, y1, x2, y2) in pixels of the original pictures, forehead/hairline to chin and
 # cheek/ear to cheek/ear, as one would drag them in labelme. Found by drawing candidate boxes (and
 # OpenCV's Haar cascade hits, where it fires) on 3x zooms with a 10 px grid and checking by eye.
@@ -37,15 +50,21 @@ CAMERA_FACE = (180.0, 122.0, 258.0, 198.0)  # skimage camera 512x512, ear to nos
 LFW_FACE = (2.0, 0.0, 23.0, 24.5)
 LFW_PAD = 4  # replicate-pad the tiny crops so the feathered edge falls outside the face
 
-# Source -> (draw weight, largest face side in px it is scaled up to).
+# Source -> (draw weight, largest face side in px it is scaled up to; about 4x its own face at most,
+# 2x for Grace Hopper, whose face is already 206 px). A face's size is drawn first, then its source
+# among those that reach that size, so the size distribution does not depend on the sources.
 FACE_SOURCES = {
-    "astronaut": (0.22, 300.0),
-    "hopper": (0.22, 300.0),
-    "camera": (0.16, 220.0),
-    "lfw": (0.40, 120.0),
+    "astronaut": (0.22, 400.0),
+    "hopper": (0.22, 440.0),
+    "camera": (0.16, 300.0),
+    "lfw": (0.40, 100.0),
 }
-MIN_FACE = 40.0
-MAX_FACE = 300.0
+MIN_FACE = 12.0  # smallest face side in px
+MAX_FACE_FRACTION = 0.85  # largest face side, as a share of the shorter image side (one-face images)
+MIN_CUT_FACE = 24.0  # faces cut by the image border are drawn from this size up
+MIN_VISIBLE = 0.45  # a cut face keeps at least this share of its (label) box inside the image
+MAX_COVER = 0.10  # a face box may cover at most this share of another face box
+MAX_PATCH_COVER = 0.25  # a later head patch may cover at most this share of an earlier face box
 HEAD_MARGIN = 0.35  # head patch = face box grown by this share of its side on every side
 INNER_GROW = 0.08  # fully opaque core = face box grown by this share; feathered out to the patch edge
 OVAL_GROW, OVAL_FADE = 1.12, 1.4  # oval mask: opaque up to 1.12x the face box's inscribed ellipse, 0 at 1.4x
@@ -72,10 +91,23 @@ SKIN_TONES = np.array([
 class SampleSettings:
     n_images: int = 160  # total images
     negative_fraction: float = 0.2  # share of images with no face at all
-    max_faces: int = 1  # at most this many faces per image
+    max_faces: int = 4  # face images hold 1..max_faces faces (uniform)
     width: int = 640
     height: int = 480
     seed: int = 0
+    cut_fraction: float = 0.1  # share of faces placed partly outside the image
+    max_rotation: float = 20.0  # in-plane rotation, uniform in +-max_rotation degrees
+
+
+@dataclass(frozen=True)
+class Face:
+    """One pasted face: its label (the visible box, clipped to the image) and how it was made."""
+
+    box: Box  # the label, as written to the LabelMe file (before rounding to 0.01 px)
+    full_box: Box  # the label box before clipping to the image (== box unless cut)
+    source: str  # key of FACE_SOURCES
+    angle: float  # in-plane rotation, degrees
+    cut: bool  # placed partly outside the image on purpose
 
 
 @dataclass(frozen=True)
@@ -83,8 +115,21 @@ class _Head:
     """A head patch (HxW or HxWx3 uint8, RGB) and the face box inside it, (x1, y1, x2, y2)."""
 
     patch: np.ndarray
-    box: tuple[float, float, float, float]
+    box: Box
     oval: bool = False  # feather to an oval around the face (tight crops) instead of to the patch edge
+
+
+def ellipse_box(box: Box, angle: float) -> Box:
+    """Axis-aligned box of the ellipse inscribed in ``box`` after rotating it by ``angle`` degrees about its centre.
+
+    Half-width = sqrt((w/2 cos a)^2 + (h/2 sin a)^2), half-height = sqrt((w/2 sin a)^2 + (h/2 cos a)^2).
+    """
+    x1, y1, x2, y2 = box
+    a, b = (x2 - x1) / 2.0, (y2 - y1) / 2.0
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    hw, hh = math.hypot(a * c, b * s), math.hypot(a * s, b * c)
+    return (cx - hw, cy - hh, cx + hw, cy + hh)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -93,7 +138,7 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
 
-def _cut(image: np.ndarray, box: tuple[float, float, float, float]) -> _Head:
+def _cut(image: np.ndarray, box: Box) -> _Head:
     x1, y1, x2, y2 = box
     h, w = image.shape[:2]
     mx, my = HEAD_MARGIN * (x2 - x1), HEAD_MARGIN * (y2 - y1)
@@ -171,7 +216,7 @@ def _tint(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _alpha(shape: tuple[int, int], inner: tuple[float, float, float, float]) -> np.ndarray:
+def _alpha(shape: tuple[int, int], inner: Box) -> np.ndarray:
     """1 inside ``inner`` (a rectangle), smoothly down to 0 at the patch border, rounded corners."""
     h, w = shape
     ix1, iy1, ix2, iy2 = inner
@@ -183,7 +228,7 @@ def _alpha(shape: tuple[int, int], inner: tuple[float, float, float, float]) -> 
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-def _oval_alpha(shape: tuple[int, int], box: list[float]) -> np.ndarray:
+def _oval_alpha(shape: tuple[int, int], box: Box) -> np.ndarray:
     """1 inside an ellipse slightly larger than ``box`` (cheeks and chin opaque), 0 near its corners."""
     h, w = shape
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -195,93 +240,190 @@ def _oval_alpha(shape: tuple[int, int], box: list[float]) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+def _inter(a: Box, b: Box) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def _place_face(canvas: np.ndarray, rng: np.random.Generator, max_side: float,
-                taken: list[tuple[tuple[float, ...], tuple[float, ...]]]) -> tuple[float, float, float, float] | None:
-    """Paste one head onto ``canvas`` (in place); return its face box, or None if it does not fit."""
+def _area(a: Box) -> float:
+    return max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    return (max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]), min(float(height), box[3]))
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """A head scaled to one face size, flipped and rotated: where its pixels and its label go."""
+
+    scale: tuple[int, int]  # (nw, nh): the size the head patch is resized to
+    matrix: np.ndarray | None  # 2x3 cv2.warpAffine matrix (pixel-centre coordinates), None: no rotation
+    size: tuple[int, int]  # (w, h) of the rotated patch
+    face: Box  # the face box in the resized, flipped, unrotated patch
+    label: Box  # the label box in the rotated patch
+
+
+def _geometry(head: _Head, side: float, flip: bool, angle: float) -> _Geometry:
+    bx1, by1, bx2, by2 = head.box
+    ph, pw = head.patch.shape[:2]
+    scale = side / max(bx2 - bx1, by2 - by1)
+    nw, nh = max(2, int(round(pw * scale))), max(2, int(round(ph * scale)))
+    sx, sy = nw / pw, nh / ph  # exact scale cv2.resize applies (edge coordinates)
+    face = (bx1 * sx, by1 * sy, bx2 * sx, by2 * sy)
+    if flip:
+        face = (nw - face[2], face[1], nw - face[0], face[3])
+    if angle == 0.0:
+        return _Geometry((nw, nh), None, (nw, nh), face, face)
+    # Rotate about the face centre c (edge coordinates): p' = R (p - c) + t, t chosen so that the
+    # rotated patch starts at 0. In cv2's pixel-centre coordinates (q = p - 0.5) that is
+    # q' = R q + R (0.5 - c) + t - 0.5.
+    cx, cy = (face[0] + face[2]) / 2.0, (face[1] + face[3]) / 2.0
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    rot = np.array([[c, s], [-s, c]])  # positive angle: counter-clockwise on screen (y down)
+    corners = np.array([[0.0, 0.0], [nw, 0.0], [0.0, nh], [nw, nh]]) - (cx, cy)
+    turned = corners @ rot.T
+    lo, hi = turned.min(axis=0), turned.max(axis=0)
+    t = -lo
+    out_w, out_h = int(math.ceil(hi[0] - lo[0])), int(math.ceil(hi[1] - lo[1]))
+    shift = rot @ (np.array([0.5, 0.5]) - (cx, cy)) + t - 0.5
+    matrix = np.hstack([rot, shift[:, None]]).astype(np.float64)
+    fw, fh = face[2] - face[0], face[3] - face[1]
+    label = ellipse_box((t[0] - fw / 2, t[1] - fh / 2, t[0] + fw / 2, t[1] + fh / 2), angle)
+    return _Geometry((nw, nh), matrix, (out_w, out_h), face, label)
+
+
+def _place_face(canvas: np.ndarray, rng: np.random.Generator, hi_side: float, cut_fraction: float,
+                max_rotation: float, taken: list[tuple[Box, Box]]) -> Face | None:
+    """Paste one head onto ``canvas`` (in place); return its face, or None if it does not fit."""
     height, width = canvas.shape[:2]
-    names = list(FACE_SOURCES)
+    cut = bool(rng.random() < cut_fraction) and hi_side > 2.0 * MIN_CUT_FACE
+    lo = min(MIN_CUT_FACE if cut else MIN_FACE, hi_side)  # a cut face is large enough not to leave a sliver
+    side = float(math.exp(rng.uniform(math.log(lo), math.log(max(lo, hi_side)))))
+    names = [n for n in FACE_SOURCES if FACE_SOURCES[n][1] >= side] or ["hopper"]
     weights = np.array([FACE_SOURCES[n][0] for n in names])
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
     heads = _heads()[name]
     head = heads[int(rng.integers(len(heads)))]
-    lo = min(MIN_FACE, 0.5 * min(width, height))
-    hi = max(lo, min(FACE_SOURCES[name][1], max_side))
-    side = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
     flip = bool(rng.random() < 0.5)
+    angle = float(rng.uniform(-max_rotation, max_rotation)) if max_rotation > 0 else 0.0
     tinted = _tint(head.patch, rng)
-    blur_sigma = float(rng.uniform(0.5, 1.6)) if rng.random() < 0.25 else 0.0
+    light = (float(rng.uniform(0.0, 2.0 * math.pi)), float(rng.uniform(0.1, 0.6))) if rng.random() < 0.6 else None
+    blur_sigma = float(rng.uniform(0.5, 1.6)) if rng.random() < 0.25 else 0.0  # scaled to the face size below
 
     for _shrink in range(6):
-        bx1, by1, bx2, by2 = head.box
-        ph, pw = tinted.shape[:2]
-        scale = side / max(bx2 - bx1, by2 - by1)
-        nw, nh = max(2, int(round(pw * scale))), max(2, int(round(ph * scale)))
-        sx, sy = nw / pw, nh / ph  # exact scale cv2.resize applies (edge coordinates)
-        box = [bx1 * sx, by1 * sy, bx2 * sx, by2 * sy]
-        if flip:
-            box = [nw - box[2], box[1], nw - box[0], box[3]]
-        fw, fh = box[2] - box[0], box[3] - box[1]
-        if fw < width and fh < height:
+        geo = _geometry(head, side, flip, angle)
+        sigma = blur_sigma * min(1.0, side / 48.0)  # the same blur would wipe out a 12 px face
+        lx1, ly1, lx2, ly2 = geo.label
+        fw, fh = lx2 - lx1, ly2 - ly1
+        if fw < width - 1 and fh < height - 1:
             for _try in range(40):
-                ox = int(rng.integers(int(math.ceil(-box[0])), int(math.floor(width - box[2])) + 1))
-                oy = int(rng.integers(int(math.ceil(-box[1])), int(math.floor(height - box[3])) + 1))
-                face = (box[0] + ox, box[1] + oy, box[2] + ox, box[3] + oy)
-                patch_rect = (float(ox), float(oy), float(ox + nw), float(oy + nh))
-                if any(_overlaps(face, p) or _overlaps(f, patch_rect) for f, p in taken):
+                ox = int(rng.integers(int(math.ceil(-lx1)), int(math.floor(width - lx2)) + 1))
+                oy = int(rng.integers(int(math.ceil(-ly1)), int(math.floor(height - ly2)) + 1))
+                if cut:
+                    edge = int(rng.integers(4))
+                    visible = float(rng.uniform(MIN_VISIBLE, 0.92))
+                    corner = rng.random() < 0.25
+                    other = float(rng.uniform(0.6, 0.95))
+                    axes = [(edge, visible)] + ([((edge + 1) % 4, other)] if corner else [])
+                    for e, v in axes:  # 0: left, 1: top, 2: right, 3: bottom
+                        if e == 0:
+                            ox = int(round(-(1.0 - v) * fw - lx1))
+                        elif e == 2:
+                            ox = int(round(width - v * fw - lx1))
+                        elif e == 1:
+                            oy = int(round(-(1.0 - v) * fh - ly1))
+                        else:
+                            oy = int(round(height - v * fh - ly1))
+                full = (lx1 + ox, ly1 + oy, lx2 + ox, ly2 + oy)
+                box = _clip(full, width, height)
+                if box[2] - box[0] < 1.0 or box[3] - box[1] < 1.0 or _area(box) < MIN_VISIBLE * _area(full):
                     continue
-                _paste(canvas, tinted, (nw, nh), flip, blur_sigma, box, (ox, oy), head.oval)
-                taken.append((face, patch_rect))
-                return face
-        side *= 0.75
-        if side < lo * 0.75:
+                patch_rect = _clip((float(ox), float(oy), float(ox + geo.size[0]), float(oy + geo.size[1])),
+                                   width, height)
+                if any(_inter(box, f) > MAX_COVER * min(_area(box), _area(f))
+                       or _inter(patch_rect, f) > MAX_PATCH_COVER * _area(f) for f, _ in taken):
+                    continue
+                _paste(canvas, tinted, geo, flip, light, sigma, (ox, oy), head.oval)
+                taken.append((box, patch_rect))
+                return Face(box, full, name, angle, box != full)
+        side *= 0.8
+        if side < lo * 0.8:
             break
     return None
 
 
-def _paste(canvas: np.ndarray, patch: np.ndarray, size: tuple[int, int], flip: bool, blur_sigma: float,
-           box: list[float], offset: tuple[int, int], oval: bool) -> None:
-    nw, nh = size
+def _paste(canvas: np.ndarray, patch: np.ndarray, geo: _Geometry, flip: bool, light: tuple[float, float] | None,
+           blur_sigma: float, offset: tuple[int, int], oval: bool) -> None:
+    nw, nh = geo.scale
+    box = geo.face
     interp = cv2.INTER_AREA if nw < patch.shape[1] else cv2.INTER_CUBIC
     img = cv2.resize(patch, (nw, nh), interpolation=interp)
     if flip:
         img = img[:, ::-1]
+    img = np.ascontiguousarray(img).astype(np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    if light is not None:  # light from one side: a linear gain ramp across the face
+        direction, strength = light
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        size = max(box[2] - box[0], box[3] - box[1])
+        xs = (np.arange(nw, dtype=np.float32) + 0.5 - cx) / size
+        ys = (np.arange(nh, dtype=np.float32) + 0.5 - cy) / size
+        ramp = math.cos(direction) * xs[None, :] + math.sin(direction) * ys[:, None]
+        img = img * np.clip(1.0 + strength * ramp, 0.3, 1.7)[..., None]
     if blur_sigma > 0:
-        img = cv2.GaussianBlur(np.ascontiguousarray(img), (0, 0), blur_sigma)
+        img = cv2.GaussianBlur(img, (0, 0), blur_sigma)
+        if img.ndim == 2:
+            img = img[..., None]
     if oval:
-        alpha = _oval_alpha((nh, nw), box)[..., None]
+        alpha = _oval_alpha((nh, nw), box)
     else:
         gx, gy = INNER_GROW * (box[2] - box[0]), INNER_GROW * (box[3] - box[1])
         inner = (max(0.0, box[0] - gx), max(0.0, box[1] - gy), min(float(nw), box[2] + gx),
                  min(float(nh), box[3] + gy))
-        alpha = _alpha((nh, nw), inner)[..., None]
+        alpha = _alpha((nh, nw), inner)
+    if geo.matrix is not None:
+        img = cv2.warpAffine(img, geo.matrix, geo.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(alpha, geo.matrix, geo.size, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        if img.ndim == 2:
+            img = img[..., None]
+    alpha = alpha[..., None]
+    w, h = geo.size
     ox, oy = offset
     height, width = canvas.shape[:2]
-    x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + nw), min(height, oy + nh)
-    src = img[y0 - oy:y1 - oy, x0 - ox:x1 - ox].astype(np.float32)
+    x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + w), min(height, oy + h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    src = img[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
     a = alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
     dst = canvas[y0:y1, x0:x1].astype(np.float32)
     canvas[y0:y1, x0:x1] = np.clip(dst * (1.0 - a) + src * a + 0.5, 0, 255).astype(np.uint8)
 
 
 def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Whole-image brightness/contrast, colour cast, and sometimes blur and sensor noise."""
+    """Whole-image brightness/contrast, colour cast, uneven light, and sometimes blur and sensor noise."""
     out = image.astype(np.float32)
     contrast, brightness = rng.uniform(0.75, 1.25), rng.uniform(-30.0, 30.0)
     cast = rng.uniform(0.92, 1.08, size=3).astype(np.float32)
     mean = float(out.mean())
-    out = ((out - mean) * contrast + mean + brightness) * cast
+    out = out * (np.float32(contrast) * cast) + (np.float32(mean * (1.0 - contrast) + brightness) * cast)
+    if rng.random() < 0.3:  # light falling off across the scene
+        h, w = out.shape[:2]
+        direction, strength = rng.uniform(0.0, 2.0 * math.pi), rng.uniform(0.15, 0.4)
+        xs = (np.arange(w, dtype=np.float32) - w / 2) / max(w, h)
+        ys = (np.arange(h, dtype=np.float32) - h / 2) / max(w, h)
+        ramp = math.cos(direction) * xs[None, :] + math.sin(direction) * ys[:, None]
+        out = out * (1.0 + 2.0 * strength * ramp)[..., None]
     if rng.random() < 0.2:
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.6, 1.4)))
     if rng.random() < 0.3:
-        out = out + rng.normal(0.0, rng.uniform(2.0, 6.0), size=out.shape).astype(np.float32)
+        sigma = np.float32(rng.uniform(2.0, 6.0))
+        out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _labelme(name: str, boxes: list[tuple[float, float, float, float]], width: int, height: int) -> str:
+def _labelme(name: str, boxes: list[Box], width: int, height: int) -> str:
     shapes = [{
         "label": "face",
         "points": [[round(float(x1), 2), round(float(y1), 2)], [round(float(x2), 2), round(float(y2), 2)]],
@@ -303,10 +445,11 @@ def _labelme(name: str, boxes: list[tuple[float, float, float, float]], width: i
     return json.dumps(data, indent=2)
 
 
-def generate(out_dir: Path, settings: SampleSettings = SampleSettings()) -> int:
-    """Write out_dir/images/sample_NNNN.jpg and out_dir/labels/sample_NNNN.json; return the number of images."""
+def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -> list[list[Face]]:
+    """Like :func:`generate`, and return each image's faces with how they were made (source, angle, cut)."""
     s = settings
-    if s.n_images < 0 or not 0.0 <= s.negative_fraction <= 1.0 or s.max_faces < 1:
+    if (s.n_images < 0 or not 0.0 <= s.negative_fraction <= 1.0 or s.max_faces < 1
+            or not 0.0 <= s.cut_fraction <= 1.0 or not 0.0 <= s.max_rotation <= 90.0):
         raise ValueError(f"invalid sample settings: {s}")
     if s.width < 32 or s.height < 32:
         raise ValueError(f"sample images must be at least 32x32, got {s.width}x{s.height}")
@@ -320,26 +463,33 @@ def generate(out_dir: Path, settings: SampleSettings = SampleSettings()) -> int:
     rng = np.random.default_rng(s.seed)
     n_neg = int(round(s.n_images * s.negative_fraction))
     negatives = set(rng.permutation(s.n_images)[:n_neg].tolist())
-    max_side = min(MAX_FACE, 0.9 * min(s.width, s.height))
+    max_side = MAX_FACE_FRACTION * min(s.width, s.height)
 
+    scenes: list[list[Face]] = []
     for i in range(s.n_images):
         name = f"sample_{i:04d}"
         canvas = _background(rng, s.width, s.height)
-        boxes: list[tuple[float, float, float, float]] = []
+        faces: list[Face] = []
         if i not in negatives:
             k = int(rng.integers(1, s.max_faces + 1))
-            cap = max_side / math.sqrt(k)
-            taken: list = []
+            taken: list[tuple[Box, Box]] = []
             for _ in range(k):
-                face = _place_face(canvas, rng, cap, taken)
+                face = _place_face(canvas, rng, max_side / math.sqrt(k), s.cut_fraction, s.max_rotation, taken)
                 if face is not None:
-                    boxes.append(face)
+                    faces.append(face)
         image = _photometric(canvas, rng)
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise RuntimeError(f"could not encode {name}.jpg")
         (images_dir / f"{name}.jpg").write_bytes(buf.tobytes())
-        if boxes:
-            (labels_dir / f"{name}.json").write_bytes(_labelme(name, boxes, s.width, s.height).encode("utf-8"))
-    return s.n_images
+        if faces:
+            text = _labelme(name, [f.box for f in faces], s.width, s.height)
+            (labels_dir / f"{name}.json").write_bytes(text.encode("utf-8"))
+        scenes.append(faces)
+    return scenes
+
+
+def generate(out_dir: Path, settings: SampleSettings = SampleSettings()) -> int:
+    """Write out_dir/images/sample_NNNN.jpg and out_dir/labels/sample_NNNN.json; return the number of images."""
+    return len(generate_faces(out_dir, settings))

@@ -1,0 +1,208 @@
+"""Propose face boxes as LabelMe files, to correct in labelme instead of drawing every box by hand.
+
+:func:`prelabel` runs a detector (a facedet model, or OpenCV's Haar cascade as a peer that needs no
+training) on every image of a folder (recursive) that has no LabelMe file yet, and writes a LabelMe
+5.4.1 JSON with one ``face`` rectangle per proposed face (``imagePath`` relative to the JSON,
+``imageData`` null, ``imageWidth``/``imageHeight`` after EXIF orientation, as labelme shows the
+image).
+
+Where the file goes, and what counts as "has a LabelMe file already":
+
+- The images/ + labels/ layout (the folder is named ``images``, has ``images`` folders below it,
+  or is inside an ``images`` folder that has a ``labels`` folder beside it): ``.../images/a/x.jpg``
+  -> ``.../labels/a/x.json`` (what ``labelme data/images --output data/labels`` reads). Otherwise
+  beside the image: ``a/x.jpg`` -> ``a/x.json``.
+- An image is labelled when a label file of its dataset pairs with it by the importer's rules
+  (:mod:`facedet.labels.labelme`: ``imagePath``, else the file name); a label file that cannot be
+  read counts too (its image is reported, for you to fix the file). Nothing is ever overwritten:
+  an existing file at the target path is left alone and reported.
+- An image with no face proposed gets no file (it stays a negative, as before; run again with a
+  lower threshold, or draw the box in labelme).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facedet.collect import _images_index, label_candidates
+from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_rgb
+
+LABELME_VERSION = "5.4.1"
+HAAR_FILE = "haarcascade_frontalface_default.xml"
+
+Box = tuple[float, float, float, float]
+Proposer = Callable[[np.ndarray], list[tuple[Box, float]]]
+
+
+# --- where label files are -------------------------------------------------------------------------
+
+def dataset_root(folder: Path) -> Path:
+    """The folder whose label files can label the images of ``folder``: the parent of an ``images``
+    folder (``folder`` itself, or one above it with a ``labels`` folder beside it), else ``folder``."""
+    folder = Path(os.path.abspath(folder))
+    if folder.name.lower() == "images":
+        return folder.parent
+    for above in folder.parents:
+        if above.name.lower() == "images" and (above.parent / "labels").is_dir():
+            return above.parent
+    return folder
+
+
+def target_for(image: Path, root: Path) -> Path:
+    """The LabelMe file to write for ``image`` of the dataset at ``root`` (see the module doc)."""
+    image, root = Path(os.path.abspath(image)), Path(os.path.abspath(root))
+    folders = image.parent.relative_to(root).parts
+    k = _images_index(folders)
+    if k is None:
+        return image.with_suffix(".json")
+    return root.joinpath(*folders[:k], "labels", *folders[k + 1:], image.stem + ".json")
+
+
+def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(image -> label file, problems) for the LabelMe files under root, paired as the importer
+    pairs them; paths relative to root (POSIX)."""
+    from facedet.labels import labelme as lm
+
+    images, jsons = lm._scan(root)
+    index = lm._Index(images)
+    claimed: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    for json_rel in sorted(jsons):
+        try:
+            data = lm._load(jsons[json_rel])
+            image_rel, _ = lm._pair(data.get("imagePath"), json_rel, root, index)
+        except lm._Bad as err:
+            image_rel = index.by_stem(os.path.dirname(json_rel), lm._stem(json_rel))
+            if image_rel is not None:
+                problems.append((image_rel, f"not prelabelled: its label file {json_rel} cannot be used "
+                                            f"({err}); fix or delete it"))
+        if image_rel is not None:
+            claimed.setdefault(image_rel, json_rel)
+    return claimed, problems
+
+
+# --- proposers -------------------------------------------------------------------------------------
+
+def haar_proposer(threshold: float | None = None, scale_factor: float = 1.1, min_neighbors: int = 5,
+                  min_size_fraction: float = 0.05) -> Proposer:
+    """OpenCV's frontal-face Haar cascade; the score is the cascade's level weight (about 1-10:
+    higher is surer), ``threshold`` a minimum for it (default: every face detectMultiScale keeps)."""
+    import cv2
+
+    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, HAAR_FILE))
+    if cascade.empty():
+        raise FileNotFoundError(f"{HAAR_FILE}: not found in {cv2.data.haarcascades}")
+
+    def propose(rgb: np.ndarray) -> list[tuple[Box, float]]:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        side = max(20, round(min(gray.shape) * min_size_fraction))
+        boxes, _, weights = cascade.detectMultiScale3(gray, scaleFactor=scale_factor, minNeighbors=min_neighbors,
+                                                      minSize=(side, side), outputRejectLevels=True)
+        found = [((float(x), float(y), float(x + w), float(y + h)), float(s))
+                 for (x, y, w, h), s in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1))]
+        return sorted((f for f in found if threshold is None or f[1] >= threshold), key=lambda f: -f[1])
+
+    return propose
+
+
+def model_proposer(weights: Path | str, threshold: float | None = None) -> Proposer:
+    """A facedet model file (``FaceDetector.load``); ``threshold`` defaults to the model's."""
+    from facedet.detect import FaceDetector
+
+    detector = FaceDetector.load(weights, threshold=threshold)
+
+    def propose(rgb: np.ndarray) -> list[tuple[Box, float]]:
+        return [(tuple(float(v) for v in face.box), float(face.score)) for face in detector(rgb)]
+
+    return propose
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+def labelme_json(image_path: str, boxes: list[Box], width: int, height: int, label: str = "face") -> dict:
+    """A LabelMe 5.4.1 document with one rectangle per box."""
+    shapes = [{"label": label, "points": [[round(x1, 2), round(y1, 2)], [round(x2, 2), round(y2, 2)]],
+               "group_id": None, "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}
+              for x1, y1, x2, y2 in boxes]
+    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
+            "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
+
+
+@dataclass
+class Summary:
+    written: list[Path] = field(default_factory=list)
+    faces: int = 0
+    labelled: int = 0  # skipped: a label file pairs with the image already
+    exists: int = 0  # skipped: the target file exists (never overwritten)
+    no_face: int = 0  # nothing proposed: no file written
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (file, why), unreadable images etc.
+
+    def line(self) -> str:
+        return (f"{len(self.written)} LabelMe files written ({self.faces} faces proposed); skipped: "
+                f"{self.labelled} already labelled, {self.exists} with an existing file at the target "
+                f"(not overwritten), {self.no_face} with no face proposed (no file), "
+                f"{len(self.problems)} problems")
+
+
+def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: bool = True) -> Summary:
+    """Write proposals for the images of ``folder`` that have no LabelMe file (see the module doc)."""
+    from rich.console import Console
+    from rich.progress import track
+
+    folder = Path(os.path.abspath(folder))
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder of images")
+    root = dataset_root(folder)
+    claimed, problems = labelled_images(root)
+    summary = Summary(problems=list(problems))
+    unreadable_labels = {image for image, _ in problems}
+    images = list_images(folder)
+    for image in track(images, description="prelabel", transient=True, disable=not progress,
+                       console=Console(stderr=True)):
+        rel = image.relative_to(root).as_posix()
+        if rel in unreadable_labels:
+            continue
+        if rel in claimed:
+            summary.labelled += 1
+            continue
+        target = target_for(image, root)
+        if target.exists():
+            summary.exists += 1
+            continue
+        try:
+            rgb = read_rgb(image)
+        except (ImageError, OSError) as err:
+            summary.problems.append((rel, f"not prelabelled: {err}"))
+            continue
+        faces = propose(rgb)
+        if not faces:
+            summary.no_face += 1
+            continue
+        height, width = rgb.shape[:2]
+        boxes = [_clip(box, width, height) for box, _ in faces]
+        document = labelme_json(Path(os.path.relpath(image, target.parent)).as_posix(), boxes, width, height, label)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(target, "x", encoding="utf-8") as f:  # "x": never overwrite, even in a race
+                f.write(json.dumps(document, indent=2) + "\n")
+        except FileExistsError:
+            summary.exists += 1
+            continue
+        summary.written.append(target)
+        summary.faces += len(boxes)
+    return summary
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    x1, y1, x2, y2 = box
+    return max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
+
+
+__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "haar_proposer", "label_candidates", "labelled_images",
+           "labelme_json", "model_proposer", "prelabel", "target_for"]
