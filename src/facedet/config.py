@@ -74,4 +74,14 @@ def tracking_uri(cfg: DictConfig) -> str:
         return str(cfg.tracking.uri)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{project_root() / 'mlflow.db'}"
+    return f"sqlite:///{store_root() / 'mlflow.db'}"
+
+
+def store_root() -> Path:
+    """The project whose mlflow.db records the runs. A queued or ``--temp`` ``dvc exp run`` works in a
+    temporary copy (.dvc/tmp/exps/...) without the git-ignored store, and DVC names the original
+    repository in $DVC_ROOT: its runs land in that store rather than in one deleted with the copy."""
+    original = os.environ.get("DVC_ROOT")
+    if original and (Path(original) / "dvc.yaml").is_file() and (Path(original) / "conf").is_dir():
+        return Path(original).resolve()
+    return project_root()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -15,6 +18,9 @@ from facedet.config import project_root, tracking_uri
 
 # MLflow rejects longer parameter values.
 MAX_PARAM_LENGTH = 6000
+# Extra tags (a JSON object) for every run created while it is set, e.g. {"mlflow.parentRunId": ...}
+# for the trials of a sweep; see extra_tags().
+RUN_TAGS_ENV = "FACEDET_RUN_TAGS"
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
@@ -42,14 +48,35 @@ def _git(*args: str) -> str:
 
 
 def run_tags() -> dict[str, str]:
-    """Git commit and dirty flag, and the data hash pinned by data.dvc."""
+    """Git commit and dirty flag, the data hash pinned by data.dvc, the DVC experiment (in a
+    ``dvc exp run``) and the tags of $FACEDET_RUN_TAGS."""
     tags = {"git.commit": _git("rev-parse", "HEAD") or "unknown",
             "git.dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no")))}
     data_dvc = project_root() / "data.dvc"
     if data_dvc.is_file():
         outs = (yaml.safe_load(data_dvc.read_text()) or {}).get("outs") or [{}]
         tags["data.md5"] = str(outs[0].get("md5", "unknown"))
+    if os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run` (workspace, --temp and queued alike)
+        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        tags["dvc.baseline_rev"] = os.environ["DVC_EXP_BASELINE_REV"]
+    tags.update({str(k): str(v) for k, v in json.loads(os.environ.get(RUN_TAGS_ENV) or "{}").items()})
     return tags
+
+
+@contextmanager
+def extra_tags(tags: dict[str, str]) -> Iterator[None]:
+    """Runs created inside (by any stage, in this process or its children) also get these tags."""
+    before = os.environ.get(RUN_TAGS_ENV)
+    merged = {**json.loads(before or "{}"), **{str(k): str(v) for k, v in tags.items()}}
+    os.environ[RUN_TAGS_ENV] = json.dumps(merged)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUN_TAGS_ENV, None)
+        else:
+            os.environ[RUN_TAGS_ENV] = before
 
 
 def experiment_id(cfg: DictConfig) -> str:
@@ -66,11 +93,12 @@ def experiment_id(cfg: DictConfig) -> str:
     return client.create_experiment(cfg.tracking.experiment, artifact_location=location)
 
 
-def start_run(cfg: DictConfig, run_name: str | None = None) -> str:
-    """Create a run in the configured experiment with tags and the flattened config; returns its id."""
+def start_run(cfg: DictConfig, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """Create a run in the configured experiment with tags (run_tags() and `tags`) and the flattened
+    config; returns its id."""
     exp_id = experiment_id(cfg)
     client = MlflowClient(tracking_uri(cfg))
-    run = client.create_run(exp_id, run_name=run_name, tags=run_tags())
+    run = client.create_run(exp_id, run_name=run_name, tags={**run_tags(), **(tags or {})})
     params = flatten(cfg)
     items = list(params.items())
     for start in range(0, len(items), 100):

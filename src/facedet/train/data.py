@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, RandomSampler
 
 from facedet import coco
 from facedet.images import read_rgb
@@ -37,3 +37,24 @@ class FaceDataset(Dataset):
 def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     images, targets = zip(*batch)
     return torch.stack(images), list(targets)
+
+
+class EpochShuffle(RandomSampler):
+    """A shuffle whose order depends only on (seed, epoch), so that a run resumed from a checkpoint
+    sees the same batches as an uninterrupted one (Lightning calls ``set_epoch`` before every epoch;
+    the plain RandomSampler draws from the global RNG, whose state no checkpoint keeps).
+
+    It is a RandomSampler, so under DDP Lightning replaces it by a DistributedSampler with
+    ``shuffle=True`` (seeded from the global seed and the epoch as well).
+    """
+
+    def __init__(self, data_source, seed: int) -> None:
+        super().__init__(data_source)
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()

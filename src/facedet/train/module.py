@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from facedet.coco import Detection, Image
@@ -34,13 +39,13 @@ class FaceDetectorModule(pl.LightningModule):
         losses = self.loss(self.net(images), targets)
         for name, value in losses.items():
             self.log(f"train/{name}", value, on_step=False, on_epoch=True, prog_bar=name == "loss",
-                     batch_size=len(images))
+                     batch_size=len(images), sync_dist=True)
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets = batch
         losses = self.loss(self.net(images), targets)
-        self.log("val/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=len(images))
+        self.log("val/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=len(images), sync_dist=True)
         for target, rows in zip(targets, predict(self.net, images)):
             boxes = (target["boxes"] * _VAL_SCALE).tolist()
             self._val_truth.append(Image(str(len(self._val_truth)), int(_VAL_SCALE), int(_VAL_SCALE),
@@ -49,8 +54,15 @@ class FaceDetectorModule(pl.LightningModule):
                                           for r in rows])
 
     def on_validation_epoch_end(self) -> None:
-        metrics = detection_metrics(self._val_truth, self._val_predictions, self.threshold)
+        truth, predictions = self._val_truth, self._val_predictions
         self._val_truth, self._val_predictions = [], []
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # DDP: each rank saw a shard of the validation set; AP is computed on all of it, on every rank.
+            shards: list = [None] * dist.get_world_size()
+            dist.all_gather_object(shards, (truth, predictions))
+            truth = [replace(t, file_name=str(i)) for i, t in enumerate(t for shard, _ in shards for t in shard)]
+            predictions = [p for _, shard in shards for p in shard]
+        metrics = detection_metrics(truth, predictions, self.threshold)
         ap50 = metrics["ap50"] if metrics["ap50"] == metrics["ap50"] else 0.0  # nan when val has no face
         self.log("val/ap50", ap50, prog_bar=True)
         for key in ("ap50_95", "mean_iou", "f1"):
@@ -61,3 +73,21 @@ class FaceDetectorModule(pl.LightningModule):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class EpochSeed(pl.Callback):
+    """Reseed the global RNGs (dropout, random augmentations) before the first batch of every training
+    epoch from (seed, epoch, rank): a run resumed from an end-of-epoch checkpoint then draws the same
+    random numbers as an uninterrupted one (checkpoints do not keep RNG states). Not in
+    ``on_train_epoch_start``: Lightning skips that hook for the first epoch after such a restart."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+        if batch_idx != 0:
+            return
+        value = (self.seed * 1_000_003 + trainer.current_epoch * 1_009 + trainer.global_rank) % 2**32
+        random.seed(value)
+        np.random.seed(value)
+        torch.manual_seed(value)

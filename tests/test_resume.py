@@ -1,0 +1,163 @@
+"""A killed training run continues from its last checkpoint into the same MLflow run and ends where an
+uninterrupted run ends: `facedet run train` as a subprocess, killed with SIGKILL after an epoch."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT
+from facedet import augment, collect
+from facedet.config import compose_config
+from facedet.labels import stage as labels
+from facedet.sample import SampleSettings, generate
+from facedet.train.stage import fingerprint, resume_point
+
+# Small enough for seconds per epoch on a CPU; the shared data stages run once per project.
+TINY = ["augment.copies=2", "train.batch_size=8", "model.width=0.125", "model.hidden=32", "model.input_size=64"]
+
+
+def tiny_project(folder, overrides=TINY):
+    """A project folder (conf/, dvc.yaml) with the sample's collect/labels/augment outputs in results/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "conf", folder / "conf")
+    shutil.copy(ROOT / "dvc.yaml", folder / "dvc.yaml")
+    generate(folder / "data", SampleSettings(n_images=24))
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        cfg = compose_config(list(overrides))
+        for stage in (collect, labels, augment):
+            stage.run(cfg)
+    finally:
+        os.chdir(cwd)
+    return folder
+
+
+def facedet_env():
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+           "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def train(project, *overrides, check=True):
+    done = subprocess.run(["facedet", "run", "train", *TINY, *overrides], cwd=project, env=facedet_env(),
+                          capture_output=True, text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, f"train failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def _last_epoch(project, _seen={}):
+    """The epoch of last.ckpt (-1: none yet), read again only when the file changed."""
+    last = project / "results/train/checkpoints/last.ckpt"
+    try:
+        stamp = (last, last.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return -1
+    if stamp not in _seen:
+        _seen[stamp] = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    return _seen[stamp]
+
+
+def _metrics(project):
+    summary = json.loads((project / "results/train/metrics.json").read_text())
+    return {k: v for k, v in summary.items() if k.startswith(("train/", "val/", "best/"))}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same 3-epoch training twice: uninterrupted, and killed (SIGKILL) after epoch 1 then rerun."""
+    tmp_path = tmp_path_factory.mktemp("resume")
+    epochs = "train.max_epochs=3"
+    whole = tiny_project(tmp_path / "whole")
+    shutil.copytree(whole, tmp_path / "killed")
+    killed = tmp_path / "killed"
+    train(whole, epochs)
+
+    # The real scenario: the process dies (no cleanup, no exception handler) once epoch 1 is checkpointed.
+    process = subprocess.Popen(["facedet", "run", "train", *TINY, epochs], cwd=killed, env=facedet_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while _last_epoch(killed) < 1 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.poll() is None, "training finished before it could be killed"
+        assert _last_epoch(killed) >= 1
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert not (killed / "results/train/metrics.json").exists()
+    assert _last_epoch(killed) < 2, "killed after the last epoch: nothing left to resume"
+    first_run = json.loads((killed / "results/train/run.json").read_text())["run_id"]
+    resumed = train(killed, epochs)
+    return whole, killed, first_run, resumed
+
+
+def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(runs):
+    whole, killed, first_run, done = runs
+    assert f"resuming MLflow run {first_run}" in done.stderr
+    assert "Restoring states from the checkpoint path" in done.stderr
+    assert json.loads((killed / "results/train/run.json").read_text())["run_id"] == first_run
+
+    expected, resumed = _metrics(whole), _metrics(killed)
+    assert expected.keys() == resumed.keys() and "val/ap50" in expected
+    for key, value in expected.items():
+        assert abs(resumed[key] - value) <= 1e-6, (key, resumed[key], value)
+
+    # One MLflow run holds all three epochs, and it is finished.
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{killed / 'mlflow.db'}")
+    assert len(client.search_runs([client.get_experiment_by_name("facedet").experiment_id])) == 1
+    assert client.get_run(first_run).info.status == "FINISHED"
+    whole_run = json.loads((whole / "results/train/run.json").read_text())["run_id"]
+    steps = sorted({m.step for m in client.get_metric_history(first_run, "val/ap50")})
+    assert len(steps) == 3 and steps == sorted({m.step for m in MlflowClient(
+        f"sqlite:///{whole / 'mlflow.db'}").get_metric_history(whole_run, "val/ap50")})
+
+
+def test_checkpoints_hold_only_tensors_and_primitive_types(runs):
+    for project in runs[:2]:
+        for name in ("last.ckpt", "best.ckpt"):
+            path = project / "results/train/checkpoints" / name
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # refuses anything else
+            assert "state_dict" in checkpoint
+        assert checkpoint["epoch"] >= 0
+
+
+def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs, monkeypatch):
+    killed = runs[1]
+    monkeypatch.chdir(killed)
+    checkpoints = killed / "results/train/checkpoints"
+    cfg = compose_config([*TINY, "train.max_epochs=3"])
+    key = fingerprint(cfg)
+    assert key == json.loads((killed / "results/train/run.json").read_text())["config_hash"]
+    assert resume_point(cfg, checkpoints, key) is None  # finished: the next run is a new one
+
+    state = json.loads((checkpoints / "resume.json").read_text())
+    assert state.pop("finished") is True
+    (checkpoints / "resume.json").write_text(json.dumps(state))  # as if killed while logging the model
+    assert resume_point(cfg, checkpoints, key) == (runs[2], checkpoints / "last.ckpt", 2)
+
+    for change in (["train.lr=0.002"], ["train.max_epochs=4"], ["model.hidden=16"], ["seed=1"]):
+        other = compose_config([*TINY, "train.max_epochs=3", *change])
+        assert fingerprint(other) != key and resume_point(other, checkpoints, fingerprint(other)) is None, change
+    assert fingerprint(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"])) == key
+    assert resume_point(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"]), checkpoints, key) is None
+
+    images = {path: path.read_bytes() for path in (killed / "results/collect/images").rglob("*") if path.is_file()}
+    try:
+        for path, content in images.items():  # the validation pictures among them
+            path.write_bytes(content + b"\0")
+        assert fingerprint(cfg) != key  # other data: no resume
+    finally:
+        for path, content in images.items():
+            path.write_bytes(content)

@@ -1,0 +1,166 @@
+"""Hyperparameter sweeps (facedet.sweep) and the MLflow store of queued DVC experiments."""
+
+import json
+import shutil
+from pathlib import Path
+
+import optuna.distributions as D
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from conftest import ROOT
+from facedet import tracking
+from facedet.config import ConfigError, compose_config, tracking_uri
+from facedet.sample import SampleSettings, generate
+from facedet.sweep import override_text, parse_space, preset_text, split_overrides, sweep
+
+TINY_SEARCH = """\
+name: tiny
+metric: best/val_ap50
+direction: maximize
+n_trials: 2
+seed: 0
+startup_trials: 2
+evaluate: false
+write_experiment: best
+params:
+  train.lr: tag(log, interval(0.0005, 0.005))
+  loss.box_weight: choice(0.5, 2.0)
+  model.width: 0.125
+"""
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", tracking.RUN_TAGS_ENV):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the_best_preset(tmp_path, clean_env):
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("best.yaml"))
+    shutil.copy(ROOT / "dvc.yaml", project / "dvc.yaml")
+    (project / "conf/hparams_search/tiny.yaml").write_text(TINY_SEARCH)
+    generate(project / "data", SampleSettings(n_images=16))
+
+    result = sweep(["hparams_search=tiny", "experiment=quick", "train.batch_size=8"], root=project)
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp_id = client.get_experiment_by_name("facedet").experiment_id
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sweep.name"] == "tiny" and "train.lr" in json.loads(parent.data.tags["sweep.search_space"])
+    children = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
+    assert len(children) == 2 and {c.data.tags["sweep.trial"] for c in children} == {"0", "1"}
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert {c.info.run_id for c in children} == {t["run_id"] for t in result.trials}
+
+    # The objective is the validation AP@0.5 of the best child (no evaluate stage ran: no test metric exists).
+    by_id = {c.info.run_id: c for c in children}
+    val = {run_id: c.data.metrics["best/val_ap50"] for run_id, c in by_id.items()}
+    assert not any(k.startswith("test/") for c in children for k in c.data.metrics)
+    assert result.best_value == max(val.values()) == val[result.best_run_id]
+    assert parent.data.metrics["best/val_ap50"] == result.best_value
+    assert parent.data.tags["sweep.best_run_id"] == result.best_run_id
+    trial_metrics = json.loads((project / f"multirun/tiny/trial_{result.best_trial}/results/train/metrics.json")
+                               .read_text())
+    assert trial_metrics["best/val_ap50"] == result.best_value
+    best_child = by_id[result.best_run_id].data.params
+    assert float(best_child["train.lr"]) == result.best_params["train.lr"]
+
+    # Settings collect/labels/augment depend on did not change: trial 1 used trial 0's outputs.
+    trial_1 = OmegaConf.load(project / "multirun/tiny/trial_1/config.yaml")
+    for stage in ("collect", "labels", "augment"):
+        assert Path(trial_1.paths[stage]) == project / "multirun/tiny/trial_0/results" / stage
+    assert not (project / "multirun/tiny/trial_1/results/collect").exists()
+
+    # The preset holds the winner's searched values (from the search space) and the sweep's overrides.
+    preset = project / "conf/experiment/best.yaml"
+    assert preset.read_text().startswith("# @package _global_\n")
+    written = yaml.safe_load(preset.read_text())
+    assert 0.0005 <= written["train"]["lr"] <= 0.005 and written["loss"]["box_weight"] in (0.5, 2.0)
+    assert written["train"]["lr"] == result.best_params["train.lr"]
+    cfg = compose_config(["experiment=best"], root=project)
+    assert cfg.train.lr == result.best_params["train.lr"] and cfg.loss.box_weight == result.best_params[
+        "loss.box_weight"]
+    assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.model.width, cfg.augment.copies) == (1, 8, 0.125, 1)
+
+
+def test_queued_dvc_experiment_logs_to_the_original_store_and_is_tagged(tmp_path, monkeypatch, clean_env):
+    original = tmp_path / "repo"
+    copy = original / ".dvc/tmp/exps/tmpq1w2e3"  # where `dvc queue start` runs an experiment
+    for folder in (original, copy):
+        (folder / "conf").mkdir(parents=True)
+        (folder / "dvc.yaml").write_text("stages: {}\n")
+    cfg = OmegaConf.create({"tracking": {"uri": None, "experiment": "facedet"}})
+    monkeypatch.chdir(copy)
+    assert tracking_uri(cfg) == f"sqlite:///{copy.resolve() / 'mlflow.db'}"  # outside DVC: the project's own
+
+    # What DVC's queue puts in the environment of a queued run (dvc/repo/experiments/queue/base.py).
+    monkeypatch.setenv("DVC_ROOT", str(original))
+    monkeypatch.setenv("DVC_EXP_NAME", "quick-lr")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123abcd")
+    assert tracking_uri(cfg) == f"sqlite:///{original.resolve() / 'mlflow.db'}"
+    tags = tracking.run_tags()
+    assert tags["dvc.experiment"] == "quick-lr" and tags["dvc.baseline_rev"] == "0123abcd"
+
+    # An explicit store still wins; a DVC_ROOT that is no facedet project is ignored.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert tracking_uri(cfg) == "http://mlflow.example:5000"
+    assert tracking_uri(OmegaConf.create({"tracking": {"uri": "sqlite:////x.db"}})) == "sqlite:////x.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking_uri(cfg) == f"sqlite:///{copy.resolve() / 'mlflow.db'}"
+
+
+def test_extra_tags_reach_run_tags_only_inside(clean_env):
+    with tracking.extra_tags({"mlflow.parentRunId": "p1", "sweep.trial": 3}):
+        with tracking.extra_tags({"sweep.name": "s"}):
+            assert {"mlflow.parentRunId": "p1", "sweep.trial": "3", "sweep.name": "s"}.items() <= \
+                tracking.run_tags().items()
+        assert "sweep.name" not in tracking.run_tags()
+    assert "mlflow.parentRunId" not in tracking.run_tags()
+
+
+def test_search_space_syntax_and_the_shipped_search_composes():
+    spec = compose_config(["hparams_search=sample_optuna"], root=ROOT).hparams_search
+    space, fixed = parse_space(OmegaConf.to_container(spec.params))
+    assert space["train.lr"] == D.FloatDistribution(0.0002, 0.005, log=True)
+    assert space["augment.copies"] == D.IntDistribution(2, 10, step=2)
+    assert isinstance(space["model.width"], D.CategoricalDistribution) and fixed == {}
+    assert spec.metric == "best/val_ap50"
+    for pick in (0, -1):  # every searched key exists and both ends of each range pass validation
+        values = {k: d.choices[pick] if isinstance(d, D.CategoricalDistribution) else (d.low, d.high)[pick]
+                  for k, d in space.items()}
+        cfg = compose_config([override_text(k, v) for k, v in values.items()], root=ROOT)
+        assert cfg.augment.transforms[2]["_target_"].endswith("RandomBrightnessContrast")
+
+    space, fixed = parse_space({"a": "int(interval(1, 4))", "b": "range(0.1, 0.5, 0.2)", "c": "3", "d": "choice(x, 2)"})
+    assert space["a"] == D.IntDistribution(1, 4) and space["b"] == D.FloatDistribution(0.1, 0.3, step=0.2)
+    assert fixed == {"c": 3} and space["d"].choices == ("x", 2)
+    with pytest.raises(ConfigError, match="hparams_search.params.a"):
+        parse_space({"a": "interval(2, 1)"})
+    assert split_overrides(["train.lr=1", "hparams_search.n_trials=2"]) == (
+        ["hparams_search=sample_optuna", "hparams_search.n_trials=2"], ["train.lr=1"])
+
+
+def test_a_sweep_never_optimises_a_test_metric(clean_env):
+    with pytest.raises(ConfigError, match="validation metric"):
+        sweep(["hparams_search.metric=test/ap50"], root=ROOT)
+
+
+def test_preset_selects_groups_in_its_defaults_and_sets_only_changed_values(tmp_path):
+    best = compose_config(["split=grouped", "train.lr=0.01", "seed=7"], root=ROOT)
+    text = preset_text(best, ["split=grouped", "train.lr=0.01"], ROOT, "a header\nof two lines")
+    assert text.startswith("# @package _global_\n# a header\n# of two lines\n")
+    body = yaml.safe_load(text)
+    assert body == {"defaults": [{"override /split": "grouped"}], "train": {"lr": 0.01}, "seed": 7}
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf, ignore=shutil.ignore_patterns("best.yaml"))
+    (conf / "experiment/found.yaml").write_text(text)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    again = compose_config(["experiment=found"], root=tmp_path)
+    assert OmegaConf.to_container(again) == OmegaConf.to_container(best)
