@@ -27,7 +27,9 @@ def _run(args: argparse.Namespace) -> None:
 def _sample(args: argparse.Namespace) -> None:
     from facedet.sample import SampleSettings, generate
 
-    count = generate(args.out_dir, SampleSettings(n_images=args.images, max_faces=args.max_faces, seed=args.seed))
+    defaults = SampleSettings()
+    count = generate(args.out_dir, SampleSettings(n_images=args.images or defaults.n_images,
+                                                  max_faces=args.max_faces or defaults.max_faces, seed=args.seed))
     print(f"wrote {count} images to {args.out_dir}/images and their LabelMe files to {args.out_dir}/labels")
 
 
@@ -97,6 +99,69 @@ def _export(args: argparse.Namespace) -> None:
     print(f"{args.out}: exported from {args.weights}; max abs difference ONNX Runtime vs PyTorch {diff:.3g}")
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    from facedet.sweep import sweep
+
+    result = sweep(args.overrides)
+    print(f"sweep {result.name}: {len(result.trials)} trials in {result.seconds / 60:.1f} min; best trial "
+          f"{result.best_trial}: {result.metric} = {result.best_value:.4f} with "
+          + " ".join(f"{k}={v}" for k, v in result.best_params.items()))
+    print(f"MLflow: parent run {result.parent_run_id}, best child run {result.best_run_id} (make ui)")
+    if result.experiment_file:
+        print(f"preset: {result.experiment_file} -> facedet run train experiment={result.experiment_file.stem}, "
+              f"dvc exp run -S experiment={result.experiment_file.stem}")
+
+
+def _capture(args: argparse.Namespace) -> None:
+    from facedet.capture import capture, next_steps
+
+    from facedet.problems import DataError
+
+    try:
+        result = capture(args.source, args.out, count=args.count, interval=args.interval, countdown=args.countdown,
+                         preview=args.preview, quality=args.quality,
+                         on_saved=lambda path, n: print(f"{n}/{args.count} {path}"))
+    except ValueError as err:  # VideoError (no camera, unreadable video, no window for --preview), bad numbers
+        raise DataError(str(err)) from None
+    why = {"count": "done", "end": "the video ended", "interrupted": "stopped (Ctrl-C)", "quit": "stopped (q)"}
+    print(f"{why.get(result.stopped, result.stopped)}: {len(result.files)} pictures in {args.out}")
+    if result.files:
+        print(next_steps(args.out))
+
+
+def _prelabel(args: argparse.Namespace) -> None:
+    from facedet.detect import DEFAULT_WEIGHTS
+    from facedet.prelabel import haar_proposer, model_proposer, prelabel
+    from facedet.problems import DataError
+
+    if args.peer == "haar":
+        propose = haar_proposer(threshold=args.threshold)
+    else:
+        weights = args.weights or DEFAULT_WEIGHTS
+        if not str(weights).startswith(("models:/", "runs:/")) and not Path(weights).is_file():
+            raise FileNotFoundError(f"{weights}: no such model file (train one with `dvc repro`, give "
+                                    f"--weights, or use --peer haar)")
+        try:
+            propose = model_proposer(weights, threshold=args.threshold)
+        except ValueError as err:
+            raise DataError(str(err)) from None
+    summary = prelabel(args.dir, propose, label=args.label)
+    for file, problem in summary.problems:
+        print(f"  {file}: {problem}", file=sys.stderr)
+    print(f"{args.dir}: {summary.line()}")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from facedet.bench import BenchSettings, run_bench
+
+    report = run_bench(BenchSettings(images=args.images, image_root=args.image_root, weights=args.weights or [],
+                                     backends=tuple(args.backend or ["torch"]), peers=tuple(args.peers),
+                                     threads=args.threads, repeats=args.repeats, out=args.out, mlflow=args.mlflow))
+    print((args.out / "bench.md").read_text())
+    run = f"; MLflow run {report['mlflow_run_id']}" if report.get("mlflow_run_id") else ""
+    print(f"wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}{run}")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="facedet", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -113,8 +178,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Write a deterministic dataset of real faces (from pictures that ship in "
                                    "installed packages) composited on real backgrounds, as labelme leaves it.")
     p.add_argument("out_dir", type=Path)
-    p.add_argument("--images", type=int, default=160, help="number of images (default 160)")
-    p.add_argument("--max-faces", type=int, default=1, help="at most this many faces per image (default 1)")
+    p.add_argument("--images", type=int, help="number of images (default 160)")
+    p.add_argument("--max-faces", type=int, help="at most this many faces per image (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_sample)
 
@@ -173,6 +238,72 @@ def parser() -> argparse.ArgumentParser:
                    help="ONNX file to write (default: results/train/model.onnx)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("sweep", help="hyperparameter search with Optuna: one MLflow parent run, a child per trial",
+                       description="Search the space of conf/hparams_search/NAME.yaml (default sample_optuna) "
+                                   "with Optuna: every trial runs the pipeline stages in multirun/NAME/trial_K/ "
+                                   "and is scored on its VALIDATION metric (best/val_ap50); one MLflow parent "
+                                   "run, one child run per trial; the best settings are written to "
+                                   "conf/experiment/best.yaml (use: experiment=best).")
+    p.add_argument("overrides", nargs="*",
+                   help="hparams_search=NAME, hparams_search.KEY=VALUE (e.g. hparams_search.n_trials=4), "
+                        "and Hydra overrides for every trial (e.g. train.max_epochs=3 or experiment=quick)")
+    p.set_defaults(func=_sweep)
+    p = sub.add_parser("capture", help="take webcam (or video) pictures into data/images, as the tutorial did",
+                       description="Take COUNT pictures INTERVAL seconds apart from a camera or a video file "
+                                   "into OUT as <uuid1>.jpg, after a countdown, with a live preview when OpenCV "
+                                   "can open a window. q (in the preview) or Ctrl-C stops, keeping what was "
+                                   "taken. For a video file the interval is in video time and there is no "
+                                   "countdown.")
+    p.add_argument("--source", default="0", help="camera index or video file (default 0, the first camera)")
+    p.add_argument("--out", type=Path, default=Path("data/images"), help="folder for the pictures (default data/images)")
+    p.add_argument("--count", type=int, default=30, help="number of pictures (default 30)")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between pictures (default 0.5)")
+    p.add_argument("--countdown", type=float, default=3, help="seconds before the first picture (default 3)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    preview = p.add_mutually_exclusive_group()
+    preview.add_argument("--preview", dest="preview", action="store_true", default=None,
+                         help="require the live preview: fail if OpenCV cannot open a window (the headless "
+                              "pip build cannot: install opencv-python). Default: show it when possible")
+    preview.add_argument("--no-preview", dest="preview", action="store_false", help="no live preview (headless)")
+    p.set_defaults(func=_capture)
+
+    p = sub.add_parser("prelabel", help="propose face boxes as LabelMe files for the images that have none",
+                       description="For every image under DIR (recursive) without a LabelMe file, write one "
+                                   "with the proposed face rectangles (into the sibling labels/ folder for the "
+                                   "images/ + labels/ layout, else beside the image); existing files are never "
+                                   "overwritten. Correct the proposals in labelme.")
+    p.add_argument("dir", type=Path, help="folder of images, e.g. data/images")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--weights", help="facedet model file (default: results/train/model.safetensors)")
+    who.add_argument("--peer", choices=["haar"], help="use OpenCV's frontal-face Haar cascade instead of a model")
+    p.add_argument("--threshold", type=float, help="minimum score: the model's probability (default: the "
+                                                   "model's), or the Haar level weight (default: none)")
+    p.add_argument("--label", default="face", help="the shape label to write (default face)")
+    p.set_defaults(func=_prelabel)
+    p = sub.add_parser("bench", help="our models vs OpenCV Haar, YuNet and dlib: AP, speed, size, false positives",
+                       description="Benchmark model files against peer face detectors on the same images with the "
+                                   "same thread count: AP@0.5 on a labelled set, median ms per 640x480 frame, "
+                                   "parameters, size on disk, false positives on real non-face photos and faces "
+                                   "found on real portraits shipped in packages. Writes OUT/bench.md and "
+                                   "OUT/bench.json and logs an MLflow run (tag bench) when a store is configured. "
+                                   "YuNet and dlib need the optional 'peers' extra; missing ones are skipped.")
+    p.add_argument("--images", type=Path, help="a canonical COCO file or a LabelMe folder (default: the pipeline's "
+                                               "test split, results/labels/test.json)")
+    p.add_argument("--image-root", type=Path, help="folder the COCO file names are relative to (default: found "
+                                                   "beside the file, else results/collect/images)")
+    p.add_argument("--weights", type=Path, nargs="+", help="model files (.safetensors or .onnx) (default: "
+                                                           "results/train/model.safetensors if present)")
+    p.add_argument("--backend", choices=["torch", "onnx"], action="append",
+                   help="engine for our .safetensors models; repeat for both (default: torch)")
+    p.add_argument("--peers", nargs="*", default=["haar", "yunet", "dlib"],
+                   help="peer detectors besides Haar (always run): yunet, dlib (default: both, when installed)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads for every engine (default 2)")
+    p.add_argument("--repeats", type=int, default=30, help="timed calls per detector after warm-up (default 30)")
+    p.add_argument("--out", type=Path, default=Path("results/bench"), help="output folder (default results/bench)")
+    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
+                   help="log an MLflow run (default: when MLFLOW_TRACKING_URI is set or in a facedet project)")
+    p.set_defaults(func=_bench)
     return top
 
 

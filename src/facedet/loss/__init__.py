@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 from torch import nn
 
+from facedet.loss.dense import DenseLoss
 from facedet.loss.single_face import SingleFaceLoss
 
-LOSSES: dict[str, type[nn.Module]] = {"single_face": SingleFaceLoss}
+LOSSES: dict[str, type[nn.Module]] = {"single_face": SingleFaceLoss, "dense": DenseLoss}
 
 
 def build_loss(loss_cfg: Mapping) -> nn.Module:

@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from facedet.model.dense import DenseNet
 from facedet.model.postprocess import select
 from facedet.model.single_face import SingleFaceNet
 
-NETWORKS: dict[str, type[nn.Module]] = {"single_face": SingleFaceNet}
+NETWORKS: dict[str, type[nn.Module]] = {"single_face": SingleFaceNet, "dense": DenseNet}
 
 
 def build_net(model_cfg: Mapping) -> nn.Module:

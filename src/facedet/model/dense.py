@@ -1,0 +1,132 @@
+"""A small anchor-free dense face detector trained from scratch, after YuNet (and SCRFD's head/loss).
+
+Backbone: a 3x3 stem then "ConvDP" units (1x1 pointwise, 3x3 depthwise, batch norm, ReLU), max pooling
+between stages, features taken at strides 8, 16 and 32. Neck: 1x1 lateral convolutions to one width,
+a top-down pass (upsample + add, as an FPN) and a bottom-up pass (strided depthwise + add, as a PAN),
+one ConvDP after each merge. Head: per level one ConvDP and one 1x1 convolution predicting, at every
+feature-map location (a "prior point" at the cell centre), a face logit and four box distances
+(left, top, right, bottom) from the point to the box sides, as ``exp(raw) * stride``.
+
+The face logit is trained as a quality score (its target is the IoU of the predicted box with its face,
+see :class:`facedet.loss.dense.DenseLoss`), so the score ranks boxes by how well they fit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+STRIDES = (8, 16, 32)
+# exp() of a larger raw distance would be over e^8 = 2981 strides: far outside any input.
+MAX_LOG_DISTANCE = 8.0
+
+
+class ConvDP(nn.Module):
+    """YuNet's unit: 1x1 pointwise (no bias, no activation), 3x3 depthwise (``stride``), BN, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.depthwise = nn.Conv2d(out_channels, out_channels, 3, stride, 1, groups=out_channels, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.depthwise(self.pointwise(x))), inplace=True)
+
+
+class DenseNet(nn.Module):
+    """Input: float images [B, 3, H, W] in [0, 1], H and W multiples of 32 (any size), letterboxed.
+
+    ``widths``: channels of the backbone stages at strides 2, 4, 8, 16, 32; ``depth``: ConvDP units per
+    stage from stride 4 on; ``neck_width``: channels of the neck and head. The default (widths
+    16/32/64/96/128, depth 1, neck 48) has about 87 k parameters.
+
+    forward -> {"face_logit": [B, N], "box": [B, N, 4] raw log-distances (l, t, r, b) in strides,
+    "priors": [N, 3] (cx, cy, stride) in input pixels, "size": [2] (W, H) of the input}, N the
+    number of locations over the three levels (H*W/64 + H*W/256 + H*W/1024), finest level first.
+    """
+
+    resize = "letterbox"
+    strides = STRIDES
+
+    def __init__(self, input_size: int = 320, widths: tuple[int, ...] = (16, 32, 64, 96, 128), depth: int = 1,
+                 neck_width: int = 48, prior_prob: float = 0.01) -> None:
+        super().__init__()
+        if len(widths) != 5:
+            raise ValueError(f"config key 'model.widths' = {list(widths)}: expected 5 widths (strides 2..32)")
+        self.input_size = input_size
+        widths = tuple(int(w) for w in widths)
+        stem = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+        # No ConvDP at stride 2: at half resolution every elementwise op costs as much as the rest of
+        # the network, and a face is at least a few pixels at stride 8 anyway.
+        self.stages = nn.ModuleList([nn.Sequential(*stem)])
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            units = [nn.MaxPool2d(2), ConvDP(cin, cout)] + [ConvDP(cout, cout) for _ in range(depth)]
+            self.stages.append(nn.Sequential(*units))
+        self.lateral = nn.ModuleList([nn.Conv2d(w, neck_width, 1, bias=False) for w in widths[2:]])
+        self.top_down = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES[:-1]])
+        self.downsample = nn.ModuleList([nn.Conv2d(neck_width, neck_width, 3, 2, 1, groups=neck_width, bias=False)
+                                         for _ in STRIDES[:-1]])
+        self.bottom_up = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES[:-1]])
+        self.head = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES])
+        self.predict = nn.ModuleList([nn.Conv2d(neck_width, 5, 1) for _ in STRIDES])
+        for conv in self.predict:
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+            # Focal-loss prior: every location starts at P(face) = prior_prob, so the many
+            # background points do not swamp the first steps.
+            nn.init.constant_(conv.bias[:1], -math.log((1 - prior_prob) / prior_prob))
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The neck's outputs at strides 8, 16, 32."""
+        x, taps = images, []
+        for stage in self.stages:
+            x = stage(x)
+            taps.append(x)
+        levels = [lat(t) for lat, t in zip(self.lateral, taps[2:])]
+        for i in (1, 0):  # top-down: coarse context into the finer maps
+            levels[i] = self.top_down[i](levels[i] + F.interpolate(levels[i + 1], scale_factor=2.0, mode="nearest"))
+        for i in (0, 1):  # bottom-up: fine detail into the coarser maps
+            levels[i + 1] = self.bottom_up[i](levels[i + 1] + self.downsample[i](levels[i]))
+        return levels
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits, boxes, priors = [], [], []
+        for level, head, predict, stride in zip(self.features(images), self.head, self.predict, STRIDES):
+            out = predict(head(level))  # [B, 5, h, w]
+            h, w = out.shape[-2:]
+            out = out.flatten(2).transpose(1, 2)  # [B, h*w, 5], row-major over (y, x)
+            logits.append(out[..., 0])
+            boxes.append(out[..., 1:])
+            priors.append(_prior_points(h, w, stride, images))
+        # (W, H) from the last stride-8 prior ((W - 4, H - 4)): tensor ops, so ONNX tracing keeps the
+        # input size dynamic and torch.export (MLflow's log_model) can follow it.
+        size = priors[0][-1, :2] + STRIDES[0] / 2
+        return {"face_logit": torch.cat(logits, 1), "box": torch.cat(boxes, 1), "priors": torch.cat(priors, 0),
+                "size": size}
+
+    @staticmethod
+    def boxes_in_pixels(box: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+        """Raw log-distances [..., N, 4] and priors [N, 3] -> boxes [..., N, 4] (x1, y1, x2, y2) in pixels."""
+        distance = torch.exp(box.clamp(max=MAX_LOG_DISTANCE)) * priors[:, 2:3]
+        centre = priors[:, :2]
+        return torch.cat([centre - distance[..., :2], centre + distance[..., 2:]], dim=-1)
+
+    def decode(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, N, 5]: every prior's box (x1, y1, x2, y2) normalised to the input and clipped to [0, 1],
+        and its face score in [0, 1]; before threshold and NMS. Traceable with dynamic H, W."""
+        boxes = self.boxes_in_pixels(outputs["box"], outputs["priors"]) / outputs["size"].repeat(2)
+        score = torch.sigmoid(outputs["face_logit"]).unsqueeze(-1)
+        return torch.cat([boxes.clamp(0.0, 1.0), score], dim=-1)
+
+
+def _prior_points(h: int, w: int, stride: int, like: torch.Tensor) -> torch.Tensor:
+    """[h*w, 3]: (cx, cy, stride) of each cell centre in input pixels, row-major like the flattened maps."""
+    ys = (torch.arange(h, device=like.device).to(like.dtype) + 0.5) * stride
+    xs = (torch.arange(w, device=like.device).to(like.dtype) + 0.5) * stride
+    cy = ys[:, None].expand(-1, w).reshape(-1)
+    cx = xs[None, :].expand(h, -1).reshape(-1)
+    return torch.stack([cx, cy, torch.full_like(cx, float(stride))], dim=1)

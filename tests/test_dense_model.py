@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import ROOT
+from facedet.model import build_net, predict, weights
+from facedet.model.dense import DenseNet
+
+
+@pytest.fixture(scope="module")
+def net() -> DenseNet:
+    torch.manual_seed(0)
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "dense.yaml"))
+    return build_net(cfg)
+
+
+def test_config_builds_a_small_letterbox_network(net):
+    assert isinstance(net, DenseNet) and net.resize == "letterbox" and net.input_size == 256
+    assert sum(p.numel() for p in net.parameters()) < 300_000
+
+
+@pytest.mark.parametrize("height, width", [(320, 320), (480, 640), (96, 128)])
+def test_shapes_priors_and_decoded_range(net, height, width):
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, 3, height, width))
+    # locations at strides 8, 16, 32
+    n = sum((height // s) * (width // s) for s in (8, 16, 32))
+    assert out["face_logit"].shape == (2, n) and out["box"].shape == (2, n, 4) and out["priors"].shape == (n, 3)
+    assert out["size"].tolist() == [width, height]
+    # the first prior is the centre of the top-left stride-8 cell, the last the bottom-right stride-32 one
+    assert out["priors"][0].tolist() == [4.0, 4.0, 8.0]
+    assert out["priors"][-1].tolist() == [width - 16.0, height - 16.0, 32.0]
+    decoded = net.decode(out)
+    assert decoded.shape == (2, n, 5) and torch.isfinite(decoded).all()
+    assert ((decoded >= 0) & (decoded <= 1)).all()
+    assert (decoded[..., 2] >= decoded[..., 0]).all() and (decoded[..., 3] >= decoded[..., 1]).all()
+
+
+def test_decode_maps_distances_to_normalised_boxes():
+    # One prior at (12, 4) with stride 8 on a 64 x 32 input; raw log-distance ln 0.5 -> 4 px each side.
+    outputs = {"face_logit": torch.zeros(1, 1), "box": torch.full((1, 1, 4), float(np.log(0.5))),
+               "priors": torch.tensor([[12.0, 4.0, 8.0]]), "size": torch.tensor([64.0, 32.0])}
+    decoded = DenseNet().decode(outputs)[0, 0].tolist()
+    # (12 - 4) / 64, (4 - 4) / 32, (12 + 4) / 64, (4 + 4) / 32, sigmoid(0)
+    assert decoded == pytest.approx([0.125, 0.0, 0.25, 0.25, 0.5], abs=1e-6)
+
+
+def test_training_forward_gives_every_parameter_a_gradient(net):
+    net.train()
+    out = net(torch.rand(2, 3, 96, 128))
+    assert all(torch.isfinite(v).all() for v in out.values())
+    (out["face_logit"].sum() + out["box"].sum()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+               for p in net.parameters())
+    net.zero_grad()
+
+
+def test_predict_and_weights_round_trip(net, tmp_path):
+    net.eval()
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "dense.yaml"))
+    weights.save(net, cfg, tmp_path / "m.safetensors")
+    loaded, _ = weights.load(tmp_path / "m.safetensors")
+    x = torch.rand(1, 3, 96, 128)
+    rows = predict(loaded, x)[0]
+    assert rows.shape[1] == 5 and np.all(np.diff(rows[:, 4]) <= 0)
+    assert torch.equal(net.decode(net(x)), loaded.decode(loaded(x)))
+
+
+class _Exported(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.decode(self.net(images))
+
+
+def test_onnx_export_with_dynamic_size_matches_pytorch(net, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    wrapper = _Exported(net).eval()  # eval before export: the exporter restores the wrapper's mode
+    path = tmp_path / "dense.onnx"
+    torch.onnx.export(wrapper, (torch.rand(1, 3, 320, 320),), str(path), dynamo=False, opset_version=17,
+                      input_names=["images"], output_names=["faces"],
+                      dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "faces": {0: "batch", 1: "n"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for height, width in [(320, 320), (480, 640)]:
+        x = torch.rand(1, 3, height, width)
+        with torch.no_grad():
+            expected = wrapper(x).numpy()
+        got = session.run(None, {"images": x.numpy()})[0]
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.slow  # torch.export takes 10-30 s on 2 CPU cores
+def test_torch_export_works_for_mlflow_log_model(net):
+    # The train stage logs Predictor (decode(forward)) with mlflow.pytorch.log_model, which runs torch.export.
+    from facedet.train.stage import Predictor
+
+    predictor = Predictor(net).eval()
+    x = torch.rand(1, 3, 64, 64)
+    exported = torch.export.export(predictor, (x,))
+    with torch.no_grad():
+        assert torch.allclose(exported.module()(x), predictor(x), atol=1e-6)
