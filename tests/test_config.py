@@ -13,9 +13,9 @@ def test_committed_params_yaml_is_the_composition_of_conf(tmp_path):
 
 
 def test_compose_applies_overrides_like_dvc_exp_run_set_param():
-    cfg = compose_config(["train.max_epochs=2", "model.width=0.5"], root=ROOT)
+    cfg = compose_config(["train.max_epochs=2", "model=single_face", "model.width=0.5"], root=ROOT)
     assert cfg.train.max_epochs == 2 and cfg.model.width == 0.5
-    assert cfg.model.name == "single_face"
+    assert cfg.model.name == "single_face" and cfg.loss.name == "dense"  # groups switch independently
 
 
 @pytest.mark.parametrize("override, key", [

@@ -15,7 +15,7 @@ from conftest import ROOT
 from facedet.model import weights
 from facedet.sample import SampleSettings, generate
 
-TINY = ["augment.copies=2", "train.max_epochs=2", "train.batch_size=8", "model.width=0.125", "model.hidden=32"]
+TINY = ["experiment=quick", "augment.copies=2", "train.max_epochs=2", "train.batch_size=8"]
 
 
 def _project(tmp_path, overrides):
@@ -62,7 +62,7 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
         params = dict(db.execute("select key, value from params where run_uuid=?", (run_id,)))
         metric_steps = db.execute("select key, count(*) from metrics where run_uuid=? group by key",
                                   (run_id,)).fetchall()
-    assert params["train.max_epochs"] == "2" and params["model.name"] == "single_face"
+    assert params["train.max_epochs"] == "2" and params["model.name"] == "dense"
     steps = dict(metric_steps)
     assert steps["val/ap50"] == 2 and steps["test/ap50"] == 1
     assert (project / "mlartifacts").is_dir()

@@ -27,8 +27,8 @@ evaluate: false
 write_experiment: best
 params:
   train.lr: tag(log, interval(0.0005, 0.005))
-  loss.box_weight: choice(0.5, 2.0)
-  model.width: 0.125
+  loss.box_weight: choice(0.5, 1.0)
+  model.neck_width: 16
 """
 
 
@@ -81,12 +81,12 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     preset = project / "conf/experiment/best.yaml"
     assert preset.read_text().startswith("# @package _global_\n")
     written = yaml.safe_load(preset.read_text())
-    assert 0.0005 <= written["train"]["lr"] <= 0.005 and written["loss"]["box_weight"] in (0.5, 2.0)
+    assert 0.0005 <= written["train"]["lr"] <= 0.005 and written["loss"]["box_weight"] in (0.5, 1.0)
     assert written["train"]["lr"] == result.best_params["train.lr"]
     cfg = compose_config(["experiment=best"], root=project)
     assert cfg.train.lr == result.best_params["train.lr"] and cfg.loss.box_weight == result.best_params[
         "loss.box_weight"]
-    assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.model.width, cfg.augment.copies) == (1, 8, 0.125, 1)
+    assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.model.neck_width, cfg.augment.copies) == (1, 8, 16, 1)
 
 
 def test_queued_dvc_experiment_logs_to_the_original_store_and_is_tagged(tmp_path, monkeypatch, clean_env):
@@ -130,7 +130,7 @@ def test_search_space_syntax_and_the_shipped_search_composes():
     space, fixed = parse_space(OmegaConf.to_container(spec.params))
     assert space["train.lr"] == D.FloatDistribution(0.0002, 0.005, log=True)
     assert space["augment.copies"] == D.IntDistribution(2, 10, step=2)
-    assert isinstance(space["model.width"], D.CategoricalDistribution) and fixed == {}
+    assert isinstance(space["model.neck_width"], D.CategoricalDistribution) and fixed == {}
     assert spec.metric == "best/val_ap50"
     for pick in (0, -1):  # every searched key exists and both ends of each range pass validation
         values = {k: d.choices[pick] if isinstance(d, D.CategoricalDistribution) else (d.low, d.high)[pick]
