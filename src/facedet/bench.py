@@ -154,20 +154,11 @@ def load_truth(images: Path | None = None, image_root: Path | None = None) -> tu
 # --- detectors ----------------------------------------------------------------------------------
 
 @dataclass
-class Runner:
+class Runner(peers.Peer):
     """One detector under test: ``detect`` returns every scored candidate (AP ranks them all);
     ``threshold`` is the score from which a box counts as a detection."""
 
-    name: str
-    kind: str  # "ours" or "peer"
-    detect: Callable[[np.ndarray], list[Detection]]
-    threshold: float
-    source: str
-    params: int | None = None
-    params_note: str = ""
-    size_bytes: int | None = None
-    size_note: str = ""
-    notes: list[str] = field(default_factory=list)
+    kind: str = "peer"  # "ours" or "peer"
     timed: Callable[[np.ndarray], object] | None = None  # what the timing loop calls; None: detect
 
 
@@ -192,16 +183,16 @@ def our_runner(path: Path, backend: str = "torch", threads: int | None = None) -
     detector = FaceDetector.load(path, backend=backend, threads=threads)
     model_file = getattr(detector.backend, "path", path)
     name = str((metadata.get("model") or {}).get("name", path.stem)) + (" (onnx)" if backend == "onnx" else "")
-    return Runner(name, "ours", lambda rgb: detector(rgb, threshold=0.0), detector.threshold, str(path),
+    return Runner(name, lambda rgb: detector(rgb, threshold=0.0), detector.threshold, str(path),
                   params=params, params_note="counted",
                   size_bytes=Path(model_file).stat().st_size, size_note=Path(model_file).suffix.lstrip("."),
-                  timed=detector)  # timed at the model's threshold: fewer candidates through NMS than at 0
+                  kind="ours", timed=detector)  # timed at the model's threshold: fewer candidates through NMS than at 0
 
 
 def peer_runner(name: str, threads: int | None = None) -> Runner:
     p = peers.load(name, threads)
-    return Runner(p.name, "peer", p.detect, p.threshold, p.source, p.params, p.params_note, p.size_bytes,
-                  p.size_note, list(p.notes))
+    return Runner(p.name, p.detect, p.threshold, p.source, p.params, p.params_note, p.size_bytes,
+                  p.size_note, list(p.notes), kind="peer")
 
 
 # --- measuring ----------------------------------------------------------------------------------

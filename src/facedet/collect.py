@@ -47,7 +47,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facedet.config import ConfigError
-from facedet.images import IMAGE_EXTENSIONS, ImageError, read_rgb
+from facedet.images import IMAGE_EXTENSIONS, ImageError, file_sha256, read_rgb
 from facedet.problems import ProblemReport
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -193,14 +193,6 @@ def label_candidates(image: Path) -> list[Path]:
 def has_label_file(image: Path) -> bool:
     """Whether a LabelMe file for this image sits beside it or in the sibling labels/ folder."""
     return any(p.is_file() for p in label_candidates(image))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def frame_indices(total: int, every: int | None = None, frames: int | None = None) -> list[int]:

@@ -9,7 +9,6 @@ every backend shares them. The facedet metadata (network config, threshold, ``in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facedet.images import file_sha256
 from facedet.model import weights
 
 INPUT_NAME, OUTPUT_NAME = "images", "faces"
@@ -33,14 +33,6 @@ class Decoded(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net.decode(self.net(images))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def onnx_metadata(net: nn.Module, metadata: dict, source: Path) -> dict:

@@ -67,23 +67,11 @@ def target_for(image: Path, root: Path) -> Path:
 def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(image -> label file, problems) for the LabelMe files under root, paired as the importer
     pairs them; paths relative to root (POSIX)."""
-    from facedet.labels import labelme as lm
+    from facedet.labels.labelme import label_files
 
-    images, jsons = lm._scan(root)
-    index = lm._Index(images)
-    claimed: dict[str, str] = {}
-    problems: list[tuple[str, str]] = []
-    for json_rel in sorted(jsons):
-        try:
-            data = lm._load(jsons[json_rel])
-            image_rel, _ = lm._pair(data.get("imagePath"), json_rel, root, index)
-        except lm._Bad as err:
-            image_rel = index.by_stem(os.path.dirname(json_rel), lm._stem(json_rel))
-            if image_rel is not None:
-                problems.append((image_rel, f"not prelabelled: its label file {json_rel} cannot be used "
-                                            f"({err}); fix or delete it"))
-        if image_rel is not None:
-            claimed.setdefault(image_rel, json_rel)
+    claimed, unusable = label_files(root)
+    problems = [(image_rel, f"not prelabelled: its label file {json_rel} cannot be used ({why}); fix or delete it")
+                for image_rel, json_rel, why in unusable]
     return claimed, problems
 
 

@@ -35,11 +35,26 @@ def _interpolated_ap(curve: dict) -> float:
     return float(np.mean([envelope[i] if i < len(envelope) else 0.0 for i in index]))
 
 
+def new_chart(width: float, height: float):
+    """(figure, axes) of a one-chart figure ``width`` x ``height`` inches at 100 dpi, drawn by Agg."""
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def save_chart(fig: Figure, ax, path: Path, title: str = "") -> None:
+    """Title the chart (when a title is given), lay it out and write it as a PNG, folders made."""
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+
+
 def plot_pr_curve(curve: dict, path: Path, title: str = "") -> None:
     """PNG (500 x 500 px) of precision against recall, both axes on [0, 1], best-F1 point marked."""
-    fig = Figure(figsize=(5, 5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_chart(5, 5)
     if curve["recall"]:
         ax.plot(curve["recall"], curve["precision"], color="tab:blue", lw=1.5,
                 label=f"AP ≈ {_interpolated_ap(curve):.3f}")
@@ -55,12 +70,7 @@ def plot_pr_curve(curve: dict, path: Path, title: str = "") -> None:
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.grid(True, alpha=0.3)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    save_chart(fig, ax, path, title)
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

@@ -32,11 +32,10 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from facedet.coco import Detection, Image
 from facedet.evaluate.metrics import detection_metrics
+from facedet.evaluate.plots import new_chart, save_chart
 
 __all__ = ["PERTURBATIONS", "Perturbation", "plot_robustness", "robustness_report", "rotate_boxes"]
 
@@ -179,9 +178,7 @@ def robustness_report(detector, images: list[np.ndarray], truth: list[Image],
 
 def plot_robustness(rows: list[dict], path: Path, title: str = "") -> None:
     """PNG (800 x 400 px) bar chart: AP@0.5 and recall per perturbation, on [0, 1]; nan as no bar."""
-    fig = Figure(figsize=(8, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_chart(8, 4)
     names = [row["name"] for row in rows]
     x = np.arange(len(rows))
     width = 0.4
@@ -199,9 +196,4 @@ def plot_robustness(rows: list[dict], path: Path, title: str = "") -> None:
     ax.set_ylabel("value")
     ax.legend(loc="lower left")
     ax.grid(True, axis="y", alpha=0.3)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    save_chart(fig, ax, path, title)

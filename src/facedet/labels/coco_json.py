@@ -26,8 +26,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from facedet.coco import Image
-from facedet.labels.formats import (BadLabels, Size, Sizes, accept_box, dataset_root, finite, folder_inside,
-                                    frame, names_option, option_path, resolve_image, sorted_images)
+from facedet.labels.formats import (BadLabels, Size, Sizes, accept_box, dataset_root, display_path, finite,
+                                    folder_inside, frame, names_option, option_path, resolve_image,
+                                    sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | N
     ann_path = _annotation_file(root, annotations)
     default_images = "images" if (root / "images").is_dir() else "."
     base = folder_inside(root, option_path(root, images, default_images), "images")
-    name = _display(root, ann_path)
+    name = display_path(root, ann_path)
     try:
         data = json.loads(ann_path.read_bytes().decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -154,13 +155,6 @@ def _annotation_file(root: Path, annotations) -> Path:
         if len(found) > 1:
             raise ValueError(f"annotations: several JSON files in {folder}; say which one")
     raise FileNotFoundError(f"annotations: no COCO JSON file in {root / 'annotations'} or {root}")
-
-
-def _display(root: Path, path: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _categories(data: dict, wanted: set[str], name: str) -> tuple[set, dict]:

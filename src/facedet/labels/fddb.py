@@ -35,19 +35,13 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (BadLabels, Sizes, accept_box, dataset_root, folder_inside, option_path,
-                                    parse_float, resolve_image, sorted_images)
+from facedet.labels.formats import (BadLabels, Malformed, Sizes, accept_box, dataset_root, display_path,
+                                    folder_inside, option_path, parse_float, resolve_image, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
 
 _FOLD = re.compile(r"FDDB-fold-(\d+)-ellipseList\.txt$")
-
-
-class _Malformed(BadLabels):
-    def __init__(self, line: int, message: str):
-        super().__init__(message)
-        self.line = line
 
 
 def ellipse_box(a: float, b: float, angle: float, cx: float, cy: float) -> tuple[float, float, float, float]:
@@ -74,7 +68,7 @@ def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | l
     result: dict[str, Image] = {}
     listed: dict[str, str] = {}
     for path in files:
-        name = _display(root, path)
+        name = display_path(root, path)
         try:
             lines = path.read_bytes().decode("utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as err:
@@ -145,13 +139,6 @@ def _image(root: Path, base: str, written: str) -> str:
     return key  # missing: reported when its size is read
 
 
-def _display(root: Path, path: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _records(lines: list[str], name: str, report: ProblemReport):
     """(path line number, image path, [(line number, (a, b, angle, cx, cy))]) for each good record."""
     i, n = 0, len(lines)
@@ -181,19 +168,19 @@ def _records(lines: list[str], name: str, report: ProblemReport):
         try:
             if not is_count(i):
                 got = lines[i].strip()[:40] if i < n else "the end of the file"
-                raise _Malformed(min(i + 1, n), f"face count '{got}' is not a whole number")
+                raise Malformed(min(i + 1, n), f"face count '{got}' is not a whole number")
             count_line, count = i + 1, int(lines[i])
             i += 1
             faces = []
             for k in range(count):
                 if i >= n or not lines[i].strip() or is_path(i):
-                    raise _Malformed(min(i + 1, n), f"the count on line {count_line} is {count} but {k} "
-                                                    f"ellipse line(s) follow")
+                    raise Malformed(min(i + 1, n), f"the count on line {count_line} is {count} but {k} "
+                                                   f"ellipse line(s) follow")
                 faces.append((i + 1, _ellipse(lines[i], i + 1)))
                 i += 1
             if i < n and lines[i].strip() and not is_path(i):
-                raise _Malformed(i + 1, f"more ellipse lines than the count ({count}) on line {count_line}")
-        except _Malformed as err:
+                raise Malformed(i + 1, f"more ellipse lines than the count ({count}) on line {count_line}")
+        except Malformed as err:
             report.error(name, f"line {err.line}: {err}; image {written} (line {path_line}) dropped")
             while i < n and not is_path(i):
                 i += 1
@@ -204,12 +191,12 @@ def _records(lines: list[str], name: str, report: ProblemReport):
 def _ellipse(text: str, line: int) -> tuple[float, float, float, float, float]:
     tokens = text.split()
     if len(tokens) not in (5, 6):
-        raise _Malformed(line, f"an ellipse line has 6 numbers (a b angle cx cy 1), this one has "
-                               f"{len(tokens)}: '{text.strip()[:60]}'")
+        raise Malformed(line, f"an ellipse line has 6 numbers (a b angle cx cy 1), this one has "
+                              f"{len(tokens)}: '{text.strip()[:60]}'")
     try:
         a, b, angle, cx, cy = (parse_float(t) for t in tokens[:5])
     except BadLabels as err:
-        raise _Malformed(line, f"ellipse line: {err}") from None
+        raise Malformed(line, f"ellipse line: {err}") from None
     if a <= 0 or b <= 0:
-        raise _Malformed(line, f"ellipse radii must be positive, got {a:g} and {b:g}")
+        raise Malformed(line, f"ellipse radii must be positive, got {a:g} and {b:g}")
     return a, b, angle, cx, cy

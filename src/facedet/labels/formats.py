@@ -117,6 +117,14 @@ class Outside(BadLabels):
     """An image path written in a label file leads out of the images folder."""
 
 
+class Malformed(BadLabels):
+    """A malformed record of a line-based label file; ``line`` is where (1-based)."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
 @dataclass(frozen=True)
 class Size:
     width: int  # after EXIF orientation
@@ -129,6 +137,14 @@ def dataset_root(src: Path) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     return root
+
+
+def display_path(root: Path, path: Path) -> str:
+    """A file's name in reports: relative to the dataset folder (POSIX) when inside it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def option_path(root: Path, value: object, default: str | Path) -> Path:
@@ -306,12 +322,13 @@ def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str
 
 
 def frame(declared: tuple[object, object], size: Size, image_rel: str, label_file: str,
-          report: ProblemReport) -> Callable[[Box], Box]:
+          report: ProblemReport, what: str = "declared size") -> Callable[[Box], Box]:
     """Maps boxes from the size a label file declares to the real image's (after EXIF orientation).
 
     Same size: unchanged. The stored size of an image with EXIF orientation 5-8: rotated onto the
     displayed image (warning). A uniformly resized copy: scaled (warning). Otherwise unchanged
     (warning). A missing or zero declared size (COCO/VOC writers often leave 0): unchanged.
+    ``what`` names the declared size in the warnings.
     """
     identity = lambda box: box  # noqa: E731
     jw, jh = declared
@@ -320,7 +337,7 @@ def frame(declared: tuple[object, object], size: Size, image_rel: str, label_fil
     w, h = size.width, size.height
     if (jw, jh) == (w, h):
         return identity
-    said = f"declared size {jw:g}x{jh:g} but {image_rel} is {w}x{h}"
+    said = f"{what} {jw:g}x{jh:g} but {image_rel} is {w}x{h}"
     if size.orientation >= 5 and (jw, jh) == (h, w):
         report.warning(label_file, f"{said}: labelled on the image as stored, without its EXIF "
                                    f"rotation (orientation {size.orientation}); boxes rotated to match")
@@ -379,10 +396,15 @@ def read_text(path: Path, limit: int = 50_000_000) -> str:
         raise BadLabels("not UTF-8 text") from None
 
 
-def folder_really_inside(path: Path, root: Path) -> bool:
-    """Whether the folder holding path, with links resolved, is inside root (links resolved too)."""
+def really_inside(path: Path, root: Path) -> bool:
+    """Whether path, with links resolved, is inside root (links resolved too)."""
     try:
-        real, real_root = os.path.realpath(path.parent), os.path.realpath(root)
+        real, real_root = os.path.realpath(path), os.path.realpath(root)
         return os.path.commonpath([real, real_root]) == real_root
     except (OSError, ValueError):
         return False
+
+
+def folder_really_inside(path: Path, root: Path) -> bool:
+    """Whether the folder holding path, with links resolved, is inside root (links resolved too)."""
+    return really_inside(path.parent, root)

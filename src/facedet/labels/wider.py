@@ -35,19 +35,14 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (BadLabels, Sizes, accept_box, dataset_root, folder_inside,
-                                    number_option, option_path, parse_float, resolve_image, sorted_images)
+from facedet.labels.formats import (BadLabels, Malformed, Sizes, accept_box, dataset_root, display_path,
+                                    folder_inside, number_option, option_path, parse_float, resolve_image,
+                                    sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
 
 _SPLIT_FILE = re.compile(r"wider_face_(train|val)_bbx_gt", re.IGNORECASE)
-
-
-class _Malformed(BadLabels):
-    def __init__(self, line: int, message: str):
-        super().__init__(message)
-        self.line = line
 
 
 def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | None = None,
@@ -67,7 +62,7 @@ def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | 
     max_occlusion = int(number_option(max_occlusion, "max_occlusion"))
     ann_path, images_dir = _locate(root, annotations, images, split)
     base = folder_inside(root, images_dir, "images")
-    ann_name = _display(root, ann_path)
+    ann_name = display_path(root, ann_path)
     try:
         lines = ann_path.read_bytes().decode("utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -140,13 +135,6 @@ def _locate(root: Path, annotations, images, split) -> tuple[Path, Path]:
     return ann_path, option_path(root, images, "")
 
 
-def _display(root: Path, path: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _is_path(line: str) -> bool:
     """An image path line: ends with an image extension and does not start with a number."""
     text = line.strip()
@@ -181,29 +169,29 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
         i += 1
         try:
             if i >= n:
-                raise _Malformed(path_line, "image path without a face count at the end of the file")
+                raise Malformed(path_line, "image path without a face count at the end of the file")
             count_text, count_line = lines[i].strip(), i + 1
             if not re.fullmatch(r"\d+", count_text):
-                raise _Malformed(count_line, f"face count '{count_text[:40]}' is not a whole number")
+                raise Malformed(count_line, f"face count '{count_text[:40]}' is not a whole number")
             count = int(count_text)
             i += 1
             faces = []
             for k in range(count):
                 if i >= n or _is_path(lines[i]) or not lines[i].strip():
-                    raise _Malformed(i + 1 if i < n else n, f"the count on line {count_line} is {count} "
-                                                           f"but {k} face line(s) follow")
+                    raise Malformed(i + 1 if i < n else n, f"the count on line {count_line} is {count} "
+                                                          f"but {k} face line(s) follow")
                 faces.append(_face(lines[i], i + 1))
                 i += 1
             if count == 0 and i < n and lines[i].strip() and not _is_path(lines[i]):
                 line = i + 1
                 values = _face(lines[i], line)[1]
                 if any(values):
-                    raise _Malformed(line, f"the count on line {count_line} is 0 but this line holds a face")
+                    raise Malformed(line, f"the count on line {count_line} is 0 but this line holds a face")
                 i += 1  # the dummy line of a zero-face record
             if i < n and lines[i].strip() and not _is_path(lines[i]):
-                raise _Malformed(i + 1, f"more face lines than the count ({count}) on line {count_line}")
+                raise Malformed(i + 1, f"more face lines than the count ({count}) on line {count_line}")
         except BadLabels as err:
-            line = err.line if isinstance(err, _Malformed) else i + 1
+            line = err.line if isinstance(err, Malformed) else i + 1
             report.error(ann_name, f"line {line}: {err}; image {written} (line {path_line}) dropped")
             while i < n and not _is_path(lines[i]):
                 i += 1
@@ -214,12 +202,12 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
 def _face(text: str, line: int) -> tuple[int, tuple[float, float, float, float], dict[str, int]]:
     tokens = text.split()
     if len(tokens) not in (4, 10):
-        raise _Malformed(line, f"a face line has 10 numbers (x1 y1 w h and 6 flags), this one has "
-                               f"{len(tokens)}: '{text.strip()[:60]}'")
+        raise Malformed(line, f"a face line has 10 numbers (x1 y1 w h and 6 flags), this one has "
+                              f"{len(tokens)}: '{text.strip()[:60]}'")
     try:
         values = [parse_float(t) for t in tokens]
     except BadLabels as err:
-        raise _Malformed(line, f"face line: {err}") from None
+        raise Malformed(line, f"face line: {err}") from None
     flags = {name: int(v) for name, v in zip(_FLAGS, values[4:])}
     x, y, w, h = values[:4]
     return line, (x, y, w, h), flags
