@@ -186,3 +186,17 @@ def test_unknown_registry_model_is_a_clear_error_in_the_cli(folder, tmp_path, ca
     assert main(["detect", str(folder), "--weights", "models:/facedet@champion",
                  "--json", str(tmp_path / "x.json")]) == 2
     assert "not found in the MLflow store" in capsys.readouterr().err
+
+
+def test_the_bundled_model_works_right_after_install(tmp_path, monkeypatch):
+    """Outside a project (no results/train), detect uses the model shipped in the package."""
+    import skimage.data
+
+    from facedet.detect import BUNDLED_WEIGHTS, default_weights
+    from facedet.evaluate.metrics import box_iou
+
+    monkeypatch.chdir(tmp_path)
+    assert default_weights() == BUNDLED_WEIGHTS
+    faces = FaceDetector.load()(skimage.data.astronaut())
+    # Eileen Collins' face in scikit-image's astronaut picture, boxed by hand: (174, 72, 272, 168).
+    assert faces and box_iou([faces[0].box], [(174, 72, 272, 168)])[0, 0] > 0.5

@@ -270,7 +270,7 @@ def run_bench(settings: BenchSettings) -> dict:
     """Measure every detector; write ``bench.md`` and ``bench.json``; return the report dict."""
     import torch
 
-    from facedet.detect import DEFAULT_WEIGHTS
+    from facedet.detect import PIPELINE_WEIGHTS
 
     saved = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(settings.threads)
@@ -283,9 +283,9 @@ def run_bench(settings: BenchSettings) -> dict:
 
         runners: list[Runner] = []
         skipped: list[dict] = []
-        weights = list(settings.weights) or ([DEFAULT_WEIGHTS] if DEFAULT_WEIGHTS.is_file() else [])
+        weights = list(settings.weights) or ([PIPELINE_WEIGHTS] if PIPELINE_WEIGHTS.is_file() else [])
         if not weights:
-            skipped.append({"name": "ours", "note": f"no model: {DEFAULT_WEIGHTS} not found and no --weights given"})
+            skipped.append({"name": "ours", "note": f"no model: {PIPELINE_WEIGHTS} not found and no --weights given"})
         for path in weights:
             for backend in dict.fromkeys(settings.backends):
                 runners.append(our_runner(path, backend, settings.threads))

@@ -73,12 +73,11 @@ def _export_labels(args: argparse.Namespace) -> None:
 
 
 def _detect(args: argparse.Namespace) -> None:
-    from facedet.detect import DEFAULT_ONNX, DEFAULT_WEIGHTS, FaceDetector, run_detect
+    from facedet.detect import FaceDetector, run_detect
     from facedet.problems import DataError
 
-    weights = args.weights or (DEFAULT_ONNX if args.backend == "onnx" else DEFAULT_WEIGHTS)
     try:
-        detector = FaceDetector.load(weights, backend=args.backend, threshold=args.threshold, threads=args.threads)
+        detector = FaceDetector.load(args.weights, backend=args.backend, threshold=args.threshold, threads=args.threads)
     except ValueError as err:  # not a facedet model, MLflow URI, backend mismatch
         raise DataError(str(err)) from None
     results = run_detect(args.src, detector, json_out=args.json, csv_out=args.csv, out=args.out,
@@ -130,14 +129,14 @@ def _capture(args: argparse.Namespace) -> None:
 
 
 def _prelabel(args: argparse.Namespace) -> None:
-    from facedet.detect import DEFAULT_WEIGHTS
+    from facedet.detect import default_weights
     from facedet.prelabel import haar_proposer, model_proposer, prelabel
     from facedet.problems import DataError
 
     if args.peer == "haar":
         propose = haar_proposer(threshold=args.threshold)
     else:
-        weights = args.weights or DEFAULT_WEIGHTS
+        weights = args.weights or default_weights()
         if not str(weights).startswith(("models:/", "runs:/")) and not Path(weights).is_file():
             raise FileNotFoundError(f"{weights}: no such model file (train one with `dvc repro`, give "
                                     f"--weights, or use --peer haar)")
@@ -217,9 +216,9 @@ def parser() -> argparse.ArgumentParser:
                                              "faces: [{box, score}]}], errors}; video frames are \"<video>#<i>\"")
     p.add_argument("--csv", type=Path, help="write one row per face: file,frame,x1,y1,x2,y2,score")
     p.add_argument("--out", type=Path, help="folder for annotated images, or an annotated .mp4 for a video / camera")
-    p.add_argument("--weights", help="model file: .safetensors, or .onnx (runs with onnx) (default: the "
-                                     "pipeline's last model, results/train/model.safetensors, or model.onnx "
-                                     "with --backend onnx)")
+    p.add_argument("--weights", help="model file: .safetensors, or .onnx (runs with onnx), or "
+                                     "models:/facedet@champion (default: the pipeline's last model, "
+                                     "results/train/model.safetensors or model.onnx, else the bundled model)")
     p.add_argument("--backend", choices=["torch", "onnx"], help="inference engine (default: by the file type)")
     p.add_argument("--threshold", type=float, help="minimum score (default: the model's)")
     p.add_argument("--threads", type=int, help="intra-op threads for inference (default: the engine's)")
@@ -275,7 +274,7 @@ def parser() -> argparse.ArgumentParser:
                                    "overwritten. Correct the proposals in labelme.")
     p.add_argument("dir", type=Path, help="folder of images, e.g. data/images")
     who = p.add_mutually_exclusive_group()
-    who.add_argument("--weights", help="facedet model file (default: results/train/model.safetensors)")
+    who.add_argument("--weights", help="facedet model file (default: the pipeline's last model, else the bundled one)")
     who.add_argument("--peer", choices=["haar"], help="use OpenCV's frontal-face Haar cascade instead of a model")
     p.add_argument("--threshold", type=float, help="minimum score: the model's probability (default: the "
                                                    "model's), or the Haar level weight (default: none)")

@@ -30,8 +30,17 @@ from facedet.model.postprocess import select
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS = Path("results/train/model.safetensors")
-DEFAULT_ONNX = DEFAULT_WEIGHTS.with_suffix(".onnx")
+
+def default_weights(backend: str | None = None) -> Path:
+    """The pipeline's last model (run from the project folder), else the model bundled with the
+    package (see facedet/bundled/MODEL_CARD.md)."""
+    onnx = PIPELINE_WEIGHTS.with_suffix(".onnx")
+    if backend == "onnx" and onnx.is_file():
+        return onnx
+    return PIPELINE_WEIGHTS if PIPELINE_WEIGHTS.is_file() else BUNDLED_WEIGHTS
+
+PIPELINE_WEIGHTS = Path("results/train/model.safetensors")
+BUNDLED_WEIGHTS = Path(__file__).parent / "bundled" / "default.safetensors"
 DEFAULT_THRESHOLD, DEFAULT_NMS_IOU = 0.5, 0.4
 BACKENDS = ("torch", "onnx")
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
@@ -120,14 +129,15 @@ class FaceDetector:
         return self.backend.net
 
     @classmethod
-    def load(cls, path: Path | str = DEFAULT_WEIGHTS, *, backend: str | None = None, threshold: float | None = None,
+    def load(cls, path: Path | str | None = None, *, backend: str | None = None, threshold: float | None = None,
              nms_iou: float = DEFAULT_NMS_IOU, threads: int | None = None, batch_size: int = 16) -> FaceDetector:
         """Load a model file: ``.safetensors`` (backend ``torch``, or ``onnx`` through its sibling
         ``.onnx`` / an export on the fly) or ``.onnx`` (backend ``onnx``, the default for it).
 
         ``threshold`` defaults to the model's (its metadata key "threshold"), else 0.5. ``threads``
-        sets the intra-op threads (for PyTorch: process-wide).
+        sets the intra-op threads (for PyTorch: process-wide). No path: :func:`default_weights`.
         """
+        path = default_weights(backend) if path is None else path
         if str(path).startswith(MODEL_URI_SCHEMES):
             from facedet.tracking import resolve_model_uri  # MLflow is heavy: only for registry URIs
 
