@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("collect", "labels", "augment", "train", "evaluate")
+STAGES = ("collect", "labels", "augment", "train", "evaluate", "export")
 
 
 def main() -> None:

@@ -67,7 +67,8 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     assert steps["val/ap50"] == 2 and steps["test/ap50"] == 1
     assert (project / "mlartifacts").is_dir()
     logged = {p.name for p in (project / "mlartifacts").rglob("*")}
-    assert {"MLmodel", "model.safetensors", "best.ckpt", "last.ckpt", "predictions.png"} <= logged
+    assert {"MLmodel", "model.safetensors", "best.ckpt", "last.ckpt", "predictions.png", "model.onnx",
+            "config.yaml", "report.json"} <= logged
 
     # Nothing changed: a second repro runs nothing and DVC reports a clean state.
     assert "Running stage" not in _sh(project, "dvc", "repro")

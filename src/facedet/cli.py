@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home on import otherwise
 
 STAGES = {"collect": "facedet.collect", "labels": "facedet.labels.stage", "augment": "facedet.augment",
-          "train": "facedet.train.stage", "evaluate": "facedet.evaluate.stage"}
+          "train": "facedet.train.stage", "evaluate": "facedet.evaluate.stage", "export": "facedet.export"}
 
 
 def _run(args: argparse.Namespace) -> None:
