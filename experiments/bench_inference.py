@@ -28,7 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from facedet.detect import DEFAULT_WEIGHTS, FaceDetector  # noqa: E402
+from facedet.detect import FaceDetector, default_weights  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 TARGET_FPS = 60.0
@@ -98,7 +98,7 @@ def fps(detector: FaceDetector, frames: list[np.ndarray], batch: int, count: int
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="model file (.safetensors)")
+    ap.add_argument("--weights", type=Path, default=default_weights(), help="model file (.safetensors; default: the pipeline's last model, else the bundled one)")
     ap.add_argument("--video", type=Path, help="a video file (default: made here from real pictures)")
     ap.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4, 8])
