@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 data: setup  ## data/: DATA copied in, or the embedded sample when data/ is empty; pinned by data.dvc
 ifneq ($(DATA),)
-	rm -rf data && mkdir -p data && cp -r "$(DATA)"/. data/
+	rm -rf data && mkdir -p data && cp -r "$(DATA)"/. data/ && chmod -R u+w data
 else
 	@if [ -z "$$(ls -A data 2>/dev/null)" ]; then facedet sample data; fi
 endif
