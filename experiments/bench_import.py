@@ -67,9 +67,9 @@ def child(stage: str, data: str, results: str) -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     import logging
 
-    from facedet import collect
+    from facedet.pipeline import collect
     from facedet.config import compose_config
-    from facedet.labels import stage as labels
+    from facedet.pipeline import labels
 
     logging.basicConfig(level=logging.WARNING)
     cfg = compose_config([f"paths.data={data}", f"paths.collect={results}/collect",

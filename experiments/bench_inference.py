@@ -28,7 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from facedet.detect import FaceDetector, default_weights  # noqa: E402
+from facedet.inference.detector import FaceDetector, default_weights  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 TARGET_FPS = 60.0

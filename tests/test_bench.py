@@ -9,10 +9,11 @@ import pytest
 import skimage.data
 import torch
 
-from facedet import bench, coco, peers
+from facedet import coco
+from facedet.apps import bench, peers
 from facedet.cli import main
 from facedet.model import build_net, weights
-from facedet.sample import ASTRONAUT_FACE
+from facedet.apps.sample import ASTRONAUT_FACE
 
 TINY = {"name": "single_face", "input_size": 64, "width": 0.125, "hidden": 16}
 
@@ -103,7 +104,7 @@ def test_unknown_peers_are_explained_not_raised():
 
 
 def test_an_onnx_model_file_is_named_from_its_metadata_and_runs_with_onnx_runtime(model, tmp_path):
-    from facedet.export import export_onnx
+    from facedet.inference.onnx import export_onnx
 
     export_onnx(model, tmp_path / "tiny.onnx")
     runner = bench.our_runner(tmp_path / "tiny.onnx", threads=1)

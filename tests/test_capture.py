@@ -5,7 +5,7 @@ import uuid
 import cv2
 import pytest
 
-from facedet.capture import capture, next_steps
+from facedet.apps.capture import capture, next_steps
 from facedet.cli import main
 from facedet.video import VideoError, gui_problem
 from test_collect import write_video

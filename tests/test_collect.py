@@ -8,9 +8,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import ROOT
-from facedet import collect
+from facedet.pipeline import collect
 from facedet.config import ConfigError, compose_config
-from facedet.labels import stage as labels
+from facedet.pipeline import labels
 
 
 def write_video(path, frames, size=(64, 48), fps=10.0):

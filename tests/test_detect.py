@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from facedet.cli import main
-from facedet.detect import FaceDetector, resolve_source
+from facedet.apps.detect import resolve_source
+from facedet.inference.detector import FaceDetector
 from facedet.model import build_net, weights
 from facedet.video import gui_problem
 
@@ -192,7 +193,7 @@ def test_the_bundled_model_works_right_after_install(tmp_path, monkeypatch):
     """Outside a project (no results/train), detect uses the model shipped in the package."""
     import skimage.data
 
-    from facedet.detect import BUNDLED_WEIGHTS, default_weights
+    from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights
     from facedet.evaluate.metrics import box_iou
 
     monkeypatch.chdir(tmp_path)

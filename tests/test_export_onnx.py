@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from facedet.cli import main
-from facedet.detect import FaceDetector, OnnxBackend, TorchBackend
-from facedet.export import export_onnx
+from facedet.inference.detector import FaceDetector, OnnxBackend, TorchBackend
+from facedet.inference.onnx import export_onnx
 from facedet.model import build_net, weights
 
 TINY = {"name": "single_face", "input_size": 64, "width": 0.125, "hidden": 16}

@@ -16,8 +16,9 @@ from PIL import Image as PILImage
 
 from facedet.coco import Image
 from facedet.labels.coco_json import import_coco
-from facedet.labels.fddb import ellipse_box, import_fddb
-from facedet.labels.formats import IMPORTERS, import_labels
+from facedet.boxes import ellipse_box
+from facedet.labels.fddb import import_fddb
+from facedet.labels.registry import IMPORTERS, import_labels
 from facedet.labels.voc import import_voc
 from facedet.labels.wider import import_wider
 from facedet.labels.yolo import import_yolo
@@ -162,11 +163,11 @@ def test_wider_path_outside_the_images_folder_is_refused(tmp_path, opened):
 def test_fddb_ellipse_box_by_hand():
     # a=20, b=10, θ=π/2 (major axis vertical): half-width sqrt(400·0 + 100·1) = 10,
     # half-height sqrt(400·1 + 100·0) = 20.
-    assert ellipse_box(20, 10, math.pi / 2, 50, 40) == pytest.approx((40, 20, 60, 60))
+    assert ellipse_box(50, 40, 20, 10, math.pi / 2) == pytest.approx((40, 20, 60, 60))
     # θ=0: the major axis is horizontal: half-width 20, half-height 10.
-    assert ellipse_box(20, 10, 0, 50, 40) == pytest.approx((30, 30, 70, 50))
+    assert ellipse_box(50, 40, 20, 10, 0) == pytest.approx((30, 30, 70, 50))
     # θ=π/4: cos² = sin² = 1/2, both halves sqrt((400 + 100) / 2) = sqrt(250) = 15.8113883.
-    assert ellipse_box(20, 10, math.pi / 4, 50, 40) == pytest.approx((34.1886117, 24.1886117,
+    assert ellipse_box(50, 40, 20, 10, math.pi / 4) == pytest.approx((34.1886117, 24.1886117,
                                                                       65.8113883, 55.8113883))
 
 

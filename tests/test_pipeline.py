@@ -13,7 +13,7 @@ from dvc.utils.hydra import compose_and_dump
 
 from conftest import ROOT
 from facedet.model import weights
-from facedet.sample import SampleSettings, generate
+from facedet.apps.sample import SampleSettings, generate
 
 TINY = ["experiment=quick", "augment.copies=2", "train.max_epochs=2", "train.batch_size=8"]
 

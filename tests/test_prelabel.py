@@ -9,9 +9,10 @@ from skimage import data as skdata
 
 from facedet.cli import main
 from facedet.labels.labelme import import_folder
-from facedet.prelabel import haar_proposer, label_candidates, model_proposer, prelabel
+from facedet.apps.prelabel import haar_proposer, model_proposer, prelabel
+from facedet.labels.labelme import label_candidates
 from facedet.problems import ProblemReport
-from facedet.video import box_iou
+from facedet.boxes import box_iou
 
 ASTRONAUT_FACE = (174, 72, 272, 168)  # by eye: Eileen Collins' face in skimage's astronaut (512x512)
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from conftest import ROOT
-from facedet import augment, collect
+from facedet.pipeline import augment, collect
 from facedet.config import compose_config
-from facedet.labels import stage as labels
-from facedet.sample import SampleSettings, generate
-from facedet.train.stage import fingerprint, resume_point
+from facedet.pipeline import labels
+from facedet.apps.sample import SampleSettings, generate
+from facedet.pipeline.train import fingerprint, resume_point
 
 # Small enough for seconds per epoch on a CPU; the shared data stages run once per project.
 TINY = ["experiment=quick", "augment.copies=2", "train.batch_size=8", "model.input_size=64"]

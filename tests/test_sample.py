@@ -1,4 +1,4 @@
-"""Tests for the embedded sample dataset (facedet.sample)."""
+"""Tests for the embedded sample dataset (facedet.apps.sample)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facedet import sample
-from facedet.sample import SampleSettings, ellipse_box, generate, generate_faces
+from facedet.apps import sample
+from facedet.apps.sample import SampleSettings, generate, inscribed_ellipse_box, generate_faces
 
 SHAPE_KEYS = ["label", "points", "group_id", "description", "shape_type", "flags", "mask"]
 TOP_KEYS = ["version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"]
@@ -62,7 +62,7 @@ def test_deterministic_across_processes(tmp_path):
     settings = SampleSettings(n_images=12, seed=3)
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     assert generate(a, settings) == generate(b, settings) == 12
-    script = ("import sys; from pathlib import Path; from facedet.sample import SampleSettings, generate; "
+    script = ("import sys; from pathlib import Path; from facedet.apps.sample import SampleSettings, generate; "
               "generate(Path(sys.argv[1]), SampleSettings(n_images=12, seed=3))")
     subprocess.run([sys.executable, "-c", script, str(c)], check=True)
     files_a = _files(a)
@@ -201,15 +201,15 @@ def test_rotations(default_sample):
 
 def test_ellipse_box_by_hand():
     # 40x40 rotated 30 deg: half-width sqrt((20 cos30)^2 + (20 sin30)^2) = 20 -> unchanged (a circle).
-    assert ellipse_box((10.0, 20.0, 50.0, 60.0), 30.0) == pytest.approx((10.0, 20.0, 50.0, 60.0))
+    assert inscribed_ellipse_box((10.0, 20.0, 50.0, 60.0), 30.0) == pytest.approx((10.0, 20.0, 50.0, 60.0))
     # 40x20 rotated 90 deg -> 20x40 about the same centre.
-    assert ellipse_box((0.0, 0.0, 40.0, 20.0), 90.0) == pytest.approx((10.0, -10.0, 30.0, 30.0))
-    assert ellipse_box((0.0, 0.0, 40.0, 20.0), -90.0) == pytest.approx((10.0, -10.0, 30.0, 30.0))
+    assert inscribed_ellipse_box((0.0, 0.0, 40.0, 20.0), 90.0) == pytest.approx((10.0, -10.0, 30.0, 30.0))
+    assert inscribed_ellipse_box((0.0, 0.0, 40.0, 20.0), -90.0) == pytest.approx((10.0, -10.0, 30.0, 30.0))
     # 40x20 rotated 30 deg: half-width sqrt((20 cos30)^2 + (10 sin30)^2) = sqrt(325), half-height
     # sqrt((20 sin30)^2 + (10 cos30)^2) = sqrt(175); the box of the corners would be 22.3 x 18.7.
     hw, hh = math.sqrt(325.0), math.sqrt(175.0)
-    assert ellipse_box((0.0, 0.0, 40.0, 20.0), 30.0) == pytest.approx((20 - hw, 10 - hh, 20 + hw, 10 + hh))
-    assert ellipse_box((0.0, 0.0, 40.0, 20.0), 0.0) == pytest.approx((0.0, 0.0, 40.0, 20.0))
+    assert inscribed_ellipse_box((0.0, 0.0, 40.0, 20.0), 30.0) == pytest.approx((20 - hw, 10 - hh, 20 + hw, 10 + hh))
+    assert inscribed_ellipse_box((0.0, 0.0, 40.0, 20.0), 0.0) == pytest.approx((0.0, 0.0, 40.0, 20.0))
 
 
 @pytest.mark.parametrize("angle,flip", [(0.0, False), (20.0, False), (-20.0, True), (13.0, True), (90.0, False)])

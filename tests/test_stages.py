@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from facedet import augment, coco, collect
+from facedet import coco
+from facedet.pipeline import augment, collect
 from facedet.config import compose_config
-from facedet.labels import stage as labels
+from facedet.pipeline import labels
 from facedet.problems import DataError
 
 

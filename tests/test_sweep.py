@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps (facedet.sweep) and the MLflow store of queued DVC experiments."""
+"""Hyperparameter sweeps (facedet.apps.sweep) and the MLflow store of queued DVC experiments."""
 
 import json
 import shutil
@@ -13,8 +13,9 @@ from omegaconf import OmegaConf
 from conftest import ROOT
 from facedet import tracking
 from facedet.config import ConfigError, compose_config, tracking_uri
-from facedet.sample import SampleSettings, generate
-from facedet.sweep import override_text, parse_space, preset_text, split_overrides, sweep
+from facedet.apps.sample import SampleSettings, generate
+from facedet.pipeline import run_stage
+from facedet.apps.sweep import override_text, parse_space, preset_text, split_overrides, sweep
 
 TINY_SEARCH = """\
 name: tiny
@@ -46,7 +47,7 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     (project / "conf/hparams_search/tiny.yaml").write_text(TINY_SEARCH)
     generate(project / "data", SampleSettings(n_images=16))
 
-    result = sweep(["hparams_search=tiny", "experiment=quick", "train.batch_size=8"], root=project)
+    result = sweep(run_stage, ["hparams_search=tiny", "experiment=quick", "train.batch_size=8"], root=project)
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp_id = client.get_experiment_by_name("facedet").experiment_id
@@ -149,7 +150,7 @@ def test_search_space_syntax_and_the_shipped_search_composes():
 
 def test_a_sweep_never_optimises_a_test_metric(clean_env):
     with pytest.raises(ConfigError, match="validation metric"):
-        sweep(["hparams_search.metric=test/ap50"], root=ROOT)
+        sweep(run_stage, ["hparams_search.metric=test/ap50"], root=ROOT)
 
 
 def test_preset_selects_groups_in_its_defaults_and_sets_only_changed_values(tmp_path):

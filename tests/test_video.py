@@ -12,8 +12,8 @@ import torch
 from facedet.cli import main
 from facedet.coco import Detection
 from facedet.model import build_net, weights
-from facedet.detect import Results
-from facedet.video import BoxSmoother, VideoSource, camera_index, detect_video, iter_frames
+from facedet.apps.detect import Results, detect_video
+from facedet.video import BoxSmoother, VideoSource, camera_index, iter_frames
 
 TINY = {"name": "single_face", "input_size": 64, "width": 0.125, "hidden": 16}
 FRAMES, SIZE = 12, (96, 72)

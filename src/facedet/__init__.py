@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 __all__ = ["FaceDetector", "__version__"]
 
 # Loaded on first use, so `import facedet` stays light (no torch, no OpenCV).
-_LAZY = {"FaceDetector": "facedet.detect"}
+_LAZY = {"FaceDetector": "facedet.inference.detector"}
 
 
 def __getattr__(name: str) -> object:

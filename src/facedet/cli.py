@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -11,21 +10,20 @@ from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home on import otherwise
 
-STAGES = {"collect": "facedet.collect", "labels": "facedet.labels.stage", "augment": "facedet.augment",
-          "train": "facedet.train.stage", "evaluate": "facedet.evaluate.stage", "export": "facedet.export"}
 
 
 def _run(args: argparse.Namespace) -> None:
     from facedet.config import compose_config, load_params
+    from facedet.pipeline import run_stage
 
     cfg = load_params(args.params) if args.params else compose_config(args.overrides)
     if args.params and args.overrides:
         raise SystemExit("give either --params or overrides, not both (overrides belong in `dvc exp run -S`)")
-    importlib.import_module(STAGES[args.stage]).run(cfg)
+    run_stage(args.stage, cfg)
 
 
 def _sample(args: argparse.Namespace) -> None:
-    from facedet.sample import SampleSettings, generate
+    from facedet.apps.sample import SampleSettings, generate
 
     defaults = SampleSettings()
     count = generate(args.out_dir, SampleSettings(n_images=args.images or defaults.n_images,
@@ -37,7 +35,7 @@ def _import(args: argparse.Namespace) -> None:
     import yaml
 
     from facedet import coco
-    from facedet.labels.formats import import_labels
+    from facedet.labels.registry import import_labels
     from facedet.problems import DataError, ProblemReport
 
     options = {}
@@ -73,7 +71,8 @@ def _export_labels(args: argparse.Namespace) -> None:
 
 
 def _detect(args: argparse.Namespace) -> None:
-    from facedet.detect import FaceDetector, run_detect
+    from facedet.apps.detect import run_detect
+    from facedet.inference.detector import FaceDetector
     from facedet.problems import DataError
 
     try:
@@ -88,7 +87,7 @@ def _detect(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from facedet.export import export_onnx
+    from facedet.inference.onnx import export_onnx
     from facedet.problems import DataError
 
     try:
@@ -99,9 +98,10 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from facedet.sweep import sweep
+    from facedet.apps.sweep import sweep
+    from facedet.pipeline import run_stage
 
-    result = sweep(args.overrides)
+    result = sweep(run_stage, args.overrides)
     print(f"sweep {result.name}: {len(result.trials)} trials in {result.seconds / 60:.1f} min; best trial "
           f"{result.best_trial}: {result.metric} = {result.best_value:.4f} with "
           + " ".join(f"{k}={v}" for k, v in result.best_params.items()))
@@ -112,7 +112,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _capture(args: argparse.Namespace) -> None:
-    from facedet.capture import capture, next_steps
+    from facedet.apps.capture import capture, next_steps
 
     from facedet.problems import DataError
 
@@ -129,8 +129,8 @@ def _capture(args: argparse.Namespace) -> None:
 
 
 def _prelabel(args: argparse.Namespace) -> None:
-    from facedet.detect import default_weights
-    from facedet.prelabel import haar_proposer, model_proposer, prelabel
+    from facedet.inference.detector import default_weights
+    from facedet.apps.prelabel import haar_proposer, model_proposer, prelabel
     from facedet.problems import DataError
 
     if args.peer == "haar":
@@ -151,7 +151,7 @@ def _prelabel(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from facedet.bench import BenchSettings, run_bench
+    from facedet.apps.bench import BenchSettings, run_bench
 
     report = run_bench(BenchSettings(images=args.images, image_root=args.image_root, weights=args.weights or [],
                                      backends=tuple(args.backend or ["torch"]), peers=tuple(args.peers),
@@ -162,13 +162,15 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from facedet.pipeline import stage_names
+
     top = argparse.ArgumentParser(prog="facedet", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run one pipeline stage (what dvc.yaml calls)",
                        description="Run one pipeline stage with the config composed from conf/ (plus Hydra "
                                    "overrides such as train.max_epochs=2), or with --params params.yaml as DVC does.")
-    p.add_argument("stage", choices=list(STAGES))
+    p.add_argument("stage", choices=stage_names())
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.max_epochs=2 model.width=0.5")
     p.add_argument("--params", type=Path, help="read this params.yaml instead of composing conf/")
     p.set_defaults(func=_run)

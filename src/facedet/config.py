@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
@@ -85,3 +87,30 @@ def store_root() -> Path:
     if original and (Path(original) / "dvc.yaml").is_file() and (Path(original) / "conf").is_dir():
         return Path(original).resolve()
     return project_root()
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of dvc.yaml: its param keys (``paths.collect``, ``train.lr``) and its deps (paths)."""
+
+    name: str
+    params: tuple[str, ...]
+    deps: tuple[str, ...]
+
+
+def stage_specs(root: Path | None = None) -> dict[str, StageSpec]:
+    """Every stage of the project's dvc.yaml, in its order."""
+    dvc_yaml = (root or project_root()) / "dvc.yaml"
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    specs = {}
+    for name, stage in stages.items():
+        params: list[str] = []
+        for entry in stage.get("params", []):
+            params += list(entry) if isinstance(entry, dict) else [str(entry)]  # {file: [keys]} or key
+        deps = [next(iter(d)) if isinstance(d, dict) else str(d) for d in stage.get("deps", [])]
+        specs[name] = StageSpec(name, tuple(params), tuple(deps))
+    return specs
+
+
+def stage_spec(name: str, root: Path | None = None) -> StageSpec:
+    return stage_specs(root)[name]

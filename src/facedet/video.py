@@ -3,7 +3,7 @@
 - :class:`BoxSmoother`: follows faces from frame to frame (greedy IoU matching) and smooths their
   boxes (exponential moving average), so boxes do not jitter.
 - :func:`iter_frames` / :class:`VideoSource`: RGB frames of a video file or a camera.
-- :func:`annotate`, :class:`Display`, :func:`detect_video`: what ``facedet detect`` does with them.
+- :func:`annotate`, :class:`Display`, :func:`open_writer`: what ``facedet detect`` shows and writes.
 """
 
 from __future__ import annotations
@@ -11,23 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from facedet.boxes import box_iou
 from facedet.coco import Detection
 from facedet.problems import DataError
 
-if TYPE_CHECKING:
-    from facedet.detect import FaceDetector, Results
-
 log = logging.getLogger(__name__)
 
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 VIDEO_FOURCC = "mp4v"  # writes .mp4 with the pip OpenCV builds (no H.264 encoder there)
 FALLBACK_FPS = 25.0
 
@@ -37,18 +34,6 @@ class VideoError(DataError):
 
 
 # --- tracking and smoothing --------------------------------------------------------------------------
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a [N, 4] with every box in b [M, 4] (x1, y1, x2, y2) -> [N, M]."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
 
 @dataclass
 class Track:
@@ -252,65 +237,7 @@ class Display:
             pass
 
 
-def _video_target(out: Path, name: str) -> Path:
-    """``out`` itself when it names a video file, else ``out/<name stem>.mp4``."""
-    if out.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
-        return out
-    return out / f"{Path(name).stem}.mp4"
-
-
-def detect_video(detector: FaceDetector, source: str | int | Path, results: Results, out: Path | None = None,
-                 smooth: bool = True, display: Display | None = None, max_frames: int | None = None,
-                 progress: bool = True) -> int:
-    """Detect faces frame by frame; entries "<name>#<frame>" go to ``results``; an annotated video
-    (boxes, scores, FPS) to ``out`` when given. Returns the number of frames done. Whatever stops
-    it (end, ``max_frames``, q in the window, Ctrl-C), the writer and the source are released."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    smoother = BoxSmoother() if smooth else None
-    writer: cv2.VideoWriter | None = None
-    done, fps = 0, None
-    with VideoSource(source) as video:
-        total = video.frame_count
-        if max_frames is not None:
-            total = min(total, max_frames) if total is not None else max_frames
-        columns = [TextColumn("detect {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[fps]}"), TimeRemainingColumn()]
-        with Progress(*columns, transient=True, disable=not progress, console=Console(stderr=True)) as bar:
-            task = bar.add_task(video.name, total=total, fps="")
-            try:
-                for frame in video:
-                    if max_frames is not None and done >= max_frames:
-                        break
-                    started = time.perf_counter()
-                    faces = detector(frame)
-                    if smoother is not None:
-                        faces = smoother.update(faces)
-                    elapsed = max(time.perf_counter() - started, 1e-9)
-                    fps = 1 / elapsed if fps is None else 0.9 * fps + 0.1 / elapsed
-                    results.add(video.name, frame.shape[1], frame.shape[0], faces, frame=done)
-                    done += 1
-                    bar.update(task, advance=1, fps=f"{fps:.1f} FPS")
-                    if out is None and display is None:
-                        continue
-                    picture = annotate(frame, faces, fps)
-                    if out is not None:
-                        if writer is None:
-                            writer = _open_writer(_video_target(out, video.name), video.fps or FALLBACK_FPS,
-                                                  picture.shape[1], picture.shape[0])
-                        writer.write(picture)
-                    if display is not None and not display.show(picture):
-                        break
-            except KeyboardInterrupt:
-                log.warning("interrupted after %d frames: keeping what was written", done)
-            finally:
-                if writer is not None:
-                    writer.release()
-    return done
-
-
-def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+def open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
     path.parent.mkdir(parents=True, exist_ok=True)
     fourcc = "MJPG" if path.suffix.lower() == ".avi" else VIDEO_FOURCC
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))

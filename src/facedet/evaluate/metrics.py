@@ -44,40 +44,15 @@ import math
 
 import numpy as np
 
+from facedet.boxes import box_iou, intersection_over_first
 from facedet.coco import FACE_CATEGORY, Detection, Image, to_coco
 
 __all__ = ["Detection", "box_iou", "detection_metrics", "pr_curve", "best_f1_threshold"]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] (x1, y1, x2, y2) -> [N, M]."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def _check(truth: list[Image], predictions: list[list[Detection]]) -> None:
     if len(truth) != len(predictions):
         raise ValueError(f"{len(truth)} images but {len(predictions)} prediction lists")
-
-
-def _intersection_over_first(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] over the area of the
-    box in ``a`` -> [N, M]; 0 for a zero-area box in ``a``."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(area_a[:, None] > 0, iw * ih / np.where(area_a > 0, area_a, 1.0)[:, None], 0.0)
 
 
 def _match_image(gt_boxes, detections: list[Detection], iou_threshold: float, ignore_boxes=()):
@@ -105,7 +80,7 @@ def _match_image(gt_boxes, detections: list[Detection], iou_threshold: float, ig
                 taken[g] = True
                 matched_iou[d] = ious[d, g]
     if len(ignore_boxes):
-        covered = _intersection_over_first(boxes, np.array(ignore_boxes)).max(axis=1) >= iou_threshold
+        covered = intersection_over_first(boxes, np.array(ignore_boxes)).max(axis=1) >= iou_threshold
         ignored = np.isnan(matched_iou) & covered
     return scores, matched_iou, ignored
 

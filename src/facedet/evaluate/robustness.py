@@ -33,6 +33,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from facedet.boxes import clip_boxes
 from facedet.coco import Detection, Image
 from facedet.evaluate.metrics import detection_metrics
 from facedet.evaluate.plots import new_chart, save_chart
@@ -89,10 +90,6 @@ def _jpeg(rgb: np.ndarray, quality: int = 10) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _clip(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    return np.clip(boxes, 0, [width, height, width, height])
-
-
 @dataclass(frozen=True)
 class Perturbation:
     """A deterministic perturbation: ``image(rgb)`` and ``boxes(boxes, width, height)`` (unclipped);
@@ -105,7 +102,7 @@ class Perturbation:
     def __call__(self, rgb: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
         rgb = np.ascontiguousarray(rgb)
         height, width = rgb.shape[:2]
-        out = _clip(self.boxes(_as_boxes(boxes), width, height), width, height)
+        out = clip_boxes(self.boxes(_as_boxes(boxes), width, height), width, height)
         keep = (out[:, 2] - out[:, 0] >= 1) & (out[:, 3] - out[:, 1] >= 1)
         return self.image(rgb), out[keep]
 
@@ -134,7 +131,7 @@ def _perturb_truth(perturbation: Perturbation, image: Image, width: int, height:
     faces, ignore = [], []
     for boxes, target in ((image.boxes, faces), (image.ignore, ignore)):
         moved = perturbation.boxes(_as_boxes(boxes) * scale, width, height)
-        clipped = _clip(moved, width, height)
+        clipped = clip_boxes(moved, width, height)
         for full, box in zip(moved, clipped):
             w, h = box[2] - box[0], box[3] - box[1]
             if w < 1 or h < 1:

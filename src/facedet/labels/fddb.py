@@ -29,10 +29,10 @@ Conventions:
 from __future__ import annotations
 
 import logging
-import math
 import re
 from pathlib import Path
 
+from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
 from facedet.labels.formats import (BadLabels, Malformed, Sizes, accept_box, dataset_root, display_path,
@@ -44,12 +44,9 @@ log = logging.getLogger(__name__)
 _FOLD = re.compile(r"FDDB-fold-(\d+)-ellipseList\.txt$")
 
 
-def ellipse_box(a: float, b: float, angle: float, cx: float, cy: float) -> tuple[float, float, float, float]:
-    """The axis-aligned bounding box (x1, y1, x2, y2) of an ellipse (see the module docstring)."""
-    c, s = math.cos(angle), math.sin(angle)
-    half_w = math.sqrt(a * a * c * c + b * b * s * s)
-    half_h = math.sqrt(a * a * s * s + b * b * c * c)
-    return cx - half_w, cy - half_h, cx + half_w, cy + half_h
+def _ellipse_box(a: float, b: float, angle: float, cx: float, cy: float) -> tuple[float, float, float, float]:
+    """An FDDB ellipse line's box (major semi-axis a, minor b, angle in radians, centre)."""
+    return ellipse_box(cx, cy, a, b, angle)
 
 
 def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | list | None = None,
@@ -91,7 +88,7 @@ def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | l
                 continue
             image = Image(rel, size.width, size.height)
             for line, ellipse in faces:
-                box = accept_box(ellipse_box(*ellipse), size, rel, name, f"line {line}", report)
+                box = accept_box(_ellipse_box(*ellipse), size, rel, name, f"line {line}", report)
                 if box is not None:
                     image.boxes.append(box)
             result[rel] = image

@@ -1,7 +1,6 @@
-"""Label formats: the registry of importers, and the rules every importer shares.
+"""The rules every label importer shares (the registry of importers is :mod:`facedet.labels.registry`).
 
-:func:`import_labels` picks an importer by name (``labels.format`` in the config) and forwards its
-options; every importer has the signature ``(src: Path, report: ProblemReport, **options) ->
+Every importer has the signature ``(src: Path, report: ProblemReport, **options) ->
 list[Image]`` and follows the conventions of :mod:`facedet.labels.labelme`:
 
 - ``src`` is the dataset folder. ``Image.file_name`` is the image's path relative to it, POSIX
@@ -19,14 +18,11 @@ list[Image]`` and follows the conventions of :mod:`facedet.labels.labelme`:
   that cannot be read drops its image too (its faces are unknown; keeping it as a negative would
   teach the detector that its faces are background).
 
-This module holds the helpers for those rules; the importers import them, and the registry
-imports the importers lazily (so there is no import cycle).
+This module holds the helpers for those rules; the importers import them.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import math
 import os
 import posixpath
@@ -37,74 +33,15 @@ from typing import Callable
 
 from PIL import Image as PILImage
 
+from facedet.boxes import Box, clip_box, has_area
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
 from facedet.problems import ProblemReport
-
-Box = tuple[float, float, float, float]
-Importer = Callable[..., list[Image]]
 
 EDGE_TOLERANCE = 1e-3  # px: overshoot this small is float noise, clipped without a warning
 _SCALE_TOLERANCE = 0.01  # relative difference between the x and y factors of a "uniform" scale
 _ORIENTATION_TAG = 0x0112
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:/|//)")  # C:/... or //server/share (after \ -> /)
-
-# name -> (module in facedet.labels, function)
-_REGISTRY = {
-    "labelme": ("formats", "import_labelme"),
-    "wider": ("wider", "import_wider"),
-    "fddb": ("fddb", "import_fddb"),
-    "coco": ("coco_json", "import_coco"),
-    "yolo": ("yolo", "import_yolo"),
-    "voc": ("voc", "import_voc"),
-}
-
-
-def _resolve(name: str) -> Importer:
-    module, function = _REGISTRY[name]
-    return getattr(importlib.import_module(f"facedet.labels.{module}"), function)
-
-
-def _lazy(name: str) -> Importer:
-    def importer(src: Path, report: ProblemReport, **options) -> list[Image]:
-        return _resolve(name)(src, report, **options)
-
-    importer.__name__ = f"import_{name}"
-    importer.__doc__ = f"Import a dataset in the '{name}' format (see facedet.labels.formats)."
-    return importer
-
-
-IMPORTERS: dict[str, Importer] = {name: _lazy(name) for name in _REGISTRY}
-
-
-def options_of(format: str) -> dict[str, object]:
-    """The options a format accepts, with their defaults."""
-    if format not in _REGISTRY:
-        raise ValueError(f"labels.format: unknown format '{format}'; known: {', '.join(sorted(_REGISTRY))}")
-    parameters = list(inspect.signature(_resolve(format)).parameters.values())[2:]
-    return {p.name: p.default for p in parameters}
-
-
-def import_labels(format: str, src: Path, report: ProblemReport, **options) -> list[Image]:
-    """The images of the dataset ``src`` in the label format ``format``, sorted by file_name.
-
-    Raises ValueError naming ``labels.format`` for an unknown format, and naming the option
-    (``labels.<option>``) for an option the format does not accept.
-    """
-    accepted = options_of(format)
-    for option in options:
-        if option not in accepted:
-            raise ValueError(f"labels.{option}: not an option of the '{format}' format (its options: "
-                             f"{', '.join(accepted) or 'none'})")
-    return IMPORTERS[format](Path(src), report, **options)
-
-
-def import_labelme(src: Path, report: ProblemReport, *, names=("face",)) -> list[Image]:
-    """LabelMe folders (see :mod:`facedet.labels.labelme`); ``names``: shape labels that mean face."""
-    from facedet.labels.labelme import import_folder
-
-    return import_folder(Path(src), report, labels=names_option(names, "names"))
-
 
 # --- shared rules ------------------------------------------------------------------------------
 
@@ -295,12 +232,9 @@ def fmt(box: Box) -> str:
 
 
 def clip(box: Box, width: int, height: int) -> Box | None:
-    x1, y1, x2, y2 = box
-    x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
-    y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
-        return None
-    return x1, y1, x2, y2
+    """The box clipped to the image, or None when nothing of it is left inside."""
+    clipped = clip_box(box, width, height)
+    return clipped if has_area(clipped) else None
 
 
 def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str,

@@ -41,10 +41,42 @@ from typing import Sequence
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS  # noqa: F401 - re-exported (the tests import it here)
 from facedet.labels.formats import (_WINDOWS_ABSOLUTE, EDGE_TOLERANCE, BadLabels, Box, Outside, Size, clip,
-                                    finite, fmt, frame, image_size, really_inside, scan)
+                                    finite, fmt, frame, image_size, names_option, really_inside, scan)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
+
+
+# --- where LabelMe files are ---------------------------------------------------------------------
+
+def images_folder_index(parts: tuple[str, ...]) -> int | None:
+    """Index of the last folder named ``images`` among parts (folders only), or None."""
+    found = [i for i, part in enumerate(parts) if part.lower() == "images"]
+    return found[-1] if found else None
+
+
+def label_candidates(image: Path) -> list[Path]:
+    """Where a LabelMe file for this image would be: beside it, and (when it is under a folder named
+    images) at the same place under the sibling labels/ folder. The first one that applies to the
+    layout comes first."""
+    image = Path(os.path.abspath(image))
+    beside = image.with_suffix(".json")
+    folders = image.parent.parts
+    k = images_folder_index(folders)
+    if k is None:
+        return [beside]
+    mirrored = Path(*folders[:k], "labels", *folders[k + 1:], image.stem + ".json")
+    return [mirrored, beside]
+
+
+def has_label_file(image: Path) -> bool:
+    """Whether a LabelMe file for this image sits beside it or in the sibling labels/ folder."""
+    return any(p.is_file() for p in label_candidates(image))
+
+
+def import_labelme(src: Path, report: ProblemReport, *, names=("face",)) -> list[Image]:
+    """The ``labelme`` format of the registry: :func:`import_folder` with ``names``, the shape labels that mean face."""
+    return import_folder(Path(src), report, labels=names_option(names, "names"))
 
 
 def import_folder(root: Path, report: ProblemReport, labels: Sequence[str] = ("face",)) -> list[Image]:

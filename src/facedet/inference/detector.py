@@ -1,29 +1,22 @@
 """Use a trained model: faces in images, as boxes in pixels of the original image with scores.
 
 :class:`FaceDetector` runs a model file with PyTorch (``.safetensors``) or ONNX Runtime (``.onnx``,
-see :mod:`facedet.export`); both go through the same steps, so they give the same faces:
+see :mod:`facedet.inference.onnx`); both go through the same steps, so they give the same faces:
 ``prepare`` (resize as the network was trained) -> network -> ``decode`` -> ``select`` (threshold
 and NMS) -> ``Placement.to_picture`` (back to pixels of the picture).
-
-:func:`run_detect` is ``facedet detect``: images, folders, globs, videos and cameras to JSON,
-CSV, annotated pictures / video and a live window.
 """
 
 from __future__ import annotations
 
-import csv
-import glob
 import json
 import logging
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from facedet.coco import Detection
-from facedet.images import ImageError, list_images, read_rgb
 from facedet.model import weights
 from facedet.model.inputs import prepare
 from facedet.model.postprocess import select
@@ -40,11 +33,10 @@ def default_weights(backend: str | None = None) -> Path:
     return PIPELINE_WEIGHTS if PIPELINE_WEIGHTS.is_file() else BUNDLED_WEIGHTS
 
 PIPELINE_WEIGHTS = Path("results/train/model.safetensors")
-BUNDLED_WEIGHTS = Path(__file__).parent / "bundled" / "default.safetensors"
+BUNDLED_WEIGHTS = Path(__file__).parent.parent / "bundled" / "default.safetensors"
 DEFAULT_THRESHOLD, DEFAULT_NMS_IOU = 0.5, 0.4
 BACKENDS = ("torch", "onnx")
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 # --- backends: batch [B, 3, H, W] float in [0, 1] -> decoded candidates [B, N, 5] (numpy) ------------
@@ -69,7 +61,7 @@ class OnnxBackend:
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        from facedet.export import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
+        from facedet.inference.onnx import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default (all cores)
@@ -93,7 +85,7 @@ class OnnxBackend:
 def _onnx_for(weights_path: Path) -> Path:
     """The ONNX file of a .safetensors file: its sibling .onnx when made from these very weights,
     else a fresh export in a temporary folder."""
-    from facedet.export import METADATA_KEY, export_onnx, file_sha256
+    from facedet.inference.onnx import METADATA_KEY, export_onnx, file_sha256
 
     sibling = weights_path.with_suffix(".onnx")
     if sibling.is_file():
@@ -191,143 +183,3 @@ class FaceDetector:
             for i, rows in zip(indices, decoded):
                 out[i] = rows
         return out  # type: ignore[return-value]
-
-
-# --- sources and results ---------------------------------------------------------------------------
-
-@dataclass
-class Source:
-    """What ``facedet detect`` reads: ``kind`` is image, folder, glob, video or camera."""
-
-    kind: str
-    spec: str
-    files: list[Path] = field(default_factory=list)
-    root: Path | None = None  # names of folder / glob files are relative to it
-
-    def name(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix() if self.root is not None else path.name
-
-
-def resolve_source(spec: str | Path) -> Source:
-    text = str(spec)
-    path = Path(text)
-    if text.isdigit() and not path.exists():
-        return Source("camera", text)
-    if path.is_dir():
-        files = list_images(path)
-        if not files:
-            raise FileNotFoundError(f"{path}: no image found")
-        return Source("folder", text, files, path)
-    if path.is_file():
-        return Source("video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image", text, [path])
-    if glob.has_magic(text):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
-        if not files:
-            raise FileNotFoundError(f"{text}: no file matches")
-        videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
-        if videos:
-            raise FileNotFoundError(f"{text}: matches videos ({videos[0]}, ...); give videos one at a time")
-        parts = Path(text).parts
-        static = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-        return Source("glob", text, files, Path(*parts[:static]) if static else Path("."))
-    raise FileNotFoundError(f"{text}: no such file, folder, glob match or camera index")
-
-
-class Results:
-    """The detections of one run, in the stable JSON contract and as CSV rows."""
-
-    CSV_HEADER = ("file", "frame", "x1", "y1", "x2", "y2", "score")
-
-    def __init__(self) -> None:
-        self.data: dict = {"images": [], "errors": []}
-        self.rows: list[tuple] = []
-
-    def add(self, file: str, width: int, height: int, faces: list[Detection], frame: int | None = None) -> None:
-        """One picture (or a video frame: ``file`` is the video's name, the entry "<file>#<frame>")."""
-        self.data["images"].append({"file": file if frame is None else f"{file}#{frame}", "width": int(width),
-                                    "height": int(height),
-                                    "faces": [{"box": [round(float(v), 2) for v in f.box],
-                                               "score": round(float(f.score), 4)} for f in faces]})
-        self.rows += [(file, "" if frame is None else frame, *(round(float(v), 2) for v in f.box),
-                       round(float(f.score), 4)) for f in faces]
-
-    def error(self, file: str, problem: str) -> None:
-        self.data["errors"].append({"file": file, "problem": problem})
-
-    @property
-    def faces(self) -> int:
-        return sum(len(image["faces"]) for image in self.data["images"])
-
-    def write_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.data, indent=1) + "\n")
-
-    def write_csv(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(self.CSV_HEADER)
-            writer.writerows(self.rows)
-
-
-def _detect_images(detector: FaceDetector, source: Source, results: Results, out_dir: Path | None,
-                   display: object | None) -> None:
-    import cv2
-    from rich.console import Console
-    from rich.progress import track
-
-    from facedet.video import annotate
-
-    files = source.files
-    for path in track(files, description="detect", transient=True, disable=len(files) < 10,
-                      console=Console(stderr=True)):
-        name = source.name(path)
-        try:
-            image = read_rgb(path)
-        except ImageError as err:
-            results.error(name, str(err))
-            continue
-        faces = detector(image)
-        results.add(name, image.shape[1], image.shape[0], faces)
-        if out_dir is not None or display is not None:
-            picture = annotate(image, faces)
-            if out_dir is not None:
-                target = out_dir / name
-                if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
-                    target = target.with_suffix(".png")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(target), picture):
-                    results.error(name, f"cannot write {target}")
-            if display is not None and not display.show(picture, wait_ms=0):  # type: ignore[attr-defined]
-                break
-
-
-def run_detect(spec: str | Path, detector: FaceDetector, json_out: Path | None = None, csv_out: Path | None = None,
-               out: Path | None = None, smooth: bool = True, show: bool = False,
-               max_frames: int | None = None) -> Results:
-    """Detect faces in an image, a folder, a glob, a video file or a camera; write what is asked.
-
-    Video and camera frames are smoothed over time (:class:`facedet.video.BoxSmoother`) unless
-    ``smooth`` is false. Ctrl-C (or q in the window) stops early, keeping what was done so far.
-    """
-    from facedet.video import Display, detect_video
-
-    source = resolve_source(spec)
-    display = Display(f"facedet: {source.spec}") if show else None  # fails early without a GUI
-    results = Results()
-    try:
-        if source.kind in ("video", "camera"):
-            detect_video(detector, source.spec, results, out=out, smooth=smooth, display=display,
-                         max_frames=max_frames)
-        else:
-            _detect_images(detector, source, results, out, display)
-    except KeyboardInterrupt:
-        log.warning("interrupted: writing what was detected so far")
-    finally:
-        if display is not None:
-            display.close()
-        if json_out is not None:
-            results.write_json(json_out)
-        if csv_out is not None:
-            results.write_csv(csv_out)
-    return results

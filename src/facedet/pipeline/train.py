@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 
 from facedet import coco, tracking
 from facedet.config import tracking_uri
-from facedet.detect import FaceDetector
+from facedet.inference.detector import FaceDetector
 from facedet.evaluate.metrics import best_f1_threshold, pr_curve
 from facedet.images import read_rgb
 from facedet.loss import build_loss

@@ -23,7 +23,6 @@ here take a composed config. The search config keeps that plugin's ``params`` sy
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import math
@@ -31,6 +30,7 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +49,9 @@ NOT_PRESET_GROUPS = ("experiment", "hparams_search")
 REUSABLE = {"collect": ("paths.data", "collect", "strict"),
             "labels": ("labels", "split", "seed", "strict"),
             "augment": ("augment", "seed")}
-STAGES = {"collect": "facedet.collect", "labels": "facedet.labels.stage", "augment": "facedet.augment",
-          "train": "facedet.train.stage", "evaluate": "facedet.evaluate.stage"}
+
+
+StageRunner = Callable[[str, DictConfig], None]
 
 
 @dataclass
@@ -158,8 +159,8 @@ def _section(cfg: DictConfig, key: str) -> object:
 class TrialRunner:
     """Runs the stages of one trial; remembers which trial made each stage's outputs for which settings."""
 
-    def __init__(self, root: Path, sweep_dir: Path, evaluate: bool) -> None:
-        self.root, self.sweep_dir, self.evaluate = root, sweep_dir, evaluate
+    def __init__(self, root: Path, sweep_dir: Path, evaluate: bool, run_stage: StageRunner) -> None:
+        self.root, self.sweep_dir, self.evaluate, self.run_stage = root, sweep_dir, evaluate, run_stage
         self.made: dict[str, Path] = {}  # settings digest -> output folder of an earlier trial
         self._pending: list[tuple[str, str]] = []  # (stage, settings digest) this trial makes
 
@@ -187,7 +188,7 @@ class TrialRunner:
         pending = dict(self._pending)
         for stage in stages:
             started = time.perf_counter()
-            importlib.import_module(STAGES[stage]).run(cfg)
+            self.run_stage(stage, cfg)
             log.info("  %s: %.1f s", stage, time.perf_counter() - started)
             if stage in pending:
                 self.made[pending[stage]] = Path(cfg.paths[stage])
@@ -251,19 +252,21 @@ def preset_text(best: DictConfig, base_overrides: list[str], root: Path, header:
 # The sweep
 
 
-def sweep(overrides: list[str] | None = None, root: Path | None = None) -> SweepResult:
+def sweep(run_stage: StageRunner, overrides: list[str] | None = None, root: Path | None = None) -> SweepResult:
     """Run the sweep described by ``hparams_search`` (see the module doc); returns the best trial.
-    Works from the project root (`root`, default: the one at or above the current folder)."""
+    Works from the project root (`root`, default: the one at or above the current folder).
+    ``run_stage(name, cfg)`` runs one pipeline stage (:func:`facedet.pipeline.run_stage`; the apps
+    band does not import the pipeline band, the command wires them)."""
     root = project_root(root)
     before = Path.cwd()
     os.chdir(root)  # the stages and the MLflow tags (git, data.dvc) read the project from the cwd
     try:
-        return _sweep(overrides, root)
+        return _sweep(run_stage, overrides, root)
     finally:
         os.chdir(before)
 
 
-def _sweep(overrides: list[str] | None, root: Path) -> SweepResult:
+def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> SweepResult:
     import mlflow
     import optuna
     from mlflow.entities import Metric, Param
@@ -303,7 +306,7 @@ def _sweep(overrides: list[str] | None, root: Path) -> SweepResult:
         log.info("removing the previous sweep's %s (its runs stay in MLflow)", sweep_dir)
         shutil.rmtree(sweep_dir)
     sweep_dir.mkdir(parents=True)
-    runner = TrialRunner(root, sweep_dir, bool(spec.get("evaluate", True)))
+    runner = TrialRunner(root, sweep_dir, bool(spec.get("evaluate", True)), run_stage)
 
     base_cfg = trial_config({})
     uri = tracking_uri(base_cfg)

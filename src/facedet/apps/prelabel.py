@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facedet.collect import _images_index, label_candidates
+from facedet.boxes import Box, clip_box
 from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_rgb
+from facedet.labels.labelme import images_folder_index
 
 LABELME_VERSION = "5.4.1"
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 
-Box = tuple[float, float, float, float]
 Proposer = Callable[[np.ndarray], list[tuple[Box, float]]]
 
 
@@ -58,7 +58,7 @@ def target_for(image: Path, root: Path) -> Path:
     """The LabelMe file to write for ``image`` of the dataset at ``root`` (see the module doc)."""
     image, root = Path(os.path.abspath(image)), Path(os.path.abspath(root))
     folders = image.parent.relative_to(root).parts
-    k = _images_index(folders)
+    k = images_folder_index(folders)
     if k is None:
         return image.with_suffix(".json")
     return root.joinpath(*folders[:k], "labels", *folders[k + 1:], image.stem + ".json")
@@ -101,7 +101,7 @@ def haar_proposer(threshold: float | None = None, scale_factor: float = 1.1, min
 
 def model_proposer(weights: Path | str, threshold: float | None = None) -> Proposer:
     """A facedet model file (``FaceDetector.load``); ``threshold`` defaults to the model's."""
-    from facedet.detect import FaceDetector
+    from facedet.inference.detector import FaceDetector
 
     detector = FaceDetector.load(weights, threshold=threshold)
 
@@ -173,7 +173,7 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
             summary.no_face += 1
             continue
         height, width = rgb.shape[:2]
-        boxes = [_clip(box, width, height) for box, _ in faces]
+        boxes = [clip_box(box, width, height) for box, _ in faces]
         document = labelme_json(Path(os.path.relpath(image, target.parent)).as_posix(), boxes, width, height, label)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -187,10 +187,5 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
     return summary
 
 
-def _clip(box: Box, width: int, height: int) -> Box:
-    x1, y1, x2, y2 = box
-    return max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
-
-
-__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "haar_proposer", "label_candidates", "labelled_images",
+__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "haar_proposer", "labelled_images",
            "labelme_json", "model_proposer", "prelabel", "target_for"]

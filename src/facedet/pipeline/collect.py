@@ -48,9 +48,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from facedet.config import ConfigError
 from facedet.images import IMAGE_EXTENSIONS, ImageError, file_sha256, read_rgb
+from facedet.labels.labelme import has_label_file
 from facedet.problems import ProblemReport
+from facedet.video import VIDEO_EXTENSIONS, VideoError, VideoSource
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 FOLDER_DEFAULTS = {"recursive": True, "extensions": list(IMAGE_EXTENSIONS), "min_size": 32, "dedupe": True}
 SOURCE_KEYS = {"folder": {"type", "path", *FOLDER_DEFAULTS}, "video": {"type", "path", "every", "frames"}}
 
@@ -170,31 +171,6 @@ def list_folder(folder: FolderSource) -> list[Path]:
     return sorted(p for p in found if p.suffix.lower() in folder.extensions and p.is_file())
 
 
-def _images_index(parts: tuple[str, ...]) -> int | None:
-    """Index of the last folder named ``images`` among parts (folders only), or None."""
-    found = [i for i, part in enumerate(parts) if part.lower() == "images"]
-    return found[-1] if found else None
-
-
-def label_candidates(image: Path) -> list[Path]:
-    """Where a LabelMe file for this image would be: beside it, and (when it is under a folder named
-    images) at the same place under the sibling labels/ folder. The first one that applies to the
-    layout comes first."""
-    image = Path(os.path.abspath(image))
-    beside = image.with_suffix(".json")
-    folders = image.parent.parts
-    k = _images_index(folders)
-    if k is None:
-        return [beside]
-    mirrored = Path(*folders[:k], "labels", *folders[k + 1:], image.stem + ".json")
-    return [mirrored, beside]
-
-
-def has_label_file(image: Path) -> bool:
-    """Whether a LabelMe file for this image sits beside it or in the sibling labels/ folder."""
-    return any(p.is_file() for p in label_candidates(image))
-
-
 def frame_indices(total: int, every: int | None = None, frames: int | None = None) -> list[int]:
     """Frame numbers to take from a video of ``total`` frames: every k-th from 0, or N evenly spaced
     from first to last (rounded half up); all frames when N >= total."""
@@ -311,7 +287,6 @@ def _videos_of(spec: VideoSourceSpec) -> list[Path]:
 
 def _collect_video(spec: VideoSourceSpec, path: Path, data: Path, collection: _Collection, bar: Progress,
                    stems: dict[str, str]) -> None:
-    from facedet.video import VideoError, VideoSource
 
     report = collection.report
     in_data = _inside(path, data)

@@ -1,7 +1,7 @@
 """``facedet bench``: our models against peer face detectors, on the same images, same thread count.
 
 Per detector (our model files, OpenCV's Haar cascade always, YuNet and dlib's HOG detector when their
-packages are installed -- see :mod:`facedet.peers`):
+packages are installed -- see :mod:`facedet.apps.peers`):
 
 - ``ap50`` / ``ap50_95``: COCO AP (:func:`facedet.evaluate.metrics.detection_metrics`) on a labelled
   set -- default the pipeline's test split (``results/labels/test.json``, images in
@@ -13,7 +13,7 @@ packages are installed -- see :mod:`facedet.peers`):
 - ``params`` and ``size_bytes`` (the model file on disk); peers: known values or None with a note.
 - ``fp_nonface``: boxes at the detector's threshold on real non-face pictures shipped in packages
   (scikit-image, scikit-learn). Most of them were also sample backgrounds (random crops, see
-  :mod:`facedet.sample`); ``fp_nonface_unseen`` counts only the ones the sample never uses.
+  :mod:`facedet.apps.sample`); ``fp_nonface_unseen`` counts only the ones the sample never uses.
 - ``faces_found``: faces matched (IoU >= 0.5, at the threshold) on the real portraits shipped in
   packages: skimage's astronaut and camera (profile), matplotlib's Grace Hopper. Their faces ARE
   pasted into the embedded sample, so this says "finds the real, whole picture", not "generalises".
@@ -40,7 +40,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from facedet import coco, peers
+from facedet import coco
+from facedet.apps import peers
 from facedet.coco import Detection, Image
 from facedet.evaluate.metrics import detection_metrics
 from facedet.images import read_rgb
@@ -113,8 +114,8 @@ def _non_face() -> tuple[tuple[str, np.ndarray, bool], ...]:
 
 @lru_cache(maxsize=1)
 def _portraits() -> tuple[tuple[str, np.ndarray, Image], ...]:
-    """Real face photos shipped in packages, with hand-drawn face boxes (see facedet.sample)."""
-    from facedet.sample import ASTRONAUT_FACE, CAMERA_FACE, HOPPER_FACE
+    """Real face photos shipped in packages, with hand-drawn face boxes (see facedet.apps.sample)."""
+    from facedet.apps.sample import ASTRONAUT_FACE, CAMERA_FACE, HOPPER_FACE
 
     out = []
     for name, load, box in (("skimage astronaut", _skimage("astronaut"), ASTRONAUT_FACE),
@@ -163,14 +164,14 @@ class Runner(peers.Peer):
 
 
 def our_runner(path: Path, backend: str = "torch", threads: int | None = None) -> Runner:
-    from facedet.detect import FaceDetector
+    from facedet.inference.detector import FaceDetector
     from facedet.model import weights
 
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         import onnx
 
-        from facedet.export import METADATA_KEY
+        from facedet.inference.onnx import METADATA_KEY
 
         graph = onnx.load(str(path), load_external_data=False)
         props = {p.key: p.value for p in graph.metadata_props}
@@ -270,7 +271,7 @@ def run_bench(settings: BenchSettings) -> dict:
     """Measure every detector; write ``bench.md`` and ``bench.json``; return the report dict."""
     import torch
 
-    from facedet.detect import PIPELINE_WEIGHTS
+    from facedet.inference.detector import PIPELINE_WEIGHTS
 
     saved = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(settings.threads)

@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from facedet import coco
-from facedet.labels.formats import import_labels
+from facedet.labels.registry import import_labels
 from facedet.problems import ProblemReport
 
 SPLITS = ("train", "val", "test")

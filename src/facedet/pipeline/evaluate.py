@@ -16,7 +16,7 @@ import mlflow
 from omegaconf import DictConfig
 
 from facedet import coco, tracking
-from facedet.detect import FaceDetector
+from facedet.inference.detector import FaceDetector
 from facedet.evaluate.metrics import detection_metrics, pr_curve
 from facedet.evaluate.plots import plot_pr_curve, prediction_grid
 from facedet.evaluate.robustness import plot_robustness, robustness_report

@@ -13,7 +13,7 @@ rescaled, flipped, tinted, lit from one side, sometimes blurred, rotated in-plan
 ``max_rotation`` degrees and pasted with a feathered alpha mask onto a random crop of a background.
 Its label is the hand-drawn face box carried through the exact same geometry: the box's centre
 follows the rotation, and the label is the axis-aligned box of the rotated ellipse inscribed in the
-face box (see :func:`ellipse_box`; the box of the rotated corners would be too loose on a face).
+face box (see :func:`inscribed_ellipse_box`; the box of the rotated corners would be too loose on a face).
 About ``cut_fraction`` of the faces are placed partly outside the image; their label is the visible
 part (the box clipped to the image), and a face with less than 45 % of its box visible is never
 placed. Face boxes of one image barely overlap (each covers at most 10 % of the other's area).
@@ -34,10 +34,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facedet.boxes import Box, clip_box, ellipse_box
+
 LABELME_VERSION = "5.4.1"
 JPEG_QUALITY = 90
 
-Box = tuple[float, float, float, float]
 
 # Face boxes (x1, y1, x2, y2) in pixels of the original pictures, forehead/hairline to chin and
 # cheek/ear to cheek/ear, as one would drag them in labelme. Found by drawing candidate boxes (and
@@ -119,17 +120,10 @@ class _Head:
     oval: bool = False  # feather to an oval around the face (tight crops) instead of to the patch edge
 
 
-def ellipse_box(box: Box, angle: float) -> Box:
-    """Axis-aligned box of the ellipse inscribed in ``box`` after rotating it by ``angle`` degrees about its centre.
-
-    Half-width = sqrt((w/2 cos a)^2 + (h/2 sin a)^2), half-height = sqrt((w/2 sin a)^2 + (h/2 cos a)^2).
-    """
+def inscribed_ellipse_box(box: Box, angle: float) -> Box:
+    """Axis-aligned box of the ellipse inscribed in ``box`` after rotating it by ``angle`` degrees about its centre."""
     x1, y1, x2, y2 = box
-    a, b = (x2 - x1) / 2.0, (y2 - y1) / 2.0
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    hw, hh = math.hypot(a * c, b * s), math.hypot(a * s, b * c)
-    return (cx - hw, cy - hh, cx + hw, cy + hh)
+    return ellipse_box((x1 + x2) / 2.0, (y1 + y2) / 2.0, (x2 - x1) / 2.0, (y2 - y1) / 2.0, math.radians(angle))
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -248,10 +242,6 @@ def _area(a: Box) -> float:
     return max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
 
 
-def _clip(box: Box, width: int, height: int) -> Box:
-    return (max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]), min(float(height), box[3]))
-
-
 @dataclass(frozen=True)
 class _Geometry:
     """A head scaled to one face size, flipped and rotated: where its pixels and its label go."""
@@ -288,7 +278,7 @@ def _geometry(head: _Head, side: float, flip: bool, angle: float) -> _Geometry:
     shift = rot @ (np.array([0.5, 0.5]) - (cx, cy)) + t - 0.5
     matrix = np.hstack([rot, shift[:, None]]).astype(np.float64)
     fw, fh = face[2] - face[0], face[3] - face[1]
-    label = ellipse_box((t[0] - fw / 2, t[1] - fh / 2, t[0] + fw / 2, t[1] + fh / 2), angle)
+    label = inscribed_ellipse_box((t[0] - fw / 2, t[1] - fh / 2, t[0] + fw / 2, t[1] + fh / 2), angle)
     return _Geometry((nw, nh), matrix, (out_w, out_h), face, label)
 
 
@@ -335,10 +325,10 @@ def _place_face(canvas: np.ndarray, rng: np.random.Generator, hi_side: float, cu
                         else:
                             oy = int(round(height - v * fh - ly1))
                 full = (lx1 + ox, ly1 + oy, lx2 + ox, ly2 + oy)
-                box = _clip(full, width, height)
+                box = clip_box(full, width, height)
                 if box[2] - box[0] < 1.0 or box[3] - box[1] < 1.0 or _area(box) < MIN_VISIBLE * _area(full):
                     continue
-                patch_rect = _clip((float(ox), float(oy), float(ox + geo.size[0]), float(oy + geo.size[1])),
+                patch_rect = clip_box((float(ox), float(oy), float(ox + geo.size[0]), float(oy + geo.size[1])),
                                    width, height)
                 if any(_inter(box, f) > MAX_COVER * min(_area(box), _area(f))
                        or _inter(patch_rect, f) > MAX_PATCH_COVER * _area(f) for f, _ in taken):

@@ -98,18 +98,3 @@ def export_onnx(weights_path: Path | str, out_path: Path | str, opset: int = 17)
         worst = max(worst, float(np.abs(got - expected).max()) if got.size else 0.0)
     return worst
 
-
-def run(cfg) -> None:
-    """Pipeline stage: ``paths.train``/model.safetensors -> model.onnx beside it, checked against
-    PyTorch, and logged with the difference to the training run in MLflow."""
-    import mlflow
-
-    from facedet import tracking
-
-    source = Path(cfg.paths.train) / "model.safetensors"
-    diff = export_onnx(source, source.with_suffix(".onnx"))
-    run_id = json.loads((Path(cfg.paths.train) / "run.json").read_text())["run_id"]
-    tracking.experiment_id(cfg)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_artifact(str(source.with_suffix(".onnx")), "onnx")
-        mlflow.log_metric("export/onnx_max_abs_diff", diff)

@@ -1,0 +1,215 @@
+"""``facedet detect``: images, folders, globs, videos and cameras to JSON, CSV, annotated pictures /
+video and a live window, with a :class:`~facedet.inference.detector.FaceDetector`."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from facedet.coco import Detection
+from facedet.images import ImageError, list_images, read_rgb
+from facedet.inference.detector import FaceDetector
+from facedet.video import FALLBACK_FPS, VIDEO_EXTENSIONS, BoxSmoother, Display, VideoSource, annotate, open_writer
+
+log = logging.getLogger(__name__)
+
+
+# --- sources and results ---------------------------------------------------------------------------
+
+@dataclass
+class Source:
+    """What ``facedet detect`` reads: ``kind`` is image, folder, glob, video or camera."""
+
+    kind: str
+    spec: str
+    files: list[Path] = field(default_factory=list)
+    root: Path | None = None  # names of folder / glob files are relative to it
+
+    def name(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() if self.root is not None else path.name
+
+
+def resolve_source(spec: str | Path) -> Source:
+    text = str(spec)
+    path = Path(text)
+    if text.isdigit() and not path.exists():
+        return Source("camera", text)
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise FileNotFoundError(f"{path}: no image found")
+        return Source("folder", text, files, path)
+    if path.is_file():
+        return Source("video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image", text, [path])
+    if glob.has_magic(text):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise FileNotFoundError(f"{text}: no file matches")
+        videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+        if videos:
+            raise FileNotFoundError(f"{text}: matches videos ({videos[0]}, ...); give videos one at a time")
+        parts = Path(text).parts
+        static = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+        return Source("glob", text, files, Path(*parts[:static]) if static else Path("."))
+    raise FileNotFoundError(f"{text}: no such file, folder, glob match or camera index")
+
+
+class Results:
+    """The detections of one run, in the stable JSON contract and as CSV rows."""
+
+    CSV_HEADER = ("file", "frame", "x1", "y1", "x2", "y2", "score")
+
+    def __init__(self) -> None:
+        self.data: dict = {"images": [], "errors": []}
+        self.rows: list[tuple] = []
+
+    def add(self, file: str, width: int, height: int, faces: list[Detection], frame: int | None = None) -> None:
+        """One picture (or a video frame: ``file`` is the video's name, the entry "<file>#<frame>")."""
+        self.data["images"].append({"file": file if frame is None else f"{file}#{frame}", "width": int(width),
+                                    "height": int(height),
+                                    "faces": [{"box": [round(float(v), 2) for v in f.box],
+                                               "score": round(float(f.score), 4)} for f in faces]})
+        self.rows += [(file, "" if frame is None else frame, *(round(float(v), 2) for v in f.box),
+                       round(float(f.score), 4)) for f in faces]
+
+    def error(self, file: str, problem: str) -> None:
+        self.data["errors"].append({"file": file, "problem": problem})
+
+    @property
+    def faces(self) -> int:
+        return sum(len(image["faces"]) for image in self.data["images"])
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.data, indent=1) + "\n")
+
+    def write_csv(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(self.CSV_HEADER)
+            writer.writerows(self.rows)
+
+
+def _detect_images(detector: FaceDetector, source: Source, results: Results, out_dir: Path | None,
+                   display: object | None) -> None:
+    from rich.console import Console
+    from rich.progress import track
+
+
+    files = source.files
+    for path in track(files, description="detect", transient=True, disable=len(files) < 10,
+                      console=Console(stderr=True)):
+        name = source.name(path)
+        try:
+            image = read_rgb(path)
+        except ImageError as err:
+            results.error(name, str(err))
+            continue
+        faces = detector(image)
+        results.add(name, image.shape[1], image.shape[0], faces)
+        if out_dir is not None or display is not None:
+            picture = annotate(image, faces)
+            if out_dir is not None:
+                target = out_dir / name
+                if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+                    target = target.with_suffix(".png")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not cv2.imwrite(str(target), picture):
+                    results.error(name, f"cannot write {target}")
+            if display is not None and not display.show(picture, wait_ms=0):  # type: ignore[attr-defined]
+                break
+
+
+def run_detect(spec: str | Path, detector: FaceDetector, json_out: Path | None = None, csv_out: Path | None = None,
+               out: Path | None = None, smooth: bool = True, show: bool = False,
+               max_frames: int | None = None) -> Results:
+    """Detect faces in an image, a folder, a glob, a video file or a camera; write what is asked.
+
+    Video and camera frames are smoothed over time (:class:`facedet.video.BoxSmoother`) unless
+    ``smooth`` is false. Ctrl-C (or q in the window) stops early, keeping what was done so far.
+    """
+    source = resolve_source(spec)
+    display = Display(f"facedet: {source.spec}") if show else None  # fails early without a GUI
+    results = Results()
+    try:
+        if source.kind in ("video", "camera"):
+            detect_video(detector, source.spec, results, out=out, smooth=smooth, display=display,
+                         max_frames=max_frames)
+        else:
+            _detect_images(detector, source, results, out, display)
+    except KeyboardInterrupt:
+        log.warning("interrupted: writing what was detected so far")
+    finally:
+        if display is not None:
+            display.close()
+        if json_out is not None:
+            results.write_json(json_out)
+        if csv_out is not None:
+            results.write_csv(csv_out)
+    return results
+
+
+def _video_target(out: Path, name: str) -> Path:
+    """``out`` itself when it names a video file, else ``out/<name stem>.mp4``."""
+    if out.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
+        return out
+    return out / f"{Path(name).stem}.mp4"
+
+
+def detect_video(detector: FaceDetector, source: str | int | Path, results: Results, out: Path | None = None,
+                 smooth: bool = True, display: Display | None = None, max_frames: int | None = None,
+                 progress: bool = True) -> int:
+    """Detect faces frame by frame; entries "<name>#<frame>" go to ``results``; an annotated video
+    (boxes, scores, FPS) to ``out`` when given. Returns the number of frames done. Whatever stops
+    it (end, ``max_frames``, q in the window, Ctrl-C), the writer and the source are released."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    smoother = BoxSmoother() if smooth else None
+    writer: cv2.VideoWriter | None = None
+    done, fps = 0, None
+    with VideoSource(source) as video:
+        total = video.frame_count
+        if max_frames is not None:
+            total = min(total, max_frames) if total is not None else max_frames
+        columns = [TextColumn("detect {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[fps]}"), TimeRemainingColumn()]
+        with Progress(*columns, transient=True, disable=not progress, console=Console(stderr=True)) as bar:
+            task = bar.add_task(video.name, total=total, fps="")
+            try:
+                for frame in video:
+                    if max_frames is not None and done >= max_frames:
+                        break
+                    started = time.perf_counter()
+                    faces = detector(frame)
+                    if smoother is not None:
+                        faces = smoother.update(faces)
+                    elapsed = max(time.perf_counter() - started, 1e-9)
+                    fps = 1 / elapsed if fps is None else 0.9 * fps + 0.1 / elapsed
+                    results.add(video.name, frame.shape[1], frame.shape[0], faces, frame=done)
+                    done += 1
+                    bar.update(task, advance=1, fps=f"{fps:.1f} FPS")
+                    if out is None and display is None:
+                        continue
+                    picture = annotate(frame, faces, fps)
+                    if out is not None:
+                        if writer is None:
+                            writer = open_writer(_video_target(out, video.name), video.fps or FALLBACK_FPS,
+                                                  picture.shape[1], picture.shape[0])
+                        writer.write(picture)
+                    if display is not None and not display.show(picture):
+                        break
+            except KeyboardInterrupt:
+                log.warning("interrupted after %d frames: keeping what was written", done)
+            finally:
+                if writer is not None:
+                    writer.release()
+    return done

@@ -1,0 +1,146 @@
+"""The package's shape: three bands without loops, and dvc.yaml stating what every stage reads.
+
+Bands: the library (everything but ``pipeline/``, ``apps/`` and ``cli``) imports neither the pipeline
+nor the apps; the pipeline and the apps do not import each other; only ``cli`` wires them.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from facedet.config import stage_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+# Package markers that only dispatch (lazy attribute, stage runner): they change no stage's result.
+DISPATCH_ONLY = {"facedet", "facedet.pipeline"}
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for path in sorted((SRC / "facedet").rglob("*.py")):
+        name = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    return modules
+
+
+MODULES = _modules()
+
+
+def _imports(module: str) -> set[str]:
+    """The facedet modules ``module`` imports anywhere in its file (lazy imports included)."""
+    path = MODULES[module]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")[: len(module.split(".")) - node.level + (path.name == "__init__.py")]
+                base = ".".join(parts + ([base] if base else []))
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            while name and name not in MODULES:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                found.add(name)
+    return found
+
+
+def _band(module: str) -> str:
+    for band in ("pipeline", "apps"):
+        if module == f"facedet.{band}" or module.startswith(f"facedet.{band}."):
+            return band
+    return "cli" if module == "facedet.cli" else "library"
+
+
+ALLOWED = {"library": {"library"}, "pipeline": {"pipeline", "library"}, "apps": {"apps", "library"},
+           "cli": {"cli", "pipeline", "apps", "library"}}
+
+
+def test_no_band_imports_a_higher_or_sibling_band():
+    breaches = [f"{m} ({_band(m)}) imports {i} ({_band(i)})" for m in MODULES for i in _imports(m)
+                if _band(i) not in ALLOWED[_band(m)]]
+    assert breaches == []
+
+
+def test_no_import_loops():
+    graph = {m: _imports(m) for m in MODULES}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    loops = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for other in sorted(graph[module]):
+            if state.get(other) == 1:
+                loops.append(" -> ".join(path[path.index(other):] + [module, other]) if other in path
+                             else f"{module} -> {other}")
+            elif other not in state:
+                visit(other, path + [module])
+        state[module] = 2
+
+    for module in MODULES:
+        if module not in state:
+            visit(module, [])
+    assert loops == []
+
+
+def test_the_checker_sees_a_breach(tmp_path):
+    """The band rule is not vacuous: a library module importing the pipeline is a breach."""
+    assert _band("facedet.coco") == "library" and "pipeline" not in ALLOWED["library"]
+    assert _band("facedet.apps.sweep") == "apps" and "pipeline" not in ALLOWED["apps"]
+    assert "facedet.pipeline.train" in _reach("facedet.pipeline.train")
+    assert "facedet.model.dense" in _reach("facedet.pipeline.train")
+
+
+def _reach(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        parts = current.split(".")
+        todo += _imports(current) | {".".join(parts[:i]) for i in range(1, len(parts))}
+    return seen
+
+
+SPECS = stage_specs(ROOT)
+
+
+@pytest.mark.parametrize("stage", sorted(SPECS))
+def test_stage_code_deps_cover_everything_it_imports(stage):
+    deps = [ROOT / d for d in SPECS[stage].deps]
+    uncovered = sorted(str(MODULES[m].relative_to(ROOT)) for m in _reach(f"facedet.pipeline.{stage}") - DISPATCH_ONLY
+                       if not any(MODULES[m] == d or d in MODULES[m].parents for d in deps))
+    assert uncovered == [], f"dvc.yaml stage {stage!r} lacks deps for the code it runs"
+
+
+@pytest.mark.parametrize("stage", sorted(SPECS))
+def test_stage_params_are_keys_of_params_yaml(stage):
+    params = OmegaConf.create(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    missing = [k for k in SPECS[stage].params if OmegaConf.select(params, k, default="<missing>") == "<missing>"]
+    assert missing == []
+    assert "paths" not in SPECS[stage].params, "declare the exact paths.* keys the stage reads"
+
+
+def test_runtime_knobs_do_not_retrain():
+    params = SPECS["train"].params
+    for knob in ("train.num_workers", "train.devices", "train.accelerator", "train.resume", "tracking",
+                 "tracking.experiment"):
+        assert not any(knob == p or knob.startswith(p + ".") for p in params), knob
+    assert "train" not in params and "model" in params and "src/facedet/evaluate" in SPECS["train"].deps
+
+
+def test_every_stage_module_is_a_dvc_stage():
+    from facedet.pipeline import stage_names
+
+    assert stage_names() == sorted(SPECS)
