@@ -99,6 +99,21 @@ def haar_proposer(threshold: float | None = None, scale_factor: float = 1.1, min
     return propose
 
 
+def peer_proposer(name: str, threshold: float | None = None) -> Proposer:
+    """A peer detector of :mod:`facedet.peers` (``yunet``, ``dlib``; ``haar`` too), its score in
+    [0, 1]; ``threshold`` defaults to the peer's own (YuNet 0.5, dlib 0.5 = SVM score 0).
+    ValueError when the peer's package is not installed."""
+    from facedet import peers
+
+    peer = peers.load(name)
+    minimum = peer.threshold if threshold is None else threshold
+
+    def propose(rgb: np.ndarray) -> list[tuple[Box, float]]:
+        return [(tuple(float(v) for v in d.box), float(d.score)) for d in peer(rgb) if d.score >= minimum]
+
+    return propose
+
+
 def model_proposer(weights: Path | str, threshold: float | None = None) -> Proposer:
     """A facedet model file (``FaceDetector.load``); ``threshold`` defaults to the model's."""
     from facedet.detect import FaceDetector
@@ -193,4 +208,4 @@ def _clip(box: Box, width: int, height: int) -> Box:
 
 
 __all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "haar_proposer", "label_candidates", "labelled_images",
-           "labelme_json", "model_proposer", "prelabel", "target_for"]
+           "labelme_json", "model_proposer", "peer_proposer", "prelabel", "target_for"]
