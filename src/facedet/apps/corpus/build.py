@@ -218,7 +218,8 @@ class Result:
         table: dict[tuple[str, str], Counter] = defaultdict(Counter)
         for e in self.entries:
             for key in ((e["split"], e["package"]), (e["split"], "all")):
-                table[key].update(images=1, faces=e["faces"], ignore=e["ignore"], negatives=int(e["faces"] == 0))
+                table[key].update(images=1, faces=e["faces"], ignore=e["ignore"],
+                                   negatives=int(e["faces"] == 0 and e["ignore"] == 0))
         return dict(table)
 
     def lines(self) -> list[str]:

