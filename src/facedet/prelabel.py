@@ -103,7 +103,10 @@ def peer_proposer(name: str, threshold: float | None = None) -> Proposer:
     """A peer detector of :mod:`facedet.peers` (``yunet``, ``dlib``; ``haar`` too), its score in
     [0, 1]; ``threshold`` defaults to the peer's own (YuNet 0.5, dlib 0.5 = SVM score 0).
     ValueError when the peer's package is not installed."""
-    from facedet import peers
+    try:
+        from facedet.apps import peers  # where peers.py lives after the apps/ move
+    except ImportError:
+        from facedet import peers
 
     peer = peers.load(name)
     minimum = peer.threshold if threshold is None else threshold

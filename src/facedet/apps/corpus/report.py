@@ -45,8 +45,8 @@ def label_report(entries: list[dict], labels: dict, sources=SOURCES) -> str:
                 sizes[group][_size(height)] += 1
                 relative[group].append(height / e["height"])
     order = [p for p in packages if p in rows] + ["all"]
-    lines = ["| package | split | pictures (frames) | faces | teacher unchanged | corrected | added | ignore "
-             "| rejected teacher boxes | negatives |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| package | split | pictures (frames) | faces | teacher unchanged | corrected | added | ignore "
+              "| rejected teacher boxes | negatives |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for p in order:
         r = rows[p]
         split = sources[p].split if p in sources else ""
