@@ -9,7 +9,7 @@ from skimage import data as skdata
 
 from facedet.cli import main
 from facedet.labels.labelme import import_folder
-from facedet.apps.prelabel import haar_proposer, model_proposer, prelabel
+from facedet.apps.prelabel import model_proposer, peer_proposer, prelabel
 from facedet.labels.labelme import label_candidates
 from facedet.problems import ProblemReport
 from facedet.boxes import box_iou
@@ -19,7 +19,7 @@ ASTRONAUT_FACE = (174, 72, 272, 168)  # by eye: Eileen Collins' face in skimage'
 
 @pytest.fixture(scope="module")
 def haar():
-    return haar_proposer()
+    return peer_proposer("haar")
 
 
 def astronaut(path):

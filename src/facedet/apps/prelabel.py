@@ -35,7 +35,6 @@ from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_rgb
 from facedet.labels.labelme import images_folder_index
 
 LABELME_VERSION = "5.4.1"
-HAAR_FILE = "haarcascade_frontalface_default.xml"
 
 Proposer = Callable[[np.ndarray], list[tuple[Box, float]]]
 
@@ -77,24 +76,18 @@ def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
 
 # --- proposers -------------------------------------------------------------------------------------
 
-def haar_proposer(threshold: float | None = None, scale_factor: float = 1.1, min_neighbors: int = 5,
-                  min_size_fraction: float = 0.05) -> Proposer:
-    """OpenCV's frontal-face Haar cascade; the score is the cascade's level weight (about 1-10:
-    higher is surer), ``threshold`` a minimum for it (default: every face detectMultiScale keeps)."""
-    import cv2
+def peer_proposer(name: str, threshold: float | None = None) -> Proposer:
+    """A peer detector of :mod:`facedet.apps.peers` (``haar``, ``yunet``, ``dlib``: the same ones
+    ``facedet bench`` runs), its score in [0, 1]; ``threshold`` defaults to the peer's own (Haar 0:
+    every box it keeps, YuNet 0.5, dlib 0.5 = SVM score 0). ValueError when the peer's package is
+    not installed."""
+    from facedet.apps import peers
 
-    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, HAAR_FILE))
-    if cascade.empty():
-        raise FileNotFoundError(f"{HAAR_FILE}: not found in {cv2.data.haarcascades}")
+    peer = peers.load(name)
+    minimum = peer.threshold if threshold is None else threshold
 
     def propose(rgb: np.ndarray) -> list[tuple[Box, float]]:
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        side = max(20, round(min(gray.shape) * min_size_fraction))
-        boxes, _, weights = cascade.detectMultiScale3(gray, scaleFactor=scale_factor, minNeighbors=min_neighbors,
-                                                      minSize=(side, side), outputRejectLevels=True)
-        found = [((float(x), float(y), float(x + w), float(y + h)), float(s))
-                 for (x, y, w, h), s in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1))]
-        return sorted((f for f in found if threshold is None or f[1] >= threshold), key=lambda f: -f[1])
+        return [(tuple(float(v) for v in d.box), float(d.score)) for d in peer(rgb) if d.score >= minimum]
 
     return propose
 
@@ -187,5 +180,5 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
     return summary
 
 
-__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "haar_proposer", "labelled_images",
-           "labelme_json", "model_proposer", "prelabel", "target_for"]
+__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "labelled_images", "labelme_json", "model_proposer",
+           "peer_proposer", "prelabel", "target_for"]

@@ -1,0 +1,298 @@
+"""Build the real-face corpus: pinned package archives -> LabelMe dataset + manifest.
+
+``build(out, cache)`` reads the allowlisted media of every source (:mod:`.sources`) from the
+verified archives in the cache, takes stills as they are and every k-th frame of each video
+(OpenCV's decoder, frames counted from 0 in decoding order; at most ``max_frames`` per video, so
+the 4,800 frames of franck.mp4 do not swamp the rest), and writes:
+
+- ``OUT/images/<package>__<name>.jpg``: JPEG members byte for byte (RGB or grey ones; EXIF kept),
+  everything else (PNG, PPM, frames) encoded by OpenCV at quality 95 (alpha over white);
+- ``OUT/labels/<same>.json``: LabelMe 5.4.1 with ``face`` rectangles and ``ignore`` rectangles
+  (tiny, blurred or turned-away faces: neither a face to find nor background; the ``ignore``
+  label is what ``facedet export-labels`` writes for ignore regions) from the committed, checked
+  labels (``labels.json`` beside this module). Pictures without any are negatives (no JSON);
+- ``OUT/manifest.jsonl``: a header line (OpenCV and Pillow versions that decoded and encoded the
+  pictures, settings, sources with licence and split, problems), then one line per picture: its
+  file, label file, package, version, member, frame, the member's and the file's sha256, licence,
+  split, size, face and ignore counts. JSON Lines, not ``.json``: ``facedet import OUT`` reads
+  every ``.json`` under OUT as a LabelMe file;
+- ``OUT/label_report.md``: boxes per source by origin (teacher, corrected, added), ignore regions,
+  rejected teacher boxes, negatives and face sizes.
+
+A picture whose checked labels are missing (another ``--every``) or were made for other bytes is
+left out with a message: an unlabelled face must never become a negative. ``draft=True`` writes
+every picture without labels instead (for proposing new labels with ``facedet prelabel``).
+The output depends only on the cache, the settings and the OpenCV/Pillow versions: the same
+inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import shutil
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+import PIL
+from PIL import Image as PILImage
+from PIL import ImageOps
+
+from facedet.apps.corpus.extract import extract, sha256_file
+from facedet.apps.corpus.fetch import fetch
+from facedet.apps.corpus.sources import SOURCES, Source, is_video, picture_key
+from facedet.boxes import Box, clip_box
+
+EVERY = 10  # default: every 10th frame
+MAX_FRAMES = 60  # default: at most 60 frames per video
+JPEG_QUALITY = 95
+LABELME_VERSION = "5.4.1"
+LABELS_FILE = "labels.json"
+REPORT = "label_report.md"
+MANIFEST = "manifest.jsonl"  # not .json: the LabelMe importer reads every .json under the dataset folder
+
+
+def frame_indices(n_frames: int, every: int = EVERY, max_frames: int = MAX_FRAMES) -> list[int]:
+    """Frames 0, k, 2k, ... with k = ``every``, widened so that at most ``max_frames`` are taken."""
+    if every < 1 or max_frames < 1:
+        raise ValueError("every and max_frames must be at least 1")
+    step = max(every, math.ceil(n_frames / max_frames))
+    return list(range(0, n_frames, step))
+
+
+def output_names(source: Source) -> dict[str, str]:
+    """member -> output stem ``<package>__<name>`` (frames add ``_f<index>``); the parent folder
+    joins the name where two stills (or two videos) of a source have the same stem."""
+    stems = Counter((PurePosixPath(m).stem, is_video(m)) for m in source.media)
+    names = {}
+    for member in source.media:
+        path = PurePosixPath(member)
+        name = path.stem if stems[path.stem, is_video(member)] == 1 else f"{path.parent.name}-{path.stem}"
+        names[member] = f"{source.package}__{name}"
+    if len({(name, is_video(m)) for m, name in names.items()}) != len(names):
+        raise ValueError(f"{source.key}: two members get the same output name")
+    return names
+
+
+@dataclass
+class Picture:
+    source: Source
+    member: str
+    member_sha256: str
+    frame: int | None
+    rgb: np.ndarray  # HxWx3 uint8, after EXIF orientation
+    jpeg: bytes | None = None  # the member's own bytes when they can be used as they are
+
+    @property
+    def key(self) -> str:
+        return picture_key(self.source, self.member, self.frame)
+
+
+def load_labels(path: Path | None = None) -> dict:
+    """The committed labels (``labels.json`` of this package) or the file at ``path``."""
+    if path is None:
+        text = resources.files("facedet.apps.corpus").joinpath(LABELS_FILE).read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def read_still(path: Path, member: str) -> tuple[np.ndarray, bytes | None]:
+    """(RGB after EXIF orientation, alpha composited over white; the bytes when usable as a JPEG)."""
+    data = path.read_bytes()
+    with PILImage.open(io.BytesIO(data)) as image:
+        image.load()
+        jpeg_as_is = image.format == "JPEG" and image.mode in ("RGB", "L")
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            white = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = PILImage.alpha_composite(white, rgba)
+        rgb = np.asarray(image.convert("RGB"))
+    return rgb, data if jpeg_as_is else None
+
+
+def count_frames(path: Path) -> int:
+    """The number of frames OpenCV decodes (the container's frame count is not always right)."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError("OpenCV cannot open the video")
+    n = 0
+    while capture.grab():
+        n += 1
+    capture.release()
+    return n
+
+
+def read_frames(path: Path, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, RGB) for the wanted frames, decoding in order."""
+    wanted = set(indices)
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError("OpenCV cannot open the video")
+    index = 0
+    try:
+        while wanted and capture.grab():
+            if index in wanted:
+                ok, bgr = capture.retrieve()
+                if not ok:
+                    raise ValueError(f"frame {index} cannot be decoded")
+                wanted.discard(index)
+                yield index, np.ascontiguousarray(bgr[..., ::-1])
+            index += 1
+    finally:
+        capture.release()
+    if wanted:
+        raise ValueError(f"the video ended before frame {min(wanted)}")
+
+
+def pictures(source: Source, archive: Path, workdir: Path, problems: list[str], every: int = EVERY,
+             max_frames: int = MAX_FRAMES) -> Iterator[Picture]:
+    """Every picture of a source: stills, then the chosen frames of each video, in member order."""
+    try:
+        got = extract(archive, workdir, wanted=set(source.media))
+    except ValueError as err:
+        problems.append(str(err))
+        return
+    problems.extend(got.problems)
+    for member in sorted(got.files):
+        path = got.files[member]
+        sha = sha256_file(path)
+        try:
+            if is_video(member):
+                indices = frame_indices(count_frames(path), every, max_frames)
+                for index, rgb in read_frames(path, indices):
+                    yield Picture(source, member, sha, index, rgb)
+            else:
+                rgb, jpeg = read_still(path, member)
+                yield Picture(source, member, sha, None, rgb, jpeg)
+        except (ValueError, OSError, PILImage.DecompressionBombError, SyntaxError) as err:
+            problems.append(f"{archive.name}:{member}: unreadable ({err}); skipped")
+
+
+def encode_jpeg(rgb: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("OpenCV could not encode the picture")
+    return data.tobytes()
+
+
+def labelme_document(image_path: str, width: int, height: int, faces: list[Box], ignore: list[Box]) -> dict:
+    shapes = [{"label": label, "points": [[x1, y1], [x2, y2]], "group_id": None, "description": "",
+               "shape_type": "rectangle", "flags": {}, "mask": None}
+              for label, boxes in (("face", faces), ("ignore", ignore)) for x1, y1, x2, y2 in boxes]
+    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
+            "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@dataclass
+class Result:
+    out: Path
+    entries: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unlabelled: list[str] = field(default_factory=list)  # picture keys left out: no checked labels
+
+    def counts(self) -> dict[tuple[str, str], Counter]:
+        """(split, package) -> images, faces, ignore, negatives."""
+        table: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        for e in self.entries:
+            for key in ((e["split"], e["package"]), (e["split"], "all")):
+                table[key].update(images=1, faces=e["faces"], ignore=e["ignore"],
+                                   negatives=int(e["faces"] == 0 and e["ignore"] == 0))
+        return dict(table)
+
+    def lines(self) -> list[str]:
+        out = []
+        for (split, package), c in sorted(self.counts().items()):
+            out.append(f"{split:5s} {package:10s} {c['images']:4d} images {c['faces']:4d} faces "
+                       f"{c['ignore']:3d} ignore regions {c['negatives']:4d} negatives")
+        return out
+
+
+def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_FRAMES, offline: bool = False,
+          draft: bool = False, labels: dict | None = None, sources: tuple[Source, ...] = SOURCES) -> Result:
+    """Write the corpus into ``out`` (replacing images/, labels/, manifest.jsonl and label_report.md there)."""
+    out = Path(out)
+    labels = {} if draft else (load_labels() if labels is None else labels)
+    checked = labels.get("pictures", {})
+    for sub in ("images", "labels"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    (out / "images").mkdir(parents=True)
+    (out / "labels").mkdir()
+    result = Result(out)
+    archives = []
+
+    for source in sources:
+        archive, why = fetch(source, cache, offline=offline)
+        if archive is None:
+            result.problems.append(why)
+            continue
+        archives.append({"package": source.package, "version": source.version, "client": source.client,
+                         "archive": source.archive, "sha256": source.sha256, "licence": source.licence,
+                         "split": source.split})
+        names = output_names(source)
+        with tempfile.TemporaryDirectory(prefix="facedet-corpus-") as tmp:
+            for picture in pictures(source, archive, Path(tmp), result.problems, every, max_frames):
+                stem = names[picture.member] + ("" if picture.frame is None else f"_f{picture.frame:05d}")
+                height, width = picture.rgb.shape[:2]
+                faces: list[Box] = []
+                ignore: list[Box] = []
+                if not draft:
+                    entry = checked.get(picture.key)
+                    if entry is None:
+                        result.unlabelled.append(picture.key)
+                        continue
+                    if entry.get("sha256") != picture.member_sha256:
+                        result.problems.append(f"{picture.key}: labels.json was checked on other bytes "
+                                               f"(sha256 {str(entry.get('sha256'))[:12]}...); left out")
+                        continue
+                    for face in entry.get("faces", []):
+                        (ignore if face.get("ignore") else faces).append(tuple(round(v, 1) for v in clip_box(face["box"], width, height)))
+                data = picture.jpeg if picture.jpeg is not None else encode_jpeg(picture.rgb)
+                image_file = out / "images" / f"{stem}.jpg"
+                image_file.write_bytes(data)
+                label_file = None
+                if faces or ignore:
+                    label_file = f"labels/{stem}.json"
+                    (out / label_file).write_text(_json(labelme_document(f"../images/{stem}.jpg", width, height,
+                                                                         faces, ignore)), encoding="utf-8")
+                result.entries.append({
+                    "file": f"images/{stem}.jpg", "labels": label_file, "package": source.package,
+                    "version": source.version, "member": picture.member, "frame": picture.frame,
+                    "member_sha256": picture.member_sha256, "sha256": hashlib.sha256(data).hexdigest(),
+                    "licence": source.licence, "split": source.split, "width": int(width), "height": int(height),
+                    "faces": len(faces), "ignore": len(ignore), "what": source.media[picture.member]})
+    if result.unlabelled:
+        by_member = Counter(key.split("#")[0] for key in result.unlabelled)
+        line = (f"{len(result.unlabelled)} pictures have no checked labels and were left out (other --every / "
+                f"--max-frames than the labels were made for?): "
+                + ", ".join(f"{m} ({n})" for m, n in sorted(by_member.items())[:5])
+                + (" ..." if len(by_member) > 5 else ""))
+        result.problems.append(line)
+    header = {
+        "about": "facedet real-face corpus: pictures that ship inside pinned packages; see README 'Real-face corpus'",
+        "decoder": {"opencv": cv2.__version__, "pillow": PIL.__version__},
+        "settings": {"every": every, "max_frames": max_frames, "jpeg_quality": JPEG_QUALITY, "draft": draft},
+        "labels": {k: v for k, v in labels.items() if k not in ("pictures", "videos")},
+        "sources": archives,
+        "problems": result.problems,
+    }
+    lines = [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in [header, *result.entries]]
+    (out / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if not draft:
+        from facedet.apps.corpus.report import label_report
+
+        (out / REPORT).write_text("# Label check\n\n" + label_report(result.entries, labels, sources), encoding="utf-8")
+    return result
