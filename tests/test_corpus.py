@@ -268,9 +268,9 @@ def test_builder_writes_labelme_that_facedet_imports_and_is_deterministic(tmp_pa
     out = tmp_path / "corpus"
     result = build(out, cache, offline=True, labels=labels, sources=(source,), every=10)
 
-    names = sorted(p.name for p in (out / "images").iterdir())
+    names = sorted(p.name for p in (out / "train" / "images").iterdir())
     assert names == ["fake__astronaut.jpg", "fake__clip_f00000.jpg", "fake__clip_f00010.jpg", "fake__coffee.jpg"]
-    assert sorted(p.name for p in (out / "labels").iterdir()) == ["fake__astronaut.json", "fake__clip_f00000.json",
+    assert sorted(p.name for p in (out / "train" / "labels").iterdir()) == ["fake__astronaut.json", "fake__clip_f00000.json",
                                                                   "fake__clip_f00010.json"]  # coffee: a negative
     problems = "\n".join(result.problems)
     assert "fake-1.0.tgz:fake-1.0/media/../../escape.jpg: not in the archive" not in problems  # not wanted
@@ -279,26 +279,26 @@ def test_builder_writes_labelme_that_facedet_imports_and_is_deterministic(tmp_pa
     assert not (tmp_path / "escape.jpg").exists()
 
     report = ProblemReport("test")
-    images = {i.file_name: i for i in import_folder(out, report)}
+    images = {i.file_name: i for i in import_folder(out / "train", report)}
     assert report.errors == []
     assert set(images) == {"images/" + n for n in names}
     assert images["images/fake__astronaut.jpg"].boxes == [ASTRONAUT_FACE]  # the ignore region is not a face
     assert (images["images/fake__astronaut.jpg"].width, images["images/fake__astronaut.jpg"].height) == (512, 512)
     assert images["images/fake__clip_f00010.jpg"].boxes == [(86.0, 31.0, 133.0, 91.0)]
     assert images["images/fake__coffee.jpg"].boxes == []
-    document = json.loads((out / "labels" / "fake__astronaut.json").read_text())
+    document = json.loads((out / "train" / "labels" / "fake__astronaut.json").read_text())
     assert [s["label"] for s in document["shapes"]] == ["face", "ignore"]
 
     header, *rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert header["decoder"]["opencv"] == cv2.__version__
-    assert [(r["file"], r["faces"], r["ignore"]) for r in rows if r["ignore"]] == [("images/fake__astronaut.jpg", 1, 1)]
-    entry = next(r for r in rows if r["file"] == "images/fake__clip_f00010.jpg")
+    assert [(r["file"], r["faces"], r["ignore"]) for r in rows if r["ignore"]] == [("train/images/fake__astronaut.jpg", 1, 1)]
+    entry = next(r for r in rows if r["file"] == "train/images/fake__clip_f00010.jpg")
     assert (entry["package"], entry["version"], entry["member"], entry["frame"], entry["split"]) == (
         "fake", "1.0", "fake-1.0/media/clip.avi", 10, "train")
     assert entry["sha256"] == sha256_file(out / entry["file"])
     # the JPEG member is copied byte for byte; the PNG is re-encoded
     with tarfile.open(cache / source.archive) as tf:
-        assert (out / "images" / "fake__coffee.jpg").read_bytes() == tf.extractfile("fake-1.0/media/coffee.jpg").read()
+        assert (out / "train" / "images" / "fake__coffee.jpg").read_bytes() == tf.extractfile("fake-1.0/media/coffee.jpg").read()
 
     report_lines = (out / "label_report.md").read_text().splitlines()
     # 4 pictures (2 frames): 3 faces (1 added, 2 corrected), 1 ignore region, 1 negative
@@ -314,9 +314,9 @@ def test_builder_leaves_out_pictures_whose_labels_are_for_other_bytes(tmp_path):
     labels = _labels_for(source, cache, frames=[0, 10, 20])
     labels["pictures"]["fake==1.0:fake-1.0/media/astronaut.png"]["sha256"] = "0" * 64
     result = build(tmp_path / "c", cache, offline=True, labels=labels, sources=(source,))
-    assert not (tmp_path / "c" / "images" / "fake__astronaut.jpg").exists()
+    assert not (tmp_path / "c" / "train" / "images" / "fake__astronaut.jpg").exists()
     assert any("astronaut.png: labels.json was checked on other bytes" in p for p in result.problems)
-    assert (tmp_path / "c" / "images" / "fake__coffee.jpg").exists()
+    assert (tmp_path / "c" / "train" / "images" / "fake__coffee.jpg").exists()
 
 
 def test_offline_build_names_a_missing_or_tampered_archive_and_goes_on(tmp_path):

@@ -5,9 +5,11 @@ verified archives in the cache, takes stills as they are and every k-th frame of
 (OpenCV's decoder, frames counted from 0 in decoding order; at most ``max_frames`` per video, so
 the 4,800 frames of franck.mp4 do not swamp the rest), and writes:
 
-- ``OUT/images/<package>__<name>.jpg``: JPEG members byte for byte (RGB or grey ones; EXIF kept),
+- ``OUT/<split>/images/<package>__<name>.jpg`` (split: ``train`` or ``test``, one LabelMe
+  dataset each, so ``make run DATA=OUT/train`` trains and ``facedet bench --images OUT/test``
+  measures on what training never saw): JPEG members byte for byte (RGB or grey ones; EXIF kept),
   everything else (PNG, PPM, frames) encoded by OpenCV at quality 95 (alpha over white);
-- ``OUT/labels/<same>.json``: LabelMe 5.4.1 with ``face`` rectangles and ``ignore`` rectangles
+- ``OUT/<split>/labels/<same>.json``: LabelMe 5.4.1 with ``face`` rectangles and ``ignore`` rectangles
   (tiny, blurred or turned-away faces: neither a face to find nor background; the ``ignore``
   label is what ``facedet export-labels`` writes for ignore regions) from the committed, checked
   labels (``labels.json`` beside this module). Pictures without any are negatives (no JSON);
@@ -223,14 +225,15 @@ class Result:
 
 def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_FRAMES, offline: bool = False,
           draft: bool = False, labels: dict | None = None, sources: tuple[Source, ...] = SOURCES) -> Result:
-    """Write the corpus into ``out`` (replacing images/, labels/, manifest.jsonl and label_report.md there)."""
+    """Write the corpus into ``out``: one LabelMe dataset per split (``out/train``, ``out/test``, each
+    images/ + labels/, replaced), manifest.jsonl and label_report.md."""
     out = Path(out)
     labels = {} if draft else (load_labels() if labels is None else labels)
     checked = labels.get("pictures", {})
-    for sub in ("images", "labels"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-    (out / "images").mkdir(parents=True)
-    (out / "labels").mkdir()
+    for split in {s.split for s in sources}:
+        shutil.rmtree(out / split, ignore_errors=True)
+        (out / split / "images").mkdir(parents=True)
+        (out / split / "labels").mkdir()
     result = Result(out)
     archives = []
 
@@ -261,15 +264,15 @@ def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_F
                     for face in entry.get("faces", []):
                         (ignore if face.get("ignore") else faces).append(tuple(round(v, 1) for v in clip_box(face["box"], width, height)))
                 data = picture.jpeg if picture.jpeg is not None else encode_jpeg(picture.rgb)
-                image_file = out / "images" / f"{stem}.jpg"
+                image_file = out / source.split / "images" / f"{stem}.jpg"
                 image_file.write_bytes(data)
                 label_file = None
                 if faces or ignore:
-                    label_file = f"labels/{stem}.json"
+                    label_file = f"{source.split}/labels/{stem}.json"
                     (out / label_file).write_text(_json(labelme_document(f"../images/{stem}.jpg", width, height,
                                                                          faces, ignore)), encoding="utf-8")
                 result.entries.append({
-                    "file": f"images/{stem}.jpg", "labels": label_file, "package": source.package,
+                    "file": f"{source.split}/images/{stem}.jpg", "labels": label_file, "package": source.package,
                     "version": source.version, "member": picture.member, "frame": picture.frame,
                     "member_sha256": picture.member_sha256, "sha256": hashlib.sha256(data).hexdigest(),
                     "licence": source.licence, "split": source.split, "width": int(width), "height": int(height),
