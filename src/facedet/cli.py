@@ -163,7 +163,7 @@ def _corpus(args: argparse.Namespace) -> None:
         print(f"  {problem}", file=sys.stderr)
     for line in result.lines():
         print(line)
-    print(f"{args.out_dir}: {len(result.entries)} pictures (images/, labels/, manifest.jsonl)")
+    print(f"{args.out_dir}: {len(result.entries)} pictures (train/ and test/: images/ + labels/; manifest.jsonl)")
 
 
 def _bench(args: argparse.Namespace) -> None:
