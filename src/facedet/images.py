@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +124,30 @@ def read_picture(path: Path, max_side: int | None = None) -> Picture:
     at least ``max_side`` (cheap: the decoder skips the detail). A JPEG over :data:`MAX_PIXELS` is
     always decoded at the largest scale that fits.
     """
-    path = Path(path)
+    with _opened(Path(path)) as image:
+        width, height = image.size
+        scale = _scale(path, image, max_side)
+        if scale > 1:  # the decoder picks the smallest of 1/2, 1/4, 1/8 that is at least this size
+            image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
+        image.load()
+        orientation = _orientation(image)
+        rgb = np.asarray(_to_rgb(ImageOps.exif_transpose(image)))
+    return Picture(rgb, *((height, width) if orientation >= 5 else (width, height)))
+
+
+def read_header(path: Path) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation) from the header, after orientation (pixels not decoded);
+    ImageError for what :func:`read_picture` would refuse before decoding."""
+    with _opened(Path(path)) as image:
+        _scale(path, image, None)
+        width, height = image.size
+        orientation = _orientation(image)
+    return (height, width, orientation) if orientation >= 5 else (width, height, orientation)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """The opened (not decoded) image; every failure, here or in the body, as ImageError."""
     try:
         size = path.stat().st_size
         if size == 0:
@@ -134,7 +159,7 @@ def read_picture(path: Path, max_side: int | None = None) -> Picture:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit follows
                 with Image.open(handle) as image:
-                    return _decode(path, image, max_side)
+                    yield image
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -150,6 +175,20 @@ def read_picture(path: Path, max_side: int | None = None) -> Picture:
         raise ImageError(path, f"corrupt or truncated image ({_short(err)})") from None
     except Exception as err:  # noqa: BLE001 - any decoder failure means the same: unusable
         raise ImageError(path, f"corrupt image ({type(err).__name__}: {_short(err)})") from None
+
+
+def _scale(path: Path, image: Image.Image, max_side: int | None) -> int:
+    """1, 2, 4 or 8: how much smaller than its size the picture is decoded; ImageError when even
+    that is over :data:`MAX_PIXELS` (only JPEGs decode at a reduced scale)."""
+    width, height = image.size
+    scale = 1
+    if image.format == "JPEG":
+        while scale < 8 and (width * height / scale ** 2 > MAX_PIXELS
+                             or (max_side is not None and max(width, height) / (2 * scale) >= max_side)):
+            scale *= 2
+    if width * height / scale ** 2 > MAX_PIXELS:
+        raise ImageError(path, f"too many pixels ({width}x{height}; the limit is {MAX_PIXELS} decoded pixels)")
+    return scale
 
 
 def _short(err: Exception) -> str:
@@ -175,24 +214,6 @@ def _check_metadata(path: Path, handle) -> None:
                                        f"segments; an EXIF bomb?)")
         handle.seek(length - 2, os.SEEK_CUR)
     handle.seek(0)
-
-
-def _decode(path: Path, image: Image.Image, max_side: int | None) -> Picture:
-    width, height = image.size
-    if image.format == "JPEG":
-        scale = 1
-        while scale < 8 and (width * height / scale ** 2 > MAX_PIXELS
-                             or (max_side is not None and max(width, height) / (2 * scale) >= max_side)):
-            scale *= 2
-        if scale > 1:  # the decoder picks the smallest of 1/2, 1/4, 1/8 that is at least this size
-            image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
-    decoded = image.size[0] * image.size[1]
-    if decoded > MAX_PIXELS:
-        raise ImageError(path, f"too many pixels ({width}x{height}; the limit is {MAX_PIXELS} decoded pixels)")
-    image.load()
-    full = (height, width) if _orientation(image) >= 5 else (width, height)
-    image = ImageOps.exif_transpose(image)
-    return Picture(np.asarray(_to_rgb(image)), *full)
 
 
 def _orientation(image: Image.Image) -> int:
