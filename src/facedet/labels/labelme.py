@@ -46,6 +46,36 @@ from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
 
+LABELME_VERSION = "5.4.1"
+
+
+# --- writing LabelMe files (the one writer: prelabel, the sample, export-labels) -----------------
+
+def rectangle(label: str, box: Box) -> dict:
+    """A LabelMe rectangle shape, corners rounded to 0.01 px."""
+    x1, y1, x2, y2 = (round(float(v), 2) for v in box)
+    return {"label": label, "points": [[x1, y1], [x2, y2]], "group_id": None, "description": "",
+            "shape_type": "rectangle", "flags": {}, "mask": None}
+
+
+def labelme_text(image_path: str, shapes: list[dict], width: int, height: int) -> str:
+    """A LabelMe 5.4.1 file as labelme writes it with ``--nodata`` (``imageData`` null; JSON
+    indented by 2, ASCII, no final newline). ``image_path`` is relative to the file's folder."""
+    return json.dumps({"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
+                       "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}, indent=2)
+
+
+def write_labelme(path: Path, image: Path, shapes: list[dict], width: int, height: int,
+                  overwrite: bool = True) -> None:
+    """Write the LabelMe file ``path`` for the image file ``image`` (its ``imagePath`` relative to
+    ``path``'s folder, with ``/``). ``overwrite=False``: FileExistsError rather than replace a file."""
+    path = Path(path)
+    image_path = Path(os.path.relpath(Path(image).absolute(), path.parent.absolute())).as_posix()
+    text = labelme_text(image_path, shapes, width, height)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w" if overwrite else "x", encoding="utf-8") as handle:  # "x": atomic, even in a race
+        handle.write(text)
+
 
 # --- where LabelMe files are ---------------------------------------------------------------------
 
