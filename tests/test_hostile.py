@@ -137,7 +137,7 @@ def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
     labelme(root / "labels/deep16.json", "../images/deep16.png", [(5, 5, 30, 30)], 64, 48)
     gray16(root / "images/deep32.png", alpha=True)
     labelme(root / "labels/a_claim.json", "../images/good_5.jpg", [(2, 2, 8, 8)])  # good_5.json wins
-    good_jpeg(root / "images/nan_box.jpg")
+    good_jpeg(root / "images/nan_box.jpg", seed=11)
     (root / "labels/nan_box.json").write_text('{"imagePath": "../images/nan_box.jpg", "shapes": [{"label": "face", '
                                               '"points": [[1, 1], [NaN, 5]], "shape_type": "rectangle"}]}')
     os.mkdir(root / "images" / "odd")
@@ -169,7 +169,7 @@ def corpus(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
 
 # --- the image reader -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, problem", [("bomb_30k.png", "too many pixels (a decompression bomb?"),
+@pytest.mark.parametrize("name, problem", [("bomb_30k.png", "too many pixels (900000000 in its header"),
                                            ("bomb_12k.png", "too many pixels (12000x12000"),
                                            ("exif_bomb.jpg", "too much EXIF metadata"),
                                            ("truncated.jpg", "corrupt or truncated image"),
@@ -429,16 +429,18 @@ def test_copier_leaves_out_links_that_leave_the_folder(corpus, tmp_path):
     names = {p.relative_to(root).as_posix(): why for p, why in left_out}
     assert names == {"images/secret.jpg": "a link that leads outside the folder",
                      "labels/passwd.json": "a link that leads outside the folder",
-                     "images/outside_folder": "a link to a folder (not followed)"}
+                     "images/outside_folder": "a link to a folder (not followed)",
+                     "images/odd/" + os.fsdecode(ODD_NAME): "renamed caf\\xe9 \\xff.jpg (not UTF-8)"}
     copy = tmp_path / "data"
     assert not (copy / "images/secret.jpg").exists() and not (copy / "labels/passwd.json").exists()
     assert not (copy / "images/outside_folder").exists()
     inside = copy / "images/inside_link.jpg"
     assert inside.is_file() and not inside.is_symlink()
     assert inside.read_bytes() == (root / "images/good_0.jpg").read_bytes()
-    assert (copy / "images/odd" / os.fsdecode(ODD_NAME)).is_file()
+    assert (copy / "images/odd/caf\\xe9 \\xff.jpg").is_file()  # DVC cannot track names that are not UTF-8
     assert os.access(copy / "images/good_0.jpg", os.W_OK)
     assert not any(b"root:x:0" in p.read_bytes() for p in copy.rglob("*") if p.is_file())
     done = subprocess.run([sys.executable, "-m", "facedet.datacopy", str(root), str(tmp_path / "again")],
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr.count("left out") == 3 and "secret.jpg" in done.stderr
+    assert "3 left out" in done.stdout

@@ -36,8 +36,6 @@ MAX_FILE_BYTES = 150_000_000  # a 100-megapixel JPEG is about 50 MB; a PNG of MA
 MAX_PIXELS = 50_000_000  # decoded, per picture: 150 MB as RGB
 MAX_METADATA_BYTES = 1_000_000  # JPEG EXIF (APP1) bytes; EXIF fits one 64 KB segment by the standard
 _JPEG_MAGIC, _PNG_MAGIC = b"\xff\xd8", b"\x89PNG\r\n\x1a\n"
-# Pillow refuses headers above 2 x Image.MAX_IMAGE_PIXELS (179 M px) itself; between 1x and 2x it warns.
-_HEADER_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 
 
 class ImageError(DataError):
@@ -162,9 +160,10 @@ def _opened(path: Path) -> Iterator[Image.Image]:
                     yield image
     except ImageError:
         raise
-    except Image.DecompressionBombError:
-        raise ImageError(path, f"too many pixels (a decompression bomb? over {_HEADER_PIXELS} in its "
-                               f"header)") from None
+    except Image.DecompressionBombError as err:
+        claimed = next((word.strip("(") for word in str(err).split() if word.strip("(").isdigit()), "?")
+        raise ImageError(path, f"too many pixels ({claimed} in its header; the limit is {MAX_PIXELS}: "
+                               f"a decompression bomb?)") from None
     except UnidentifiedImageError:
         raise ImageError(path, "not an image (unrecognised content)") from None
     except MemoryError:
