@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 
 from facedet.coco import Detection
-from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_picture, write_image
+from facedet.images import IMAGE_EXTENSIONS, ImageError, dataset_files, read_picture, write_image
 from facedet.inference.detector import FaceDetector
 from facedet.video import FALLBACK_FPS, VIDEO_EXTENSIONS, BoxSmoother, Display, VideoSource, annotate, open_writer
 
@@ -33,6 +33,7 @@ class Source:
     spec: str
     files: list[Path] = field(default_factory=list)
     root: Path | None = None  # names of folder / glob files are relative to it
+    refused: list[Path] = field(default_factory=list)  # links that lead out of the folder: never opened
 
     def name(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if self.root is not None else path.name
@@ -44,10 +45,10 @@ def resolve_source(spec: str | Path) -> Source:
     if text.isdigit() and not path.exists():
         return Source("camera", text)
     if path.is_dir():
-        files = list_images(path)
+        files, refused = dataset_files(path, IMAGE_EXTENSIONS)
         if not files:
             raise FileNotFoundError(f"{path}: no image found")
-        return Source("folder", text, files, path)
+        return Source("folder", text, files, path, refused)
     if path.is_file():
         return Source("video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image", text, [path])
     if glob.has_magic(text):
@@ -129,6 +130,8 @@ def _detect_images(detector: FaceDetector, source: Source, results: Results, out
     from rich.progress import track
 
 
+    for link in source.refused:
+        results.error(source.name(link), "a link that leads outside the folder (not read)")
     files = source.files
     for path in track(files, description="detect", transient=True, disable=len(files) < 10,
                       console=Console(stderr=True)):

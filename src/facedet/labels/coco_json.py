@@ -26,9 +26,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from facedet.coco import Image
-from facedet.labels.formats import (BadLabels, Size, Sizes, accept_box, dataset_root, display_path, excerpt, finite,
-                                    folder_inside, frame, names_option, option_path, resolve_image,
-                                    sorted_images)
+from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Size, Sizes, accept_box, dataset_root,
+                                    display_path, excerpt, finite, folder_inside, frame, names_option, option_path,
+                                    read_text, resolve_image, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | N
     base = folder_inside(root, option_path(root, images, default_images), "images")
     name = display_path(root, ann_path)
     try:
-        data = json.loads(ann_path.read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        data = json.loads(read_text(ann_path, limit=MAX_DATASET_FILE_BYTES))
+    except (ValueError, RecursionError) as err:  # BadLabels too
         report.error(name, f"annotation file unreadable ({type(err).__name__}: {excerpt(err, 80)}); "
                            f"nothing imported")
         return []

@@ -35,8 +35,9 @@ from pathlib import Path
 from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (BadLabels, Malformed, Sizes, accept_box, dataset_root, display_path, excerpt,
-                                    folder_inside, option_path, parse_float, resolve_image, sorted_images)
+from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Malformed, Sizes, accept_box, dataset_root,
+                                    display_path, excerpt, folder_inside, option_path, parse_float, read_text,
+                                    resolve_image, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | l
     for path in files:
         name = display_path(root, path)
         try:
-            lines = path.read_bytes().decode("utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
+            lines = read_text(path, limit=MAX_DATASET_FILE_BYTES).splitlines()
+        except BadLabels as err:
             report.error(name, f"fold file unreadable ({err}); its images are not imported")
             continue
         for path_line, written, faces in _records(lines, name, report):

@@ -40,6 +40,7 @@ EDGE_TOLERANCE = 1e-3  # px: overshoot this small is float noise, clipped withou
 _SCALE_TOLERANCE = 0.01  # relative difference between the x and y factors of a "uniform" scale
 EXCERPT = 24  # characters of a label file quoted in a message, at most
 MAX_LABEL_BYTES = 30_000_000  # one label file (a LabelMe JSON may embed its image)
+MAX_DATASET_FILE_BYTES = 300_000_000  # one file for a whole dataset (WIDER train: 8 MB; COCO, FDDB)
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:/|//)")  # C:/... or //server/share (after \ -> /)
 
 # --- shared rules ------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ Rules worth knowing:
   relative to the JSON's folder). It can only name an image of the dataset folder: a path that
   leaves the folder (``../../etc/passwd``, an absolute path elsewhere, through a folder link) is
   refused and nothing outside is read. Folder links are not walked (as in the collect stage); image
-  files that are links (a DVC cache of type symlink) are images of the dataset. If the named image does not exist, the image with the JSON's stem next to
-  it, then the only image with that stem anywhere, is used (warning). An absolute Windows path
+  files that are links are images of the dataset when they stay inside it or point into a DVC cache
+  (:func:`facedet.images.link_allowed`); other links are refused. If the named image does not exist,
+  the image with the JSON's stem next to it, then the only image with that stem anywhere, is used
+  (warning). An absolute Windows path
   (``C:\\...``, written by LabelMe when images and labels were on different drives) goes straight
   to that fallback.
 - Boxes are in the image's pixels after EXIF orientation, which is how LabelMe shows images.

@@ -35,9 +35,9 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (BadLabels, Malformed, Sizes, accept_box, dataset_root, display_path, excerpt,
-                                    folder_inside, number_option, option_path, parse_float, resolve_image,
-                                    sorted_images)
+from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Malformed, Sizes, accept_box, dataset_root,
+                                    display_path, excerpt, folder_inside, number_option, option_path, parse_float,
+                                    read_text, resolve_image, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | 
     base = folder_inside(root, images_dir, "images")
     ann_name = display_path(root, ann_path)
     try:
-        lines = ann_path.read_bytes().decode("utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
+        lines = read_text(ann_path, limit=MAX_DATASET_FILE_BYTES).splitlines()
+    except BadLabels as err:
         report.error(ann_name, f"annotation file unreadable ({err}); nothing imported")
         return []
 
