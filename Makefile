@@ -20,9 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-data: setup  ## data/: DATA copied in, or the embedded sample when data/ is empty; pinned by data.dvc
+data: setup  ## data/: DATA copied in (links leading out of it left out), or the embedded sample when data/ is empty; pinned by data.dvc
 ifneq ($(DATA),)
-	rm -rf data && mkdir -p data && cp -r "$(DATA)"/. data/ && chmod -R u+w data
+	rm -rf data && python -m facedet.datacopy "$(DATA)" data
 else
 	@if [ -z "$$(ls -A data 2>/dev/null)" ]; then facedet sample data; fi
 endif

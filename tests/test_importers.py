@@ -58,7 +58,7 @@ def approx_boxes(boxes):
 def opened(monkeypatch) -> list[Path]:
     """Every path PIL opens (to prove that files outside the dataset are never opened)."""
     paths, real_open = [], PILImage.open
-    monkeypatch.setattr(PILImage, "open", lambda fp, *a, **k: paths.append(Path(fp)) or real_open(fp, *a, **k))
+    monkeypatch.setattr(PILImage, "open", lambda fp, *a, **k: paths.append(Path(getattr(fp, "name", fp))) or real_open(fp, *a, **k))
     return paths
 
 
@@ -278,7 +278,11 @@ def test_yolo_ultralytics_layout_classes_negatives_and_out_of_range_values(tmp_p
     write_image(tmp_path / "images/train/b.jpg", 64, 48)  # no label file: a negative
     write_image(tmp_path / "images/train/c.jpg", 100, 50)
     write(tmp_path / "labels/train/a.txt", "0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.1 0.1\n\n")
-    write(tmp_path / "labels/train/c.txt", "0 0.95 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n0 320 240 50 60\n")
+    write(tmp_path / "labels/train/c.txt", "0 0.95 0.5 0.2 0.2\n")
+    write_image(tmp_path / "images/train/d.jpg", 100, 50)
+    write(tmp_path / "labels/train/d.txt", "0 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n")
+    write_image(tmp_path / "images/train/e.jpg", 100, 50)
+    write(tmp_path / "labels/train/e.txt", "0 320 240 50 60\n")
     write(tmp_path / "labels/train/orphan.txt", "0 0.5 0.5 0.1 0.1\n")
     write(tmp_path / "labels/train/classes.txt", "face\n")
     images, report = run(import_yolo, tmp_path)
@@ -288,14 +292,18 @@ def test_yolo_ultralytics_layout_classes_negatives_and_out_of_range_values(tmp_p
     assert images["images/train/a.jpg"] == Image("images/train/a.jpg", 100, 50, [(40, 15, 60, 35)])
     assert images["images/train/b.jpg"] == Image("images/train/b.jpg", 64, 48)
     # c: x 0.85·100 = 85 .. 1.05·100 = 105, y 0.4·50 = 20 .. 0.6·50 = 30 -> clipped to (85, 20, 100, 30);
-    # cx 1.5 -> x 140 .. 160: entirely outside, rejected; 320 240 50 60: pixels, rejected.
+    # d: cx 1.5 -> x 140 .. 160: entirely outside; e: 320 240 50 60: pixels. A rejected box sets its
+    # image aside (one face less would teach that face to be background).
     assert images["images/train/c.jpg"].boxes == approx_boxes([(85, 20, 100, 30)])
+    assert "images/train/d.jpg" not in images and "images/train/e.jpg" not in images
     warnings, errors = messages(report, "warning"), messages(report, "error")
     assert len(warnings) == 2 and len(errors) == 2
     assert warnings[0].startswith("labels/train/c.txt: line 1:") and "clipped" in warnings[0]
     assert warnings[1].startswith("labels/train/orphan.txt: label file without an image")
-    assert errors[0].startswith("labels/train/c.txt: line 2 (outside [0, 1]: cx=1.5)") and "rejected" in errors[0]
-    assert errors[1].startswith("labels/train/c.txt: line 3:") and "pixel coordinates?" in errors[1]
+    assert errors[0].startswith("labels/train/d.txt: label file dropped: line 2 (outside [0, 1]: cx=1.5)")
+    assert "is outside images/train/d.jpg" in errors[0] and "images/train/d.jpg is dropped too" in errors[0]
+    assert errors[1].startswith("labels/train/e.txt: label file dropped: line 1:") and "pixel coordinates?" in errors[1]
+    assert "images/train/e.jpg is dropped too" in errors[1]
 
     ones, _ = run(import_yolo, tmp_path, classes=[1])
     # class 1: 0.1 0.1 0.1 0.1 -> x 5 .. 15, y 2.5 .. 7.5

@@ -185,7 +185,7 @@ def test_image_path_outside_the_dataset_is_refused_and_nothing_outside_is_read(t
 
     opened = []
     real_open = PILImage.open
-    monkeypatch.setattr(PILImage, "open", lambda fp, *a, **k: opened.append(Path(fp)) or real_open(fp, *a, **k))
+    monkeypatch.setattr(PILImage, "open", lambda fp, *a, **k: opened.append(Path(getattr(fp, "name", fp))) or real_open(fp, *a, **k))
     images, report = load(root)
 
     assert images == {"fine.jpg": Image("fine.jpg", 64, 48, [])}
@@ -194,8 +194,8 @@ def test_image_path_outside_the_dataset_is_refused_and_nothing_outside_is_read(t
 
 
 def test_links_and_absolute_paths_that_stay_in_the_dataset_are_fine(tmp_path):
-    cached = tmp_path / "cache" / "3f" / "9a1c"  # a DVC cache of type symlink
-    write_image(tmp_path / "cache" / "3f" / "9a1c.jpg").rename(cached)
+    cached = tmp_path / ".dvc" / "cache" / "files" / "md5" / "3f" / "9a1c"  # a DVC cache of type symlink
+    write_image(cached.with_suffix(".jpg")).rename(cached)
     root = tmp_path / "data"
     (root / "images").mkdir(parents=True)
     os.symlink(cached, root / "images" / "a.jpg")
@@ -273,12 +273,10 @@ def test_only_the_requested_labels_count(tmp_path):
     assert images["a.jpg"].boxes == [(4, 4, 8, 8)]
 
 
-def test_boxes_crossing_the_border_are_clipped_and_boxes_outside_are_rejected(tmp_path):
+def test_boxes_crossing_the_border_are_clipped(tmp_path):
     write_image(tmp_path / "images" / "a.jpg")  # 64 x 48
     write_labelme(tmp_path / "labels" / "a.json", "..\\images\\a.jpg", [
         rect((50, -5), (70, 20)),      # crosses the top and right borders
-        rect((100, 100), (120, 120)),  # entirely outside
-        rect((10, 10), (10, 30)),      # zero width
         rect((1, 1), (5, 5)),
         rect((0, 0), (64.0000001, 48)),  # float noise on the border: clipped silently
     ])
@@ -286,11 +284,26 @@ def test_boxes_crossing_the_border_are_clipped_and_boxes_outside_are_rejected(tm
     images, report = load(tmp_path)
 
     assert images["images/a.jpg"].boxes == [(50, 0, 64, 20), (1, 1, 5, 5), (0, 0, 64, 48)]
-    warnings, errors = problems(report, "warning"), problems(report, "error")
-    assert len(warnings) == 1 and warnings[0][0] == "labels/a.json"
-    assert "clipped to (50, 0, 64, 20)" in warnings[0][1] and "images/a.jpg" in warnings[0][1]
-    assert [f for f, _ in errors] == ["labels/a.json", "labels/a.json"]
-    assert all("box rejected" in m and "images/a.jpg" in m for _, m in errors)
+    (warning,) = problems(report, "warning")
+    assert warning[0] == "labels/a.json"
+    assert "clipped to (50, 0, 64, 20)" in warning[1] and "images/a.jpg" in warning[1]
+    assert problems(report, "error") == []
+
+
+@pytest.mark.parametrize("bad, why", [(((70, 50), (80, 60)), "is outside images/a.jpg (64x48)"),
+                                      (((10, 10), (10, 30)), "has no area"),
+                                      (((1, 1), (1e308, 30)), "is far outside images/a.jpg (64x48)")])
+def test_a_rejected_box_sets_its_image_aside(tmp_path, bad, why):
+    write_image(tmp_path / "images" / "a.jpg")  # 64 x 48
+    write_image(tmp_path / "images" / "b.jpg")
+    write_labelme(tmp_path / "labels" / "a.json", "../images/a.jpg", [rect((1, 1), (5, 5)), rect(*bad)])
+
+    images, report = load(tmp_path)
+
+    assert list(images) == ["images/b.jpg"]  # a.jpg is not kept as a picture with one face less
+    (error,) = problems(report, "error")
+    assert error[0] == "labels/a.json" and "shape 1: box" in error[1] and why in error[1]
+    assert "its image images/a.jpg is dropped too" in error[1]
 
 
 # --- broken label files ----------------------------------------------------------------------

@@ -67,8 +67,11 @@ def from_coco(coco: dict) -> list[Image]:
 
 
 def write(images: list[Image], path: Path) -> None:
+    """Write the canonical file; ValueError (nothing written) for a NaN or infinite number, which
+    strict JSON parsers refuse (the importers never let one through)."""
+    text = json.dumps(to_coco(images), indent=1, allow_nan=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_coco(images), indent=1) + "\n")
+    path.write_text(text)
 
 
 def read(path: Path) -> list[Image]:

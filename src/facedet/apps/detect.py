@@ -4,9 +4,11 @@ video and a live window, with a :class:`~facedet.inference.detector.FaceDetector
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import cv2
 
 from facedet.coco import Detection
-from facedet.images import ImageError, list_images, read_rgb
+from facedet.images import IMAGE_EXTENSIONS, ImageError, dataset_files, read_picture, write_image
 from facedet.inference.detector import FaceDetector
 from facedet.video import FALLBACK_FPS, VIDEO_EXTENSIONS, BoxSmoother, Display, VideoSource, annotate, open_writer
 
@@ -31,6 +33,7 @@ class Source:
     spec: str
     files: list[Path] = field(default_factory=list)
     root: Path | None = None  # names of folder / glob files are relative to it
+    refused: list[Path] = field(default_factory=list)  # links that lead out of the folder: never opened
 
     def name(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix() if self.root is not None else path.name
@@ -42,23 +45,45 @@ def resolve_source(spec: str | Path) -> Source:
     if text.isdigit() and not path.exists():
         return Source("camera", text)
     if path.is_dir():
-        files = list_images(path)
+        files, refused = dataset_files(path, IMAGE_EXTENSIONS)
         if not files:
             raise FileNotFoundError(f"{path}: no image found")
-        return Source("folder", text, files, path)
+        return Source("folder", text, files, path, refused)
     if path.is_file():
         return Source("video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image", text, [path])
     if glob.has_magic(text):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        parts = Path(text).parts
+        static = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+        root = Path(*parts[:static]) if static else Path(".")
+        files = glob_files(root, parts[static:])
         if not files:
             raise FileNotFoundError(f"{text}: no file matches")
         videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
         if videos:
             raise FileNotFoundError(f"{text}: matches videos ({videos[0]}, ...); give videos one at a time")
-        parts = Path(text).parts
-        static = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-        return Source("glob", text, files, Path(*parts[:static]) if static else Path("."))
+        return Source("glob", text, files, root)
     raise FileNotFoundError(f"{text}: no such file, folder, glob match or camera index")
+
+
+def glob_files(root: Path, pattern: tuple[str, ...]) -> list[Path]:
+    """Files under root whose path relative to it matches the pattern parts (``**``: any number of
+    folders), sorted. Links to folders are not walked, so link loops end; hidden names match only
+    a pattern part that starts with a dot, as in :mod:`glob`."""
+    def matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+        if not parts:
+            return not names
+        if parts[0] == "**":
+            return matches(names, parts[1:]) or (bool(names) and not names[0].startswith(".")
+                                                  and matches(names[1:], parts))
+        return (bool(names) and (not names[0].startswith(".") or parts[0].startswith("."))
+                and fnmatch.fnmatchcase(names[0], parts[0]) and matches(names[1:], parts[1:]))
+
+    found = []
+    for folder, subfolders, names in os.walk(root):  # followlinks=False
+        subfolders.sort()
+        rel = Path(folder).relative_to(root).parts
+        found += [Path(folder, name) for name in names if matches((*rel, name), pattern)]
+    return sorted(p for p in found if p.is_file())
 
 
 class Results:
@@ -91,8 +116,9 @@ class Results:
         path.write_text(json.dumps(self.data, indent=1) + "\n")
 
     def write_csv(self, path: Path) -> None:
+        """UTF-8; a file name that is not UTF-8 keeps its own bytes (surrogateescape, as os.fsencode)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as handle:
+        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
             writer.writerow(self.CSV_HEADER)
             writer.writerows(self.rows)
@@ -104,27 +130,34 @@ def _detect_images(detector: FaceDetector, source: Source, results: Results, out
     from rich.progress import track
 
 
+    for link in source.refused:
+        results.error(source.name(link), "a link that leads outside the folder (not read)")
     files = source.files
     for path in track(files, description="detect", transient=True, disable=len(files) < 10,
                       console=Console(stderr=True)):
         name = source.name(path)
         try:
-            image = read_rgb(path)
+            picture = read_picture(path)
         except ImageError as err:
-            results.error(name, str(err))
+            results.error(name, err.problem)
             continue
+        image = picture.rgb
         faces = detector(image)
-        results.add(name, image.shape[1], image.shape[0], faces)
+        factor = picture.width / image.shape[1]  # > 1: a big JPEG decoded at a reduced scale
+        results.add(name, picture.width, picture.height,
+                    [Detection(tuple(round(v * factor, 2) for v in f.box), f.score) for f in faces])
         if out_dir is not None or display is not None:
-            picture = annotate(image, faces)
+            shown = annotate(image, faces)
             if out_dir is not None:
                 target = out_dir / name
-                if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+                if target.suffix.lower() not in IMAGE_EXTENSIONS:
                     target = target.with_suffix(".png")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(target), picture):
-                    results.error(name, f"cannot write {target}")
-            if display is not None and not display.show(picture, wait_ms=0):  # type: ignore[attr-defined]
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_image(target, shown, bgr=True)
+                except (OSError, ValueError) as err:
+                    results.error(name, f"cannot write {os.fsdecode(target)} ({getattr(err, 'strerror', None) or err})")
+            if display is not None and not display.show(shown, wait_ms=0):  # type: ignore[attr-defined]
                 break
 
 

@@ -22,7 +22,6 @@ Where the file goes, and what counts as "has a LabelMe file already":
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +31,7 @@ import numpy as np
 
 from facedet.boxes import Box, clip_box
 from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_rgb
-from facedet.labels.labelme import images_folder_index
-
-LABELME_VERSION = "5.4.1"
+from facedet.labels.labelme import images_folder_index, rectangle, write_labelme
 
 Proposer = Callable[[np.ndarray], list[tuple[Box, float]]]
 
@@ -106,15 +103,6 @@ def model_proposer(weights: Path | str, threshold: float | None = None) -> Propo
 
 # --- writing ---------------------------------------------------------------------------------------
 
-def labelme_json(image_path: str, boxes: list[Box], width: int, height: int, label: str = "face") -> dict:
-    """A LabelMe 5.4.1 document with one rectangle per box."""
-    shapes = [{"label": label, "points": [[round(x1, 2), round(y1, 2)], [round(x2, 2), round(y2, 2)]],
-               "group_id": None, "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}
-              for x1, y1, x2, y2 in boxes]
-    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
-            "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
-
-
 @dataclass
 class Summary:
     written: list[Path] = field(default_factory=list)
@@ -167,11 +155,8 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
             continue
         height, width = rgb.shape[:2]
         boxes = [clip_box(box, width, height) for box, _ in faces]
-        document = labelme_json(Path(os.path.relpath(image, target.parent)).as_posix(), boxes, width, height, label)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(target, "x", encoding="utf-8") as f:  # "x": never overwrite, even in a race
-                f.write(json.dumps(document, indent=2) + "\n")
+            write_labelme(target, image, [rectangle(label, box) for box in boxes], width, height, overwrite=False)
         except FileExistsError:
             summary.exists += 1
             continue
@@ -180,5 +165,5 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
     return summary
 
 
-__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "labelled_images", "labelme_json", "model_proposer",
-           "peer_proposer", "prelabel", "target_for"]
+__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "labelled_images", "model_proposer", "peer_proposer",
+           "prelabel", "target_for"]

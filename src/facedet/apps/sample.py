@@ -25,7 +25,6 @@ Same settings -> byte-identical files.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,8 +34,8 @@ import cv2
 import numpy as np
 
 from facedet.boxes import Box, clip_box, ellipse_box
+from facedet.labels.labelme import rectangle, write_labelme
 
-LABELME_VERSION = "5.4.1"
 JPEG_QUALITY = 90
 
 
@@ -413,28 +412,6 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _labelme(name: str, boxes: list[Box], width: int, height: int) -> str:
-    shapes = [{
-        "label": "face",
-        "points": [[round(float(x1), 2), round(float(y1), 2)], [round(float(x2), 2), round(float(y2), 2)]],
-        "group_id": None,
-        "description": "",
-        "shape_type": "rectangle",
-        "flags": {},
-        "mask": None,
-    } for x1, y1, x2, y2 in boxes]
-    data = {
-        "version": LABELME_VERSION,
-        "flags": {},
-        "shapes": shapes,
-        "imagePath": f"../images/{name}.jpg",
-        "imageData": None,
-        "imageHeight": int(height),
-        "imageWidth": int(width),
-    }
-    return json.dumps(data, indent=2)
-
-
 def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -> list[list[Face]]:
     """Like :func:`generate`, and return each image's faces with how they were made (source, angle, cut)."""
     s = settings
@@ -474,8 +451,8 @@ def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -
             raise RuntimeError(f"could not encode {name}.jpg")
         (images_dir / f"{name}.jpg").write_bytes(buf.tobytes())
         if faces:
-            text = _labelme(name, [f.box for f in faces], s.width, s.height)
-            (labels_dir / f"{name}.json").write_bytes(text.encode("utf-8"))
+            write_labelme(labels_dir / f"{name}.json", images_dir / f"{name}.jpg",
+                          [rectangle("face", f.box) for f in faces], s.width, s.height)
         scenes.append(faces)
     return scenes
 

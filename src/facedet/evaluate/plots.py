@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from facedet.coco import Image
 from facedet.evaluate.metrics import Detection, best_f1_threshold
+from facedet.images import write_image
 
 GT_COLOR = (0, 255, 0)  # RGB green
 PRED_COLOR = (255, 0, 0)  # RGB red
@@ -159,5 +160,4 @@ def prediction_grid(images: list[np.ndarray], truth: list[Image], predictions: l
         grid[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = _tile(image, gt, dets, threshold, tile)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    write_image(path, grid)

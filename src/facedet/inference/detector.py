@@ -18,7 +18,7 @@ import torch
 
 from facedet.coco import Detection
 from facedet.model import weights
-from facedet.model.inputs import prepare
+from facedet.model.inputs import RESIZE_MODES, prepare
 from facedet.model.postprocess import select
 
 log = logging.getLogger(__name__)
@@ -68,18 +68,41 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise weights.ModelFileError(f"{path}: not a usable ONNX file ({_first_line(err)})") from None
         props = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in props:
-            raise ValueError(f"{path}: not a facedet ONNX file (no '{METADATA_KEY}' metadata; "
-                             f"make it with `facedet export`)")
-        self.metadata = json.loads(props[METADATA_KEY])
-        self.input_size, self.resize = int(self.metadata["input_size"]), str(self.metadata["resize"])
+            raise weights.ModelFileError(f"{path}: not a facedet ONNX file (no '{METADATA_KEY}' metadata; "
+                                         f"make it with `facedet export`)")
+        try:
+            self.metadata = json.loads(props[METADATA_KEY])
+        except (ValueError, RecursionError):
+            raise weights.ModelFileError(f"{path}: its '{METADATA_KEY}' metadata is not valid JSON") from None
+        self.metadata = weights.check_metadata(self.metadata, str(path))
+        size, resize = self.metadata.get("input_size"), self.metadata.get("resize")
+        if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= weights.MAX_INPUT_SIZE:
+            raise weights.ModelFileError(f"{path}: metadata 'input_size' = {size!r:.40}: expected an integer in "
+                                         f"[32, {weights.MAX_INPUT_SIZE}]")
+        if resize not in RESIZE_MODES:
+            raise weights.ModelFileError(f"{path}: metadata 'resize' = {resize!r:.40}: expected one of {RESIZE_MODES}")
+        inputs, outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+        if inputs != [INPUT_NAME] or OUTPUT_NAME not in outputs:
+            raise weights.ModelFileError(f"{path}: the graph's inputs {inputs} and outputs {outputs} are not "
+                                         f"facedet's ([{INPUT_NAME!r}] -> {OUTPUT_NAME!r})")
+        self.input_size, self.resize = size, resize
         self._input, self._output = INPUT_NAME, OUTPUT_NAME
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         # InferenceSession.run is thread-safe.
         return self.session.run([self._output], {self._input: batch.numpy()})[0]
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    text = "".join(c if c.isprintable() else "?" for c in lines[0])
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _onnx_for(weights_path: Path) -> Path:
@@ -91,8 +114,12 @@ def _onnx_for(weights_path: Path) -> Path:
     if sibling.is_file():
         import onnx
 
-        props = {p.key: p.value for p in onnx.load(str(sibling), load_external_data=False).metadata_props}
-        if json.loads(props.get(METADATA_KEY, "{}")).get("source_sha256") == file_sha256(weights_path):
+        try:
+            props = {p.key: p.value for p in onnx.load(str(sibling), load_external_data=False).metadata_props}
+            source = json.loads(props.get(METADATA_KEY, "{}")).get("source_sha256")
+        except Exception:  # noqa: BLE001 - an unreadable sibling is not these weights' export
+            source = None
+        if source == file_sha256(weights_path):
             return sibling
         log.warning("%s was not exported from %s; exporting again", sibling, weights_path)
     out = Path(tempfile.mkdtemp(prefix="facedet-onnx-")) / sibling.name

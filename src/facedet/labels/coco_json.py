@@ -26,9 +26,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from facedet.coco import Image
-from facedet.labels.formats import (BadLabels, Size, Sizes, accept_box, dataset_root, display_path, finite,
-                                    folder_inside, frame, names_option, option_path, resolve_image,
-                                    sorted_images)
+from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Size, Sizes, accept_box, dataset_root,
+                                    display_path, excerpt, finite, folder_inside, frame, names_option, option_path,
+                                    read_text, resolve_image, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,9 @@ def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | N
     base = folder_inside(root, option_path(root, images, default_images), "images")
     name = display_path(root, ann_path)
     try:
-        data = json.loads(ann_path.read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        report.error(name, f"annotation file unreadable ({type(err).__name__}: {str(err)[:80]}); "
+        data = json.loads(read_text(ann_path, limit=MAX_DATASET_FILE_BYTES))
+    except (ValueError, RecursionError) as err:  # BadLabels too
+        report.error(name, f"annotation file unreadable ({type(err).__name__}: {excerpt(err, 80)}); "
                            f"nothing imported")
         return []
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -120,10 +120,13 @@ def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | N
         if rel in dropped or not found[rel]:
             continue
         transform = frame(declared[rel], size_of[rel], rel, name, report)
-        for where, crowd, box in found[rel]:
-            box = accept_box(transform(box), size_of[rel], rel, name, where, report)
-            if box is not None:
-                (image.ignore if crowd else image.boxes).append(box)
+        try:
+            for where, crowd, box in found[rel]:
+                (image.ignore if crowd else image.boxes).append(
+                    accept_box(transform(box), size_of[rel], rel, name, where, report))
+        except BadLabels as err:
+            dropped.add(rel)
+            report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
     if ignored:
         log.info("coco: ignored annotations of other categories: %s", dict(sorted(ignored.items())))
     return sorted_images({rel: image for rel, image in result.items() if rel not in dropped})
@@ -188,6 +191,6 @@ def _bbox(ann: dict) -> tuple[float, float, float, float]:
             return min(xs), min(ys), max(xs), max(ys)
         raise BadLabels("no 'bbox' (and no polygon segmentation)")
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(finite(v) for v in bbox):
-        raise BadLabels(f"bbox {str(bbox)[:40]} is not [x, y, width, height] numbers")
+        raise BadLabels(f"bbox {excerpt(bbox)} is not [x, y, width, height] numbers")
     x, y, w, h = (float(v) for v in bbox)
     return x, y, x + w, y + h

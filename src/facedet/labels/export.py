@@ -13,17 +13,14 @@ regions: they are left out (logged). Set ``ignore_label=None`` to leave them out
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import posixpath
 from pathlib import Path
 
 from facedet.coco import Image
+from facedet.labels.labelme import rectangle, write_labelme
 
 log = logging.getLogger(__name__)
-
-LABELME_VERSION = "5.4.1"
 
 
 def _targets(images: list[Image], out_dir: Path, suffix: str) -> tuple[list[Path], list[str]]:
@@ -44,12 +41,6 @@ def _targets(images: list[Image], out_dir: Path, suffix: str) -> tuple[list[Path
     return targets, clashes
 
 
-def _rectangle(label: str, box) -> dict:
-    x1, y1, x2, y2 = (round(float(v), 6) for v in box)
-    return {"label": label, "points": [[x1, y1], [x2, y2]], "group_id": None, "description": "",
-            "shape_type": "rectangle", "flags": {}, "mask": None}
-
-
 def export_labelme(images: list[Image], images_root: Path, out_dir: Path, *,
                    label: str = "face", ignore_label: str | None = "ignore") -> list[Path]:
     """One LabelMe JSON per image with faces (or ignore regions); images without are negatives.
@@ -61,17 +52,12 @@ def export_labelme(images: list[Image], images_root: Path, out_dir: Path, *,
     images_root, out_dir = Path(images_root).absolute(), Path(out_dir).absolute()
     written = []
     for image, target in zip(images, _targets(images, out_dir, ".json")[0]):
-        shapes = [_rectangle(label, box) for box in image.boxes]
+        shapes = [rectangle(label, box) for box in image.boxes]
         if ignore_label is not None:
-            shapes += [_rectangle(ignore_label, box) for box in image.ignore]
+            shapes += [rectangle(ignore_label, box) for box in image.ignore]
         if not shapes:
             continue
-        image_path = os.path.relpath(images_root.joinpath(*image.file_name.split("/")), target.parent)
-        data = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
-                "imagePath": Path(image_path).as_posix(), "imageData": None,
-                "imageHeight": int(image.height), "imageWidth": int(image.width)}
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(data, indent=2) + "\n")
+        write_labelme(target, images_root.joinpath(*image.file_name.split("/")), shapes, image.width, image.height)
         written.append(target)
     return written
 

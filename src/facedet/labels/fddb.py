@@ -35,8 +35,9 @@ from pathlib import Path
 from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (BadLabels, Malformed, Sizes, accept_box, dataset_root, display_path,
-                                    folder_inside, option_path, parse_float, resolve_image, sorted_images)
+from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Malformed, Sizes, accept_box, dataset_root,
+                                    display_path, excerpt, folder_inside, option_path, parse_float, read_text,
+                                    resolve_image, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | l
     for path in files:
         name = display_path(root, path)
         try:
-            lines = path.read_bytes().decode("utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
+            lines = read_text(path, limit=MAX_DATASET_FILE_BYTES).splitlines()
+        except BadLabels as err:
             report.error(name, f"fold file unreadable ({err}); its images are not imported")
             continue
         for path_line, written, faces in _records(lines, name, report):
@@ -86,12 +87,13 @@ def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | l
             size = sizes.get(rel, name)
             if size is None:
                 continue
-            image = Image(rel, size.width, size.height)
-            for line, ellipse in faces:
-                box = accept_box(_ellipse_box(*ellipse), size, rel, name, f"line {line}", report)
-                if box is not None:
-                    image.boxes.append(box)
-            result[rel] = image
+            try:
+                boxes = [accept_box(_ellipse_box(*ellipse), size, rel, name, f"line {line}", report)
+                         for line, ellipse in faces]
+            except BadLabels as err:
+                report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
+                continue
+            result[rel] = Image(rel, size.width, size.height, boxes)
     log.info("fddb: %d images, %d faces from %d fold file(s)", len(result),
              sum(len(i.boxes) for i in result.values()), len(files))
     return sorted_images(result)
@@ -154,7 +156,7 @@ def _records(lines: list[str], name: str, report: ProblemReport):
             i += 1
             continue
         if not is_path(i):
-            report.error(name, f"line {i + 1}: expected an image path, got '{lines[i].strip()[:60]}'; "
+            report.error(name, f"line {i + 1}: expected an image path, got '{excerpt(lines[i].strip())}'; "
                                f"skipped to the next image path")
             i += 1
             while i < n and not is_path(i):
@@ -164,7 +166,7 @@ def _records(lines: list[str], name: str, report: ProblemReport):
         i += 1
         try:
             if not is_count(i):
-                got = lines[i].strip()[:40] if i < n else "the end of the file"
+                got = excerpt(lines[i].strip()) if i < n else "the end of the file"
                 raise Malformed(min(i + 1, n), f"face count '{got}' is not a whole number")
             count_line, count = i + 1, int(lines[i])
             i += 1
@@ -189,7 +191,7 @@ def _ellipse(text: str, line: int) -> tuple[float, float, float, float, float]:
     tokens = text.split()
     if len(tokens) not in (5, 6):
         raise Malformed(line, f"an ellipse line has 6 numbers (a b angle cx cy 1), this one has "
-                              f"{len(tokens)}: '{text.strip()[:60]}'")
+                              f"{len(tokens)}: '{excerpt(text.strip())}'")
     try:
         a, b, angle, cx, cy = (parse_float(t) for t in tokens[:5])
     except BadLabels as err:

@@ -31,16 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from PIL import Image as PILImage
-
 from facedet.boxes import Box, clip_box, has_area
 from facedet.coco import Image
-from facedet.images import IMAGE_EXTENSIONS
+from facedet.images import IMAGE_EXTENSIONS, ImageError, dataset_files, link_allowed, read_header
 from facedet.problems import ProblemReport
 
 EDGE_TOLERANCE = 1e-3  # px: overshoot this small is float noise, clipped without a warning
 _SCALE_TOLERANCE = 0.01  # relative difference between the x and y factors of a "uniform" scale
-_ORIENTATION_TAG = 0x0112
+EXCERPT = 24  # characters of a label file quoted in a message, at most
+MAX_LABEL_BYTES = 30_000_000  # one label file (a LabelMe JSON may embed its image)
+MAX_DATASET_FILE_BYTES = 300_000_000  # one file for a whole dataset (WIDER train: 8 MB; COCO, FDDB)
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:/|//)")  # C:/... or //server/share (after \ -> /)
 
 # --- shared rules ------------------------------------------------------------------------------
@@ -160,29 +160,15 @@ def resolve_image(root: Path, base: str, written: str) -> str:
 
 
 def image_size(path: Path) -> Size:
-    """Size after EXIF orientation, from the header (pixels are not decoded); BadLabels if unusable."""
+    """Size after EXIF orientation, from the header (pixels are not decoded), with the limits of
+    :func:`facedet.images.read_picture`; BadLabels if unusable."""
+    if not path.is_file():
+        raise BadLabels("image file not found")
     try:
-        if not path.is_file():
-            raise BadLabels("image file not found")
-        if path.stat().st_size == 0:
-            raise BadLabels("empty file (0 bytes)")
-        with PILImage.open(path) as image:
-            width, height = image.size
-            try:
-                orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
-            except Exception:  # a broken EXIF block: the pixels are still usable
-                orientation = 1
-    except BadLabels:
-        raise
-    except PILImage.UnidentifiedImageError:
-        raise BadLabels("not an image (unrecognised content)") from None
-    except Exception as err:  # noqa: BLE001 - any decoder failure means the same: unusable
-        raise BadLabels(f"unreadable image ({type(err).__name__}: {err})") from None
-    if orientation not in range(1, 9):
-        orientation = 1
-    if orientation >= 5:
-        width, height = height, width
-    return Size(width, height, orientation)
+        width, height, orientation = read_header(path)
+    except ImageError as err:
+        raise BadLabels(err.problem) from None
+    return Size(width, height, orientation if orientation in range(1, 9) else 1)
 
 
 class Sizes:
@@ -195,6 +181,8 @@ class Sizes:
     def get(self, rel: str, label_file: str) -> Size | None:
         if rel not in self._known:
             try:
+                if not link_allowed(self.root / rel, self.root):
+                    raise BadLabels("a link that leads outside the dataset folder (refused, not read)")
                 self._known[rel] = image_size(self.root / rel)
             except BadLabels as err:
                 self._known[rel] = None
@@ -216,19 +204,20 @@ def parse_float(text: str) -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise BadLabels(f"'{_cut(text)}' is not a number") from None
+        raise BadLabels(f"'{excerpt(text)}' is not a number") from None
     if not math.isfinite(value):
-        raise BadLabels(f"'{_cut(text)}' is not a finite number")
+        raise BadLabels(f"'{excerpt(text)}' is not a finite number")
     return value
 
 
-def _cut(text: object) -> str:
-    text = str(text)
-    return text if len(text) <= 40 else text[:37] + "..."
+def excerpt(text: object, limit: int = EXCERPT) -> str:
+    """At most ``limit`` characters of what a file holds, unprintable ones as '?', for messages."""
+    text = "".join(c if c.isprintable() else "?" for c in str(text)[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def fmt(box: Box) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in box) + ")"
+    return "(" + ", ".join(f"{v:.6g}" for v in box) + ")"
 
 
 def clip(box: Box, width: int, height: int) -> Box | None:
@@ -238,17 +227,24 @@ def clip(box: Box, width: int, height: int) -> Box | None:
 
 
 def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str,
-               report: ProblemReport) -> Box | None:
-    """The box clipped to the image (warning when it crossed the border), or None (error)."""
+               report: ProblemReport) -> Box:
+    """The one box check of every importer: the box clipped to the image (warning when it crossed
+    the border). BadLabels (the caller sets the image aside: its faces are unknown) for a box with
+    a coordinate that is not a finite number, that lies more than the image's size beyond its
+    border (absurd: wrong units?), with no area, or entirely outside the image."""
+    if not all(finite(v) for v in box):
+        raise BadLabels(f"{where}: box {fmt(box)} has a coordinate that is not a finite number")
+    reach = max(size.width, size.height)
+    if min(box) < -reach or box[0] > size.width + reach or box[2] > size.width + reach \
+            or box[1] > size.height + reach or box[3] > size.height + reach:
+        raise BadLabels(f"{where}: box {fmt(box)} is far outside {image_rel} ({size.width}x{size.height}): "
+                        f"wrong units?")
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
-        report.error(label_file, f"{where}: box {fmt(box)} has no area; box rejected")
-        return None
+        raise BadLabels(f"{where}: box {fmt(box)} has no area")
     clipped = clip(box, size.width, size.height)
     if clipped is None:
-        report.error(label_file, f"{where}: box {fmt(box)} is outside {image_rel} "
-                                 f"({size.width}x{size.height}); box rejected")
-        return None
+        raise BadLabels(f"{where}: box {fmt(box)} is outside {image_rel} ({size.width}x{size.height})")
     if max(abs(a - b) for a, b in zip(box, clipped)) > EDGE_TOLERANCE:
         report.warning(label_file, f"{where}: box {fmt(box)} crosses the border of {image_rel} "
                                    f"({size.width}x{size.height}); clipped to {fmt(clipped)}")
@@ -300,29 +296,30 @@ def sorted_images(images: dict[str, Image]) -> list[Image]:
     return [images[name] for name in sorted(images)]
 
 
-def scan(root: Path, label_suffix: str) -> tuple[dict[str, Path], dict[str, Path]]:
+def scan(root: Path, label_suffix: str,
+         report: ProblemReport | None = None) -> tuple[dict[str, Path], dict[str, Path]]:
     """Image files and label files (``label_suffix``, e.g. ".txt") under root, by POSIX path
-    relative to root, as the labelme importer and the collect stage walk: links to folders are not
-    followed, links to files are (a DVC cache may link every file)."""
+    relative to root, walked as the collect stage walks (:func:`facedet.images.dataset_files`):
+    links to folders are not followed; a link to a file that leads out of the dataset is refused
+    (error in ``report``) and never opened."""
     images, labels = {}, {}
-    for folder, subfolders, files in os.walk(root):
-        subfolders.sort()
-        rel_folder = Path(folder).relative_to(root).as_posix()
-        for name in files:
-            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
-            suffix = os.path.splitext(name)[1].lower()
-            if suffix in IMAGE_EXTENSIONS:
-                images[rel] = Path(folder, name)
-            elif suffix == label_suffix:
-                labels[rel] = Path(folder, name)
+    files, refused = dataset_files(root, IMAGE_EXTENSIONS + (label_suffix,))
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        (images if path.suffix.lower() in IMAGE_EXTENSIONS else labels)[rel] = path
+    for path in refused if report is not None else ():
+        report.error(path.relative_to(root).as_posix(), "a link that leads outside the dataset folder "
+                                                       "(refused, not read)")
     return images, labels
 
 
-def read_text(path: Path, limit: int = 50_000_000) -> str:
-    """A label file's text (UTF-8, BOM allowed); BadLabels if unreadable or absurdly large."""
+def read_text(path: Path, limit: int = MAX_LABEL_BYTES) -> str:
+    """A label file's text (UTF-8, BOM allowed); BadLabels if unreadable or over ``limit`` bytes
+    (refused before anything is read)."""
     try:
-        if path.stat().st_size > limit:
-            raise BadLabels(f"file too large ({path.stat().st_size} bytes)")
+        size = path.stat().st_size
+        if size > limit:
+            raise BadLabels(f"file too large ({size} bytes; the limit is {limit})")
         return path.read_bytes().decode("utf-8-sig")
     except OSError as err:
         raise BadLabels(f"cannot read ({err.strerror or err})") from None

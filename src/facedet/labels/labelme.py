@@ -15,8 +15,10 @@ Rules worth knowing:
   relative to the JSON's folder). It can only name an image of the dataset folder: a path that
   leaves the folder (``../../etc/passwd``, an absolute path elsewhere, through a folder link) is
   refused and nothing outside is read. Folder links are not walked (as in the collect stage); image
-  files that are links (a DVC cache of type symlink) are images of the dataset. If the named image does not exist, the image with the JSON's stem next to
-  it, then the only image with that stem anywhere, is used (warning). An absolute Windows path
+  files that are links are images of the dataset when they stay inside it or point into a DVC cache
+  (:func:`facedet.images.link_allowed`); other links are refused. If the named image does not exist,
+  the image with the JSON's stem next to it, then the only image with that stem anywhere, is used
+  (warning). An absolute Windows path
   (``C:\\...``, written by LabelMe when images and labels were on different drives) goes straight
   to that fallback.
 - Boxes are in the image's pixels after EXIF orientation, which is how LabelMe shows images.
@@ -40,11 +42,41 @@ from typing import Sequence
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS  # noqa: F401 - re-exported (the tests import it here)
-from facedet.labels.formats import (_WINDOWS_ABSOLUTE, EDGE_TOLERANCE, BadLabels, Box, Outside, Size, clip,
-                                    finite, fmt, frame, image_size, names_option, really_inside, scan)
+from facedet.labels.formats import (_WINDOWS_ABSOLUTE, BadLabels, Box, Outside, Size, accept_box, excerpt, finite,
+                                    frame, image_size, names_option, read_text, really_inside, scan)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
+
+LABELME_VERSION = "5.4.1"
+
+
+# --- writing LabelMe files (the one writer: prelabel, the sample, export-labels) -----------------
+
+def rectangle(label: str, box: Box) -> dict:
+    """A LabelMe rectangle shape, corners rounded to 0.01 px."""
+    x1, y1, x2, y2 = (round(float(v), 2) for v in box)
+    return {"label": label, "points": [[x1, y1], [x2, y2]], "group_id": None, "description": "",
+            "shape_type": "rectangle", "flags": {}, "mask": None}
+
+
+def labelme_text(image_path: str, shapes: list[dict], width: int, height: int) -> str:
+    """A LabelMe 5.4.1 file as labelme writes it with ``--nodata`` (``imageData`` null; JSON
+    indented by 2, ASCII, no final newline). ``image_path`` is relative to the file's folder."""
+    return json.dumps({"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
+                       "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}, indent=2)
+
+
+def write_labelme(path: Path, image: Path, shapes: list[dict], width: int, height: int,
+                  overwrite: bool = True) -> None:
+    """Write the LabelMe file ``path`` for the image file ``image`` (its ``imagePath`` relative to
+    ``path``'s folder, with ``/``). ``overwrite=False``: FileExistsError rather than replace a file."""
+    path = Path(path)
+    image_path = Path(os.path.relpath(Path(image).absolute(), path.parent.absolute())).as_posix()
+    text = labelme_text(image_path, shapes, width, height)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w" if overwrite else "x", encoding="utf-8") as handle:  # "x": atomic, even in a race
+        handle.write(text)
 
 
 # --- where LabelMe files are ---------------------------------------------------------------------
@@ -95,7 +127,7 @@ def import_folder(root: Path, report: ProblemReport, labels: Sequence[str] = ("f
         labels = (labels,)
     wanted = {str(name).strip().lower() for name in labels}
 
-    image_paths, json_paths = scan(root, ".json")
+    image_paths, json_paths = scan(root, ".json", report)
     sizes: dict[str, Size] = {}
     for rel, path in image_paths.items():
         try:
@@ -140,8 +172,8 @@ def label_files(root: Path) -> tuple[dict[str, str], list[tuple[str, str, str]]]
             image_rel = index.by_stem(posixpath.dirname(json_rel), _stem(json_rel))
             if image_rel is not None:
                 unusable.append((image_rel, json_rel, str(err)))
-        if image_rel is not None:
-            claimed.setdefault(image_rel, json_rel)
+        if image_rel is not None and (image_rel not in claimed or _wins(root, json_rel, claimed[image_rel], image_rel)):
+            claimed[image_rel] = json_rel
     return claimed, unusable
 
 
@@ -182,9 +214,13 @@ class _State:
                             if embedded else ""))
             return
         if image_rel in self.claimed:
-            report.error(json_rel, f"label file ignored: {image_rel} is already labelled by "
-                                   f"{self.claimed[image_rel]}")
-            return
+            previous = self.claimed[image_rel]
+            if not _wins(self.root, json_rel, previous, image_rel):
+                report.error(json_rel, f"label file ignored: {image_rel} is already labelled by {previous}")
+                return
+            report.error(previous, f"label file ignored: {image_rel} is labelled by its own file {json_rel}")
+            self.boxes.pop(image_rel, None)
+            self.dropped.discard(image_rel)
         self.claimed[image_rel] = json_rel
         if note:
             report.warning(json_rel, note)
@@ -200,6 +236,14 @@ class _State:
 
 
 # --- finding files ---------------------------------------------------------------------------
+
+
+def _wins(root: Path, json_rel: str, previous: str, image_rel: str) -> bool:
+    """Whether ``json_rel`` takes ``image_rel`` from the label file ``previous`` that claimed it
+    first: when it is the image's own file (beside it, or mirrored under labels/) and ``previous``
+    is not."""
+    own = set(label_candidates(root / image_rel))
+    return Path(os.path.abspath(root / json_rel)) in own and Path(os.path.abspath(root / previous)) not in own
 
 
 def _stem(rel: str) -> str:
@@ -275,18 +319,18 @@ def _lexical(written: str, json_dir: str, root: Path) -> str | None:
 
 
 def _load(path: Path) -> dict:
+    """A LabelMe file's JSON (at most :data:`~facedet.labels.formats.MAX_LABEL_BYTES`, refused
+    before it is read); BadLabels when it is not one."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as err:
-        raise BadLabels(f"cannot read ({err.strerror or err})") from None
-    except UnicodeDecodeError:
-        raise BadLabels("not a LabelMe file (not UTF-8 text)") from None
+        text = read_text(path)
+    except BadLabels as err:
+        raise BadLabels(f"not a LabelMe file ({err})" if "UTF-8" in str(err) else str(err)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise BadLabels(f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
     except (ValueError, RecursionError) as err:  # e.g. a 5000-digit number, nesting 100000 deep
-        raise BadLabels(f"not usable JSON ({type(err).__name__}: {str(err)[:80]})") from None
+        raise BadLabels(f"not usable JSON ({type(err).__name__}: {excerpt(err, 80)})") from None
     if not isinstance(data, dict):
         raise BadLabels(f"not a LabelMe file (the JSON is a {type(data).__name__}, not an object)")
     if "shapes" not in data:
@@ -311,8 +355,7 @@ def _points(shape: dict, where: str) -> list[tuple[float, float]]:
 
 
 def _short(value: object) -> str:
-    text = json.dumps(value) if not isinstance(value, tuple) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return excerpt(json.dumps(value) if not isinstance(value, tuple) else repr(value))
 
 
 def _bbox(points: list[tuple[float, float]]) -> Box:
@@ -361,19 +404,7 @@ def _boxes(data: dict, json_rel: str, image_rel: str, size: Size, wanted: set[st
         if box is not None:
             raw_boxes.append((where, box))
     transform = _frame(data, json_rel, image_rel, size, report)
-    boxes = []
-    for where, box in raw_boxes:
-        box = transform(box)
-        clipped = clip(box, size.width, size.height)
-        if clipped is None:
-            report.error(json_rel, f"{where}: box {fmt(box)} is outside {image_rel} "
-                                   f"({size.width}x{size.height}) or empty; box rejected")
-            continue
-        if max(abs(a - b) for a, b in zip(box, clipped)) > EDGE_TOLERANCE:
-            report.warning(json_rel, f"{where}: box {fmt(box)} crosses the border of {image_rel} "
-                                     f"({size.width}x{size.height}); clipped to {fmt(clipped)}")
-        boxes.append(clipped)
-    return boxes
+    return [accept_box(transform(box), size, image_rel, json_rel, where, report) for where, box in raw_boxes]
 
 
 def _frame(data: dict, json_rel: str, image_rel: str, size: Size, report: ProblemReport):

@@ -49,7 +49,7 @@ def import_voc(src: Path, report: ProblemReport, *, names: list[str] = ("face",)
     root = dataset_root(src)
     wanted = names_option(names, "names")
     offset = 1.0 if one_based else 0.0
-    image_paths, xml_paths = scan(root, ".xml")
+    image_paths, xml_paths = scan(root, ".xml", report)
     sizes: dict[str, Size | None] = {}
 
     def size_of(rel: str) -> Size | None:
@@ -90,8 +90,13 @@ def import_voc(src: Path, report: ProblemReport, *, names: list[str] = ("face",)
             report.error(xml_rel, f"label file dropped: {note}")
             continue
         if image_rel in claimed:
-            report.error(xml_rel, f"label file ignored: {image_rel} is already labelled by {claimed[image_rel]}")
-            continue
+            previous = claimed[image_rel]
+            if guess != image_rel or _by_stem(image_paths, _images_folder(root, previous), previous) == image_rel:
+                report.error(xml_rel, f"label file ignored: {image_rel} is already labelled by {previous}")
+                continue
+            report.error(previous, f"label file ignored: {image_rel} is labelled by its own file {xml_rel}")
+            found.pop(image_rel, None)
+            dropped.discard(image_rel)
         claimed[image_rel] = xml_rel
         if note:
             report.warning(xml_rel, note)
@@ -212,7 +217,6 @@ def _objects(tree: ET.Element, image_rel: str, xml_rel: str, size: Size, wanted:
             pass
     transform = frame(dims, size, image_rel, xml_rel, report)
     for where, difficult, box in raw:
-        box = accept_box(transform(box), size, image_rel, xml_rel, where, report)
-        if box is not None:
-            (image.ignore if difficult else image.boxes).append(box)
+        (image.ignore if difficult else image.boxes).append(accept_box(transform(box), size, image_rel, xml_rel,
+                                                                       where, report))
     return image

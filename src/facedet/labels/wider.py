@@ -35,9 +35,9 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (BadLabels, Malformed, Sizes, accept_box, dataset_root, display_path,
-                                    folder_inside, number_option, option_path, parse_float, resolve_image,
-                                    sorted_images)
+from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Malformed, Sizes, accept_box, dataset_root,
+                                    display_path, excerpt, folder_inside, number_option, option_path, parse_float,
+                                    read_text, resolve_image, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | 
     base = folder_inside(root, images_dir, "images")
     ann_name = display_path(root, ann_path)
     try:
-        lines = ann_path.read_bytes().decode("utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
+        lines = read_text(ann_path, limit=MAX_DATASET_FILE_BYTES).splitlines()
+    except BadLabels as err:
         report.error(ann_name, f"annotation file unreadable ({err}); nothing imported")
         return []
 
@@ -88,10 +88,13 @@ def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | 
         if size is None:
             continue
         image = Image(rel, size.width, size.height)
-        for line, (x, y, w, h), flags in faces:
-            box = accept_box((x, y, x + w, y + h), size, rel, ann_name, f"line {line}", report)
-            if box is None:
-                continue
+        try:
+            boxes = [accept_box((x, y, x + w, y + h), size, rel, ann_name, f"line {line}", report)
+                     for line, (x, y, w, h), _ in faces]
+        except BadLabels as err:
+            report.error(ann_name, f"{err}; image {rel} set aside (its faces are unknown)")
+            continue
+        for box, (line, (x, y, w, h), flags) in zip(boxes, faces):
             blur, invalid, occlusion = flags.get("blur", 0), flags.get("invalid", 0), flags.get("occlusion", 0)
             stats[f"blur={blur}"] += 1
             stats[f"occlusion={occlusion}"] += 1
@@ -159,7 +162,7 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
             i += 1
             continue
         if not _is_path(text):
-            report.error(ann_name, f"line {i + 1}: expected an image path, got '{text[:60]}'; skipped to "
+            report.error(ann_name, f"line {i + 1}: expected an image path, got '{excerpt(text)}'; skipped to "
                                    f"the next image path")
             i += 1
             while i < n and not _is_path(lines[i]):
@@ -172,7 +175,7 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
                 raise Malformed(path_line, "image path without a face count at the end of the file")
             count_text, count_line = lines[i].strip(), i + 1
             if not re.fullmatch(r"\d+", count_text):
-                raise Malformed(count_line, f"face count '{count_text[:40]}' is not a whole number")
+                raise Malformed(count_line, f"face count '{excerpt(count_text)}' is not a whole number")
             count = int(count_text)
             i += 1
             faces = []
@@ -203,7 +206,7 @@ def _face(text: str, line: int) -> tuple[int, tuple[float, float, float, float],
     tokens = text.split()
     if len(tokens) not in (4, 10):
         raise Malformed(line, f"a face line has 10 numbers (x1 y1 w h and 6 flags), this one has "
-                              f"{len(tokens)}: '{text.strip()[:60]}'")
+                              f"{len(tokens)}: '{excerpt(text.strip())}'")
     try:
         values = [parse_float(t) for t in tokens]
     except BadLabels as err:

@@ -30,8 +30,8 @@ from collections import Counter
 from pathlib import Path
 
 from facedet.coco import Image
-from facedet.labels.formats import (BadLabels, Size, accept_box, dataset_root, folder_really_inside, image_size,
-                                    parse_float, read_text, scan, sorted_images)
+from facedet.labels.formats import (BadLabels, Size, accept_box, dataset_root, excerpt, folder_really_inside,
+                                    image_size, parse_float, read_text, scan, sorted_images)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,)) 
     """Every image under src with the boxes of its YOLO label file (classes in ``classes``)."""
     root = dataset_root(src)
     wanted = _classes(classes)
-    image_paths, txt_paths = scan(root, ".txt")
+    image_paths, txt_paths = scan(root, ".txt", report)
     used: set[str] = set()
     ignored: Counter = Counter()
     result: dict[str, Image] = {}
@@ -125,7 +125,7 @@ def _read(text: str, image: Image, size: Size, label_rel: str, wanted: set[int],
         except BadLabels as err:
             raise BadLabels(f"{where}: {err}") from None
         if not cls_value.is_integer() or cls_value < 0:
-            raise BadLabels(f"{where}: class '{tokens[0]}' is not a class index")
+            raise BadLabels(f"{where}: class '{excerpt(tokens[0])}' is not a class index")
         if int(cls_value) not in wanted:
             ignored[int(cls_value)] += 1
             continue
@@ -140,12 +140,9 @@ def _read(text: str, image: Image, size: Size, label_rel: str, wanted: set[int],
             box = min(xs) * size.width, min(ys) * size.height, max(xs) * size.width, max(ys) * size.height
         outside = [f"{k}={v:g}" for k, v in named.items() if not 0 <= v <= 1]
         if len(values) == 4 and min(values) > 1:
-            report.error(label_rel, f"{where}: values {' '.join(tokens[1:])} are all above 1: pixel "
-                                    f"coordinates? YOLO boxes are fractions of the image size; box rejected")
-            continue
+            raise BadLabels(f"{where}: values {excerpt(' '.join(tokens[1:]))} are all above 1: pixel "
+                            f"coordinates? YOLO boxes are fractions of the image size")
         if outside:
-            where += f" (outside [0, 1]: {', '.join(outside)})"
-        box = accept_box(box, size, image.file_name, label_rel, where, report)
-        if box is not None:
-            boxes.append(box)
+            where += f" (outside [0, 1]: {excerpt(', '.join(outside), 60)})"
+        boxes.append(accept_box(box, size, image.file_name, label_rel, where, report))
     image.boxes.extend(boxes)

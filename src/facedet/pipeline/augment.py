@@ -12,13 +12,12 @@ import shutil
 from pathlib import Path
 
 import albumentations as A
-import cv2
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import track
 
 from facedet import coco
-from facedet.images import read_rgb
+from facedet.images import read_rgb, write_image
 
 
 def build_pipeline(cfg: DictConfig, seed: int) -> A.Compose:
@@ -43,8 +42,7 @@ def run(cfg: DictConfig) -> None:
             result = pipeline(image=rgb, bboxes=image.boxes or [], labels=[1] * len(image.boxes))
             name = f"{Path(image.file_name).with_suffix('').as_posix()}_{copy:03d}.jpg"
             (out / "images" / name).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / "images" / name), cv2.cvtColor(result["image"], cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            write_image(out / "images" / name, result["image"], quality=95)  # any file name (cv2.imwrite crashes)
             height, width = result["image"].shape[:2]
             augmented.append(coco.Image(name, width, height, [tuple(map(float, b)) for b in result["bboxes"]]))
     coco.write(augmented, out / "train.json")

@@ -47,9 +47,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from facedet.config import ConfigError
-from facedet.images import IMAGE_EXTENSIONS, ImageError, file_sha256, read_rgb
+from facedet.images import IMAGE_EXTENSIONS, ImageError, dataset_files, file_sha256, read_rgb, write_image
 from facedet.labels.labelme import has_label_file
-from facedet.problems import ProblemReport
+from facedet.problems import DataError, ProblemReport
 from facedet.video import VIDEO_EXTENSIONS, VideoError, VideoSource
 
 FOLDER_DEFAULTS = {"recursive": True, "extensions": list(IMAGE_EXTENSIONS), "min_size": 32, "dedupe": True}
@@ -164,11 +164,10 @@ class _Names:
         return _join(self.prefix, rel), Path(_join(self.collected, rel)).with_suffix(".jpg").as_posix()
 
 
-def list_folder(folder: FolderSource) -> list[Path]:
-    """Files of the folder with one of its extensions (case-insensitive), sorted; links to folders
-    are not walked (Path.rglob), as the labels importer does."""
-    found = folder.path.rglob("*") if folder.recursive else folder.path.glob("*")
-    return sorted(p for p in found if p.suffix.lower() in folder.extensions and p.is_file())
+def list_folder(folder: FolderSource) -> tuple[list[Path], list[Path]]:
+    """(files, refused links) of the folder with one of its extensions (case-insensitive), sorted,
+    by the rules of :func:`facedet.images.dataset_files` (the labels importers' too)."""
+    return dataset_files(folder.path, folder.extensions, folder.recursive)
 
 
 def frame_indices(total: int, every: int | None = None, frames: int | None = None) -> list[int]:
@@ -192,7 +191,7 @@ class _Collection:
 
     def __init__(self, cfg: DictConfig, out: Path, report: ProblemReport):
         self.out, self.report = out, report
-        self.max_side, self.jpeg_params = int(cfg.collect.max_side), [cv2.IMWRITE_JPEG_QUALITY, int(cfg.collect.jpeg_quality)]
+        self.max_side, self.jpeg_quality = int(cfg.collect.max_side), int(cfg.collect.jpeg_quality)
         self.folders: set[Path] = set()  # output folders made so far
         self.manifest: list[dict] = []
         self.written: dict[str, str] = {}  # collected file -> the source it came from
@@ -210,8 +209,7 @@ class _Collection:
         if path.parent not in self.folders:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.folders.add(path.parent)
-        if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), self.jpeg_params):
-            raise OSError(f"{path}: cannot write")
+        write_image(path, rgb, self.jpeg_quality)
         self.manifest.append({"file": target, "source": name, "width": rgb.shape[1], "height": rgb.shape[0],
                               "source_width": width, "source_height": height, "sha256": sha256,
                               "origin": origin})
@@ -263,12 +261,9 @@ def _collect_folder(folder: FolderSource, paths: list[Path], names: _Names, kept
                                  f"sha256 {digest[:12]}...)")
             continue
         try:
-            rgb = read_rgb(path)
+            rgb = read_rgb(path, max_side=collection.max_side)
         except ImageError as err:
-            report.error(name, f"set aside: {err}")
-            continue
-        except OSError as err:
-            report.error(name, f"set aside: cannot read ({err.strerror or err})")
+            report.error(name, f"set aside: {err.problem}")
             continue
         height, width = rgb.shape[:2]
         if min(width, height) < folder.min_size:
@@ -281,7 +276,7 @@ def _collect_folder(folder: FolderSource, paths: list[Path], names: _Names, kept
 
 def _videos_of(spec: VideoSourceSpec) -> list[Path]:
     if spec.path.is_dir():
-        return sorted(p for p in spec.path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        return dataset_files(spec.path, VIDEO_EXTENSIONS)[0]
     return [spec.path]
 
 
@@ -361,7 +356,14 @@ def run(cfg: DictConfig) -> None:
     (out / "images").mkdir(parents=True)
     report = ProblemReport("collect")
     collection = _Collection(cfg, out, report)
-    folders = [(spec, list_folder(spec)) for spec in specs if isinstance(spec, FolderSource)]
+    folders = []
+    for spec in specs:
+        if isinstance(spec, FolderSource):
+            paths, refused = list_folder(spec)
+            folders.append((spec, paths))
+            for link in refused:
+                report.error(_Names(spec, data)(link.relative_to(spec.path).as_posix())[0],
+                             "set aside: a link that leads outside the folder (not read)")
     name_of = {path: _Names(spec, data)(path.relative_to(spec.path).as_posix())[0]
                for spec, paths in folders for path in paths}
     stems: dict[str, str] = {}
@@ -377,7 +379,7 @@ def run(cfg: DictConfig) -> None:
     report.raise_if_strict(cfg.strict)
     if not collection.manifest:
         where = ", ".join(spec.written for spec in specs)
-        raise ImageError(f"collect.sources: no usable image in {where}")
+        raise DataError(f"collect.sources: no usable image in {where}")
     (out / "manifest.json").write_text(json.dumps(collection.manifest, indent=1) + "\n")
     by_type: dict[str, int] = {}
     for entry in collection.manifest:

@@ -1,0 +1,89 @@
+r"""Copy a dataset folder (``make run DATA=...``) without taking anything from outside it.
+
+``python -m facedet.datacopy SRC DST``: DST (made, must not exist) gets every plain file of SRC,
+and the content of every link to a file that the stages would read (a link inside SRC, or into a
+DVC cache above it; :func:`facedet.images.link_allowed`). Links that lead out of SRC, links to
+folders and special files (FIFOs, sockets, devices) are left out, each named on stderr. Copies are
+writable by their owner (shared folders are often read-only). A name that is not UTF-8 (zip archives
+made on Windows hold Latin-1 or CP437 names) is copied under its UTF-8 spelling with the odd bytes
+written as ``\xNN`` (``caf\xe9.jpg``), named on stderr: DVC cannot track such names.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+from facedet.images import link_allowed
+
+
+def utf8_name(name: str) -> str:
+    """The name itself when it is UTF-8, else its bytes decoded with ``\\xNN`` for the odd ones."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def copy_dataset(src: Path, dst: Path) -> tuple[int, list[tuple[Path, str]]]:
+    """(files copied, [(path in src, why it was left out or renamed)])."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src}: not a folder")
+    dst.mkdir(parents=True)
+    copied, left_out = 0, []
+    for folder, subfolders, names in os.walk(src):  # followlinks=False: links to folders are not walked
+        subfolders.sort()
+        here = Path(folder)
+        target = dst.joinpath(*(utf8_name(part) for part in here.relative_to(src).parts))
+        if target.exists() and here != src:
+            left_out.append((here, f"its UTF-8 name {target.name} is taken by another folder"))
+            subfolders.clear()
+            continue
+        target.mkdir(exist_ok=True)
+        if utf8_name(here.name) != here.name:
+            left_out.append((here, f"renamed {target.name} (not UTF-8)"))
+        for name in sorted(subfolders):
+            if (here / name).is_symlink():
+                left_out.append((here / name, "a link to a folder (not followed)"))
+        for name in sorted(names):
+            path = here / name
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)
+            except OSError:  # a dangling link
+                regular = False
+            if not link_allowed(path, src):
+                left_out.append((path, "a link that leads outside the folder"))
+            elif not regular:
+                left_out.append((path, "not a regular file (a FIFO, socket, device or dangling link)"))
+            elif (target / utf8_name(name)).exists():
+                left_out.append((path, f"its UTF-8 name {utf8_name(name)} is taken by another file"))
+            else:
+                shutil.copyfile(path, target / utf8_name(name))  # the content, even through a link
+                copied += 1
+                if utf8_name(name) != name:
+                    left_out.append((path, f"renamed {utf8_name(name)} (not UTF-8)"))
+    return copied, left_out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m facedet.datacopy SRC DST", file=sys.stderr)
+        return 2
+    try:
+        copied, left_out = copy_dataset(Path(args[0]), Path(args[1]))
+    except (FileNotFoundError, FileExistsError) as err:
+        print(f"datacopy: error: {err}", file=sys.stderr)
+        return 2
+    for path, why in left_out:
+        shown = utf8_name(str(path))
+        print(f"datacopy: {shown}: {why}" if why.startswith("renamed") else f"datacopy: {shown}: left out: {why}",
+              file=sys.stderr)
+    skipped = sum(not why.startswith("renamed") for _, why in left_out)
+    print(f"datacopy: {copied} files copied from {args[0]} to {args[1]}; {skipped} left out")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
