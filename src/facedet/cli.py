@@ -13,12 +13,19 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones 
 
 
 def _run(args: argparse.Namespace) -> None:
-    from facedet.config import compose_config, load_params
+    from facedet.config import ConfigError, compose_config, load_params
     from facedet.pipeline import run_stage
 
-    cfg = load_params(args.params) if args.params else compose_config(args.overrides)
     if args.params and args.overrides:
         raise SystemExit("give either --params or overrides, not both (overrides belong in `dvc exp run -S`)")
+    try:  # before any work: a rejected value costs nothing
+        cfg = load_params(args.params) if args.params else compose_config(args.overrides)
+    except ConfigError as err:
+        if args.stage == "validate" and args.params:
+            from facedet.pipeline.validate import put_back
+
+            raise ConfigError(f"{err}{put_back(args.params)}") from None
+        raise
     run_stage(args.stage, cfg)
 
 
@@ -171,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one pipeline stage with the config composed from conf/ (plus Hydra "
                                    "overrides such as train.max_epochs=2), or with --params params.yaml as DVC does.")
     p.add_argument("stage", choices=stage_names())
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.max_epochs=2 model.width=0.5")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.max_epochs=2 model.neck_width=32 experiment=quick")
     p.add_argument("--params", type=Path, help="read this params.yaml instead of composing conf/")
     p.set_defaults(func=_run)
 
