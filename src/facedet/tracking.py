@@ -14,10 +14,15 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import project_root, tracking_uri
+from facedet.config import compose_config, project_root, tracking_uri
 
 # MLflow rejects longer parameter values.
 MAX_PARAM_LENGTH = 6000
+# The experiment tag that makes MLflow 3's UI open an experiment on its training runs (not on the
+# GenAI overview of traces): the values of the UI's ExperimentKind.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+# Config sections a run name leaves out: where files go and where runs are recorded.
+UNNAMED_SECTIONS = ("paths", "tracking", "hparams_search")
 # Extra tags (a JSON object) for every run created while it is set, e.g. {"mlflow.parentRunId": ...}
 # for the trials of a sweep; see extra_tags().
 RUN_TAGS_ENV = "FACEDET_RUN_TAGS"
@@ -80,32 +85,104 @@ def extra_tags(tags: dict[str, str]) -> Iterator[None]:
 
 
 def experiment_id(cfg: DictConfig) -> str:
-    """Point MLflow at the configured store and return the configured experiment (created if new)."""
+    """Point MLflow at the configured store and return the configured experiment (created if new),
+    tagged so that the UI opens it on its training runs."""
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    return client.create_experiment(cfg.tracking.experiment, artifact_location=location)
+    if experiment is None:
+        location = None
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+        return client.create_experiment(cfg.tracking.experiment, artifact_location=location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # a store made before this tag
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
+
+
+def changed_settings(cfg: DictConfig) -> dict[str, str]:
+    """The settings of `cfg` that differ from conf/'s defaults (``key -> value``; paths, tracking and
+    the search config left out): what tells this run from the baseline."""
+    try:
+        defaults = flatten(compose_config([]))
+    except Exception:  # no conf/ here (a params file used elsewhere): nothing to compare with
+        return {}
+    return {key: value for key, value in flatten(cfg).items()
+            if key.split(".")[0] not in UNNAMED_SECTIONS and defaults.get(key) != value}
+
+
+def describe_run(cfg: DictConfig, prefix: str | None = None, limit: int = 90) -> tuple[str, str]:
+    """(run name, description): the DVC experiment or sweep trial, then the changed settings
+    (``defaults`` when none), e.g. ``fishy-tent: train.lr=0.001`` or ``sweep s trial 3: ...``."""
+    tags = run_tags()
+    who = ([tags["dvc.experiment"]] if "dvc.experiment" in tags else []) + (
+        [f"{tags['sweep.name']} trial {tags['sweep.trial']}"] if "sweep.trial" in tags else [])
+    changes = changed_settings(cfg)
+    text = " ".join(f"{key.split('.')[-1] if key.count('.') > 1 else key}={value}" for key, value in changes.items())
+    what = text if len(text) <= limit else text[: limit - 1] + "…"
+    name = " ".join(p for p in (prefix, ": ".join([*who, what or "defaults"])) if p)
+    description = "\n".join([f"**{name}**", "", "Settings that differ from conf/ defaults:", "",
+                              *(f"- `{k}` = `{v}`" for k, v in changes.items())] if changes else
+                             [f"**{name}**", "", "The defaults of conf/."])
+    return name, description
+
+
+def dataset_input(context: str = "train") -> mlflow.entities.DatasetInput | None:
+    """The DVC-tracked data/ as an MLflow dataset: name ``data``, digest = the md5 in data.dvc, source = the
+    folder (None without data.dvc)."""
+    from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    data_dvc = project_root() / "data.dvc"
+    if not data_dvc.is_file():
+        return None
+    out = ((yaml.safe_load(data_dvc.read_text()) or {}).get("outs") or [{}])[0]
+    source = FileSystemDatasetSource((project_root() / str(out.get("path", "data"))).as_uri())
+    dataset = MetaDataset(source, name=str(out.get("path", "data")), digest=str(out.get("md5", "unknown"))[:36])
+    return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
 
 
 def start_run(cfg: DictConfig, run_name: str | None = None, tags: dict[str, str] | None = None) -> str:
-    """Create a run in the configured experiment with tags (run_tags() and `tags`) and the flattened
-    config; returns its id."""
+    """Create a run in the configured experiment, named by :func:`describe_run` (``run_name``, if
+    given, goes first), with tags (run_tags() and `tags`), the flattened config and the dataset;
+    returns its id."""
     exp_id = experiment_id(cfg)
     client = MlflowClient(tracking_uri(cfg))
-    run = client.create_run(exp_id, run_name=run_name, tags={**run_tags(), **(tags or {})})
+    name, description = describe_run(cfg, run_name)
+    run = client.create_run(exp_id, run_name=name,
+                            tags={**run_tags(), "mlflow.note.content": description, **(tags or {})})
     params = flatten(cfg)
     items = list(params.items())
     for start in range(0, len(items), 100):
         client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in items[start:start + 100]])
     client.log_text(run.info.run_id, yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=False),
                     "config.yaml")
+    dataset = dataset_input()
+    if dataset is not None:
+        client.log_inputs(run.info.run_id, datasets=[dataset])
     return run.info.run_id
+
+
+@contextmanager
+def failed_run_on_error(cfg: DictConfig, run_id: str) -> Iterator[None]:
+    """Mark the run FAILED (KILLED on Ctrl-C) when the block raises, and re-raise."""
+    try:
+        yield
+    except BaseException as err:
+        MlflowClient(tracking_uri(cfg)).set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt)
+                                                       else "FAILED")
+        raise
+
+
+UI_ADDRESS = "http://127.0.0.1:5000"  # `make ui`
+
+
+def run_link(cfg: DictConfig, run_id: str) -> str:
+    """The run's page in the MLflow UI that `make ui` serves."""
+    return f"{UI_ADDRESS}/#/experiments/{experiment_id(cfg)}/runs/{run_id}"
 
 
 MODEL_NAME = "facedet"
@@ -114,17 +191,27 @@ PRIMARY_METRIC = "best/val_ap50"
 
 
 def register(cfg: DictConfig, run_id: str) -> dict[str, object]:
-    """Register the run's logged model as a new version of ``facedet``; move the ``champion`` alias
-    to it only when its validation AP@0.5 beats the current champion's."""
+    """Register the run's logged model as a new version of ``facedet`` (description: the run's name
+    and settings; tags: val AP, data hash, git commit, run name) and move the ``champion`` alias to it
+    when its validation AP@0.5 beats the current champion's. A sweep trial is registered only when it
+    beats the champion (its other trials stay runs, not registry versions): then ``version`` is None."""
     client = MlflowClient(tracking_uri(cfg))
-    version = mlflow.register_model(f"runs:/{run_id}/model", MODEL_NAME).version
-    score = client.get_run(run_id).data.metrics[PRIMARY_METRIC]
+    run = client.get_run(run_id)
+    score = run.data.metrics[PRIMARY_METRIC]
     try:
         champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
         best = client.get_run(champion.run_id).data.metrics.get(PRIMARY_METRIC, float("-inf"))
     except mlflow.exceptions.MlflowException:
         champion, best = None, float("-inf")
     promoted = score > best
+    if "sweep.trial" in run.data.tags and not promoted:
+        return {"version": None, "champion": False, "champion_version": int(champion.version) if champion else None}
+    models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+    source = f"models:/{models[0].model_id}" if models else f"runs:/{run_id}/model"
+    tags = {PRIMARY_METRIC: f"{score:.4f}", "data.md5": run.data.tags.get("data.md5", "unknown"),
+            "git.commit": run.data.tags.get("git.commit", "unknown"), "run_name": run.info.run_name}
+    version = mlflow.register_model(source, MODEL_NAME, tags=tags).version
+    client.update_model_version(MODEL_NAME, version, description=run.data.tags.get("mlflow.note.content", ""))
     if promoted:
         client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
     return {"version": int(version), "champion": promoted,
