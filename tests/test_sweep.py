@@ -22,6 +22,9 @@ name: tiny
 metric: best/val_ap50
 direction: maximize
 n_trials: 2
+storage: null
+prune: true
+prune_warmup_epochs: 2
 seed: 0
 startup_trials: 2
 evaluate: false

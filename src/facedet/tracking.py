@@ -132,7 +132,7 @@ def describe_run(cfg: DictConfig, prefix: str | None = None, limit: int = 90) ->
 def dataset_input(context: str = "train") -> mlflow.entities.DatasetInput | None:
     """The DVC-tracked data/ as an MLflow dataset: name ``data``, digest = the md5 in data.dvc, source = the
     folder (None without data.dvc)."""
-    from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
+    from mlflow.data.artifact_dataset_sources import LocalArtifactDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import DatasetInput, InputTag
 
@@ -140,7 +140,7 @@ def dataset_input(context: str = "train") -> mlflow.entities.DatasetInput | None
     if not data_dvc.is_file():
         return None
     out = ((yaml.safe_load(data_dvc.read_text()) or {}).get("outs") or [{}])[0]
-    source = FileSystemDatasetSource((project_root() / str(out.get("path", "data"))).as_uri())
+    source = LocalArtifactDatasetSource((project_root() / str(out.get("path", "data"))).as_uri())
     dataset = MetaDataset(source, name=str(out.get("path", "data")), digest=str(out.get("md5", "unknown"))[:36])
     return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
 

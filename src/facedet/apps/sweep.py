@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -37,21 +36,28 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import ConfigError, compose_config, project_root, tracking_uri
+from facedet.config import ConfigError, compose_config, project_root, stage_specs
+from facedet.config import tracking_uri
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH = "sample_optuna"
 # Groups that never go into a written preset's defaults list (a preset cannot select presets).
 NOT_PRESET_GROUPS = ("experiment", "hparams_search")
-# Stage -> config keys its outputs depend on (as in dvc.yaml), in pipeline order; each stage also
-# depends on the stages before it.
-REUSABLE = {"collect": ("paths.data", "collect", "strict"),
-            "labels": ("labels", "split", "seed", "strict"),
-            "augment": ("augment", "seed")}
+# The stages a trial may take from an earlier trial (their settings unchanged), in pipeline order.
+REUSABLE_STAGES = ("collect", "labels", "augment")
 
 
-StageRunner = Callable[[str, DictConfig], None]
+def reusable_keys(root: Path) -> dict[str, tuple[str, ...]]:
+    """Stage -> the config keys its outputs depend on, from dvc.yaml (paths of other stages left out:
+    a trial's own paths differ; each stage also depends on the stages before it)."""
+    specs = stage_specs(root)
+    return {stage: tuple(k for k in specs[stage].params if not k.startswith("paths.") or k == "paths.data")
+            for stage in REUSABLE_STAGES}
+
+
+# run_stage(name, cfg, callbacks): callbacks are Lightning callbacks for the train stage's Trainer.
+StageRunner = Callable[[str, DictConfig, "list | tuple"], None]
 
 
 @dataclass
@@ -66,6 +72,7 @@ class SweepResult:
     trials: list[dict[str, object]] = field(default_factory=list)
     experiment_file: Path | None = None
     seconds: float = 0.0
+    storage: str = ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,11 +164,12 @@ def _section(cfg: DictConfig, key: str) -> object:
 
 
 class TrialRunner:
-    """Runs the stages of one trial; remembers which trial made each stage's outputs for which settings."""
+    """Runs the stages of one trial; remembers (in the Optuna study, so that a resumed sweep and the
+    other processes of a sweep know it too) which trial made each stage's outputs for which settings."""
 
-    def __init__(self, root: Path, sweep_dir: Path, evaluate: bool, run_stage: StageRunner) -> None:
+    def __init__(self, root: Path, sweep_dir: Path, evaluate: bool, run_stage: StageRunner, study) -> None:
         self.root, self.sweep_dir, self.evaluate, self.run_stage = root, sweep_dir, evaluate, run_stage
-        self.made: dict[str, Path] = {}  # settings digest -> output folder of an earlier trial
+        self.study, self.keys = study, reusable_keys(root)
         self._pending: list[tuple[str, str]] = []  # (stage, settings digest) this trial makes
 
     def configure(self, cfg: DictConfig, trial: int) -> tuple[DictConfig, list[str]]:
@@ -170,11 +178,13 @@ class TrialRunner:
         data = Path(cfg.paths.data)
         cfg.paths.data = str(data if data.is_absolute() else self.root / data)
         results = self.sweep_dir / f"trial_{trial}" / "results"
+        made = self.study.user_attrs
         to_run, chain = [], ""
-        for stage, keys in REUSABLE.items():
+        for stage, keys in self.keys.items():
             chain = _digest(chain, stage, [_section(cfg, k) for k in keys])
-            if chain in self.made:
-                cfg.paths[stage] = str(self.made[chain])
+            earlier = made.get(f"made.{chain}")
+            if earlier and Path(earlier).is_dir():
+                cfg.paths[stage] = earlier
             else:
                 cfg.paths[stage] = str(results / stage)
                 to_run.append((stage, chain))
@@ -184,14 +194,14 @@ class TrialRunner:
         self._pending = to_run
         return cfg, [s for s, _ in to_run] + ["train"] + (["evaluate"] if self.evaluate else [])
 
-    def run(self, cfg: DictConfig, stages: list[str]) -> None:
+    def run(self, cfg: DictConfig, stages: list[str], callbacks: list) -> None:
         pending = dict(self._pending)
         for stage in stages:
             started = time.perf_counter()
-            self.run_stage(stage, cfg)
+            self.run_stage(stage, cfg, callbacks if stage == "train" else ())
             log.info("  %s: %.1f s", stage, time.perf_counter() - started)
             if stage in pending:
-                self.made[pending[stage]] = Path(cfg.paths[stage])
+                self.study.set_user_attr(f"made.{pending[stage]}", str(cfg.paths[stage]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,33 +312,51 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
                           else (d.low, d.high)[pick]) for k, d in space.items()})
 
     sweep_dir = root / "multirun" / name
-    if sweep_dir.exists():
-        log.info("removing the previous sweep's %s (its runs stay in MLflow)", sweep_dir)
-        shutil.rmtree(sweep_dir)
-    sweep_dir.mkdir(parents=True)
-    runner = TrialRunner(root, sweep_dir, bool(spec.get("evaluate", True)), run_stage)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    storage_url = str(spec.get("storage") or f"sqlite:///{root / 'multirun' / 'optuna.db'}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats: a trial whose process died (killed sweep, lost machine) is marked FAILED by the next
+    # process that starts a trial, and retried once with the same settings.
+    storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=30, grace_period=120,
+                                         failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    sampler = optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=int(spec.get("startup_trials", 10)))
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=int(spec.get("startup_trials", 10)),
+                                          n_warmup_steps=int(spec.get("prune_warmup_epochs", 2)))
+              if spec.get("prune", True) else optuna.pruners.NopPruner())
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction, sampler=sampler,
+                                pruner=pruner, load_if_exists=True)
+    search_space = {k: str(v) for k, v in params.items()}
+    settings = json.dumps({"space": search_space, "overrides": base, "metric": metric}, sort_keys=True)
+    if study.user_attrs.setdefault("settings", settings) != settings and study.user_attrs.get("settings"):
+        raise ConfigError(f"config key 'hparams_search.name' = {name!r}: the study {name!r} in {storage_url} was made "
+                          f"with another search space, overrides or metric; give another name "
+                          f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {name} "
+                          f"--storage {storage_url}")
+    study.set_user_attr("settings", settings)
+    runner = TrialRunner(root, sweep_dir, bool(spec.get("evaluate", True)), run_stage, study)
 
     base_cfg = trial_config({})
     uri = tracking_uri(base_cfg)
     client = MlflowClient(uri)
-    search_space = {k: str(v) for k, v in params.items()}
-    parent = client.create_run(tracking.experiment_id(base_cfg), run_name=f"sweep {name}", tags={
-        **tracking.run_tags(), "sweep.name": name, "sweep.role": "parent",
-        "sweep.search_space": json.dumps(search_space), "sweep.metric": metric, "sweep.direction": direction,
-        "sweep.overrides": " ".join(base)})
-    parent_id = parent.info.run_id
-    client.log_batch(parent_id, params=[Param("sweep.n_trials", str(n_trials)), Param("sweep.metric", metric),
-                                        *(Param(f"space.{k}", v[:6000]) for k, v in search_space.items())])
-    client.log_text(parent_id, yaml.safe_dump({"hparams_search": OmegaConf.to_container(spec, resolve=True),
-                                               "overrides": base}, sort_keys=False), "sweep.yaml")
-    log.info("sweep %s: %d trials of %s, %s %s; MLflow parent run %s in %s", name, n_trials,
-             ", ".join(space), direction, metric, parent_id, uri)
-
-    trials: list[dict[str, object]] = []
-    best_so_far: float | None = None
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    if parent_id is None:  # a new study; a resumed one (or another process of it) continues its parent run
+        parent_id = client.create_run(tracking.experiment_id(base_cfg), run_name=f"sweep {name}", tags={
+            **tracking.run_tags(), "sweep.name": name, "sweep.role": "parent", "sweep.storage": storage_url,
+            "sweep.search_space": json.dumps(search_space), "sweep.metric": metric, "sweep.direction": direction,
+            "sweep.overrides": " ".join(base)}).info.run_id
+        study.set_user_attr("mlflow_parent_run_id", parent_id)
+        client.log_batch(parent_id, params=[Param("sweep.n_trials", str(n_trials)), Param("sweep.metric", metric),
+                                            *(Param(f"space.{k}", v[:6000]) for k, v in search_space.items())])
+        client.log_text(parent_id, yaml.safe_dump({"hparams_search": OmegaConf.to_container(spec, resolve=True),
+                                                   "overrides": base}, sort_keys=False), "sweep.yaml")
+    else:
+        client.update_run(parent_id, status="RUNNING")
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done_before = len(study.get_trials(deepcopy=False, states=counted))
+    log.info("sweep %s: %d of %d trials done, %s %s over %s; study %s; MLflow parent run %s in %s", name,
+             done_before, n_trials, direction, metric, ", ".join(space), storage_url, parent_id, uri)
 
     def objective(trial: optuna.Trial) -> float:
-        nonlocal best_so_far
         values = {key: _suggest(trial, key, dist) for key, dist in space.items()}
         k = trial.number
         cfg, stages = runner.configure(trial_config(values), k)
@@ -337,47 +365,46 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         log.info("trial %d: %s (runs %s)", k, " ".join(override_text(a, b) for a, b in values.items()),
                  ", ".join(stages))
         tags = {"mlflow.parentRunId": parent_id, "sweep.name": name, "sweep.trial": str(k)}
-        record: dict[str, object] = {"trial": k, "params": values, "value": None, "run_id": None}
-        trials.append(record)
+        pruning = PruneOnValidation(trial, metric.split("/", 1)[-1] if metric.startswith("best/") else metric)
         t0 = time.perf_counter()
         try:
             with tracking.extra_tags(tags):
-                runner.run(cfg, stages)
+                runner.run(cfg, stages, [pruning])
         except BaseException as err:
             _fail_child(client, cfg, parent_id, k, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
             if not isinstance(err, KeyboardInterrupt):
                 log.error("trial %d failed:\n%s", k, traceback.format_exc())
             raise
         train_dir = Path(cfg.paths.train)
-        record["run_id"] = json.loads((train_dir / "run.json").read_text())["run_id"]
+        run_id = json.loads((train_dir / "run.json").read_text())["run_id"]
+        trial.set_user_attr("run_id", run_id)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
         metrics = json.loads((train_dir / "metrics.json").read_text())
         if metric not in metrics:
             raise ConfigError(f"config key 'hparams_search.metric' = {metric!r}: not in {train_dir}/metrics.json "
                               f"(keys: {', '.join(sorted(metrics))})")
         value = float(metrics[metric])
-        record["value"], record["seconds"] = value, round(time.perf_counter() - t0, 1)
-        client.set_tag(record["run_id"], "sweep.objective", str(value))
-        better = best_so_far is None or (value > best_so_far if direction == "maximize" else value < best_so_far)
-        best_so_far = value if better else best_so_far
+        client.set_tag(run_id, "sweep.objective", str(value))
         now = int(time.time() * 1000)
-        client.log_batch(parent_id, metrics=[Metric(f"trial/{metric}", value, now, k),
-                                             Metric(f"best_so_far/{metric}", best_so_far, now, k)])
-        log.info("trial %d: %s = %.4f (%.0f s; best so far %.4f)", k, metric, value, record["seconds"],
-                 best_so_far)
+        client.log_metric(parent_id, f"trial/{metric}", value, now, k)
+        if pruning.pruned_at is not None:
+            client.set_tag(run_id, "sweep.pruned", f"after epoch {pruning.pruned_at}")
+            log.info("trial %d: pruned after epoch %d (%s %.4f below the median of earlier trials)", k,
+                     pruning.pruned_at, pruning.monitor, pruning.last)
+            raise optuna.TrialPruned()
+        log.info("trial %d: %s = %.4f (%.0f s)", k, metric, value, time.perf_counter() - t0)
         return value
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=spec.get("seed"),
-                                         n_startup_trials=int(spec.get("startup_trials", 10)))
-    study = optuna.create_study(direction=direction, sampler=sampler, study_name=name)
     status = "FAILED"
     try:
-        study.optimize(objective, n_trials=n_trials, catch=(Exception,))
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        # Until the study holds n_trials complete or pruned trials, whichever process ran them.
+        study.optimize(objective, n_trials=max(n_trials - done_before, 0), catch=(Exception,),
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if not done:
-            raise RuntimeError(f"sweep {name}: every trial failed (see the log above)")
+            raise RuntimeError(f"sweep {name}: no trial completed (see the log above)")
         best = study.best_trial
-        record = next(r for r in trials if r["trial"] == best.number)
+        best_run = best.user_attrs.get("run_id")
         best_cfg = trial_config(best.params)
         experiment_file = None
         if spec.get("write_experiment"):
@@ -385,18 +412,22 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
             use = spec.write_experiment
             header = "\n".join([
                 f"Written by `facedet sweep` ({name}): trial {best.number} of {n_trials}, {metric} = {best.value:.4f}",
-                f"(MLflow run {record['run_id']}, parent run {parent_id}); generated, do not commit.",
+                f"(MLflow run {best_run}, parent run {parent_id}); generated, git-ignored.",
                 "Searched: " + " ".join(override_text(k, v) for k, v in best.params.items()),
                 f"Use: facedet run STAGE experiment={use}   or   dvc exp run -S experiment={use}"])
             experiment_file.parent.mkdir(parents=True, exist_ok=True)
             experiment_file.write_text(preset_text(best_cfg, base, root, header))
             client.log_artifact(parent_id, str(experiment_file), "experiment")
         client.log_batch(parent_id, metrics=[Metric(metric, best.value, int(time.time() * 1000), 0)],
-                         params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()])
+                         params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()
+                                 if f"best.{k}" not in client.get_run(parent_id).data.params])
+        finished = study.get_trials(deepcopy=False, states=counted)
+        trials = [{"trial": t.number, "params": t.params, "value": t.value, "state": t.state.name,
+                   "run_id": t.user_attrs.get("run_id"), "seconds": t.user_attrs.get("seconds")} for t in finished]
         for key, value in {"sweep.best_value": str(best.value), "sweep.best_trial": str(best.number),
-                           "sweep.best_run_id": str(record["run_id"]),
-                           "sweep.best_params": json.dumps(best.params),
-                           "sweep.completed": str(len(done))}.items():
+                           "sweep.best_run_id": str(best_run), "sweep.best_params": json.dumps(best.params),
+                           "sweep.completed": str(len(done)),
+                           "sweep.pruned": str(len(finished) - len(done))}.items():
             client.set_tag(parent_id, key, value)
         (sweep_dir / "trials.json").write_text(json.dumps(trials, indent=1) + "\n")
         seconds = time.perf_counter() - started
@@ -408,10 +439,36 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     finally:
         client.set_terminated(parent_id, status)
     result = SweepResult(name=name, metric=metric, best_value=float(best.value), best_params=dict(best.params),
-                         best_trial=best.number, best_run_id=record["run_id"], parent_run_id=parent_id,
-                         trials=trials, experiment_file=experiment_file, seconds=seconds)
+                         best_trial=best.number, best_run_id=best_run, parent_run_id=parent_id,
+                         trials=trials, experiment_file=experiment_file, seconds=seconds, storage=storage_url)
     mlflow.set_tracking_uri(uri)
     return result
+
+
+def _pruning_callback_base():
+    import pytorch_lightning as pl
+
+    return pl.Callback
+
+
+class PruneOnValidation(_pruning_callback_base()):
+    """Reports the trial's per-epoch validation metric (``val/ap50``) to Optuna; when the pruner says
+    the trial is worse than the median of earlier trials at that epoch, training stops after this epoch
+    (the run ends cleanly, with its model and metrics) and the trial is marked pruned."""
+
+    def __init__(self, trial, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+        self.pruned_at: int | None = None
+        self.last: float = float("nan")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        self.last = float(trainer.callback_metrics[self.monitor])
+        self.trial.report(self.last, step=trainer.current_epoch)
+        if self.trial.should_prune():
+            self.pruned_at = trainer.current_epoch + 1
+            trainer.should_stop = True
 
 
 def _suggest(trial, key: str, dist) -> object:
