@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,7 +133,7 @@ def describe_run(cfg: DictConfig, prefix: str | None = None, limit: int = 90) ->
 def dataset_input(context: str = "train") -> mlflow.entities.DatasetInput | None:
     """The DVC-tracked data/ as an MLflow dataset: name ``data``, digest = the md5 in data.dvc, source = the
     folder (None without data.dvc)."""
-    from mlflow.data.artifact_dataset_sources import LocalArtifactDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import DatasetInput, InputTag
 
@@ -140,7 +141,9 @@ def dataset_input(context: str = "train") -> mlflow.entities.DatasetInput | None
     if not data_dvc.is_file():
         return None
     out = ((yaml.safe_load(data_dvc.read_text()) or {}).get("outs") or [{}])[0]
-    source = LocalArtifactDatasetSource((project_root() / str(out.get("path", "data"))).as_uri())
+    with warnings.catch_warnings():  # file:// matches two equal local sources; MLflow warns and takes one
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source((project_root() / str(out.get("path", "data"))).as_uri())
     dataset = MetaDataset(source, name=str(out.get("path", "data")), digest=str(out.get("md5", "unknown"))[:36])
     return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
 
