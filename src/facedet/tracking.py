@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import warnings
@@ -16,6 +17,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from facedet.config import compose_config, project_root, tracking_uri
+
+log = logging.getLogger(__name__)
 
 # MLflow rejects longer parameter values.
 MAX_PARAM_LENGTH = 6000
@@ -92,15 +95,38 @@ def experiment_id(cfg: DictConfig) -> str:
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+        if experiment is not None and experiment.artifact_location.startswith("file://") \
+                and experiment.artifact_location.endswith("/mlartifacts") and experiment.artifact_location != location:
+            relocate_store(Path(uri.removeprefix("sqlite:///")), experiment.artifact_location, location)
     if experiment is None:
-        location = None
-        if uri.startswith("sqlite:///"):
-            location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
         return client.create_experiment(cfg.tracking.experiment, artifact_location=location,
                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # a store made before this tag
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return experiment.experiment_id
+
+
+ARTIFACT_COLUMNS = {"experiments": "artifact_location", "runs": "artifact_uri",
+                    "logged_models": "artifact_location", "model_versions": "storage_location"}
+
+
+def relocate_store(database: Path, old: str, new: str) -> None:
+    """The project (mlflow.db + mlartifacts/) was moved or copied: point its SQLite store's recorded
+    artifact locations (experiments, runs, logged models, model versions) from the old mlartifacts/ to
+    the one beside the database, so that the moved project logs where it is. MLflow stores absolute
+    locations and has no API to change them."""
+    import sqlite3
+
+    log.info("the MLflow store %s moved: its artifact locations %s -> %s", database, old, new)
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        for table, column in ARTIFACT_COLUMNS.items():
+            if table in tables:
+                connection.execute(f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
+                                   f"where {column} = ? or {column} like ?", (new, len(old) + 1, old, old + "/%"))
 
 
 def changed_settings(cfg: DictConfig) -> dict[str, str]:

@@ -29,6 +29,7 @@ import math
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,8 +318,18 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats: a trial whose process died (killed sweep, lost machine) is marked FAILED by the next
     # process that starts a trial, and retried once with the same settings.
-    storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=30, grace_period=120,
-                                         failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1))
+    # Heartbeats and their retry callback are "experimental" in Optuna 4.9 (stable since 2.8): chosen, so
+    # their notices are not shown.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def stale(study, trial) -> None:  # its process died: its MLflow run ends KILLED, the trial is retried
+        _fail_child(MlflowClient(tracking_uri(composed)), composed, study.user_attrs.get("mlflow_parent_run_id", ""),
+                    trial.number, "KILLED")
+        retry(study, trial)
+
+    storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
+                                         heartbeat_stale_trial_callback=stale)
     sampler = optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=int(spec.get("startup_trials", 10)))
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=int(spec.get("startup_trials", 10)),
                                           n_warmup_steps=int(spec.get("prune_warmup_epochs", 2)))
