@@ -71,3 +71,26 @@ def test_a_moved_project_logs_its_artifacts_where_it_is_now(project, tmp_path, m
     assert (moved / "mlartifacts" / new_run / "artifacts" / "config.yaml").is_file()
     assert not (project / "mlartifacts" / new_run).exists()  # nothing written into the original
     assert Path(client.download_artifacts(run_id, "config.yaml", str(tmp_path))).read_text().startswith("paths:")
+
+
+def test_an_experiment_is_named_by_what_differs_from_its_baseline_commit(project, monkeypatch):
+    import subprocess
+
+    from dvc.utils.hydra import compose_and_dump
+
+    compose_and_dump(project / "params.yaml", str(project / "conf"), None, "config", "", ["experiment=quick"])
+    for command in (["git", "init", "-q"], ["git", "add", "params.yaml"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"]):
+        subprocess.run(command, cwd=project, check=True)
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-high")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, text=True,
+                                                              capture_output=True).stdout.strip())
+    name, description = tracking.describe_run(compose_config(["experiment=quick", "train.lr=0.005"]), "dense")
+    assert name == "dense lr-high: train.lr=0.005"
+    assert "- `train.lr` = `0.005`" in description and "params.yaml of" in description
+    monkeypatch.delenv("DVC_EXP_NAME")
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV")
+    assert tracking.describe_run(compose_config(["experiment=quick"]), "dense")[0] == "dense as committed"
+    with tracking.extra_tags({"sweep.name": "s", "sweep.trial": 2, "sweep.values": '{"train.lr": 0.00123456}'}):
+        name = tracking.describe_run(compose_config(["experiment=quick"]), "dense")[0]
+    assert name == "dense s trial 2: train.lr=0.00123"

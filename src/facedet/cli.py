@@ -179,7 +179,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one pipeline stage with the config composed from conf/ (plus Hydra "
                                    "overrides such as train.max_epochs=2), or with --params params.yaml as DVC does.")
     p.add_argument("stage", choices=stage_names())
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.max_epochs=2 model.neck_width=32 experiment=quick")
+    p.add_argument("overrides", nargs="*",
+                   help="Hydra overrides, e.g. train.max_epochs=2 model.neck_width=32 experiment=quick")
     p.add_argument("--params", type=Path, help="read this params.yaml instead of composing conf/")
     p.set_defaults(func=_run)
 
@@ -223,7 +224,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="an image, a folder of images, a quoted glob ('photos/**/*.jpg'), a video file, "
                                "or a camera index (0)")
     p.add_argument("--json", type=Path, help="write the detections as JSON: {images: [{file, width, height, "
-                                             "faces: [{box, score}]}], errors, model: {file, mlflow_run_id, threshold, ...}}; video frames are \"<video>#<i>\"")
+                                             "faces: [{box, score}]}], errors, model: {file, mlflow_run_id, "
+                                             "threshold, ...}}; video frames are \"<video>#<i>\"")
     p.add_argument("--csv", type=Path, help="write one row per face: file,frame,x1,y1,x2,y2,score")
     p.add_argument("--out", type=Path, help="folder for annotated images, or an annotated .mp4 for a video / camera")
     p.add_argument("--weights", help="the model: a .safetensors file (torch, or onnx through its exported .onnx), "
@@ -258,7 +260,10 @@ def parser() -> argparse.ArgumentParser:
                                    "with Optuna: every trial runs the pipeline stages in multirun/NAME/trial_K/ "
                                    "and is scored on its VALIDATION metric (best/val_ap50); one MLflow parent "
                                    "run, one child run per trial; the best settings are written to "
-                                   "conf/experiment/best.yaml (use: experiment=best).")
+                                   "conf/experiment/best.yaml (git-ignored; use: experiment=best). The study is "
+                                   "kept in Optuna's storage (hparams_search.storage, default multirun/optuna.db): "
+                                   "the same command again resumes it; several processes sharing the storage "
+                                   "share its trials.")
     p.add_argument("overrides", nargs="*",
                    help="hparams_search=NAME, hparams_search.KEY=VALUE (e.g. hparams_search.n_trials=4), "
                         "and Hydra overrides for every trial (e.g. train.max_epochs=3 or experiment=quick)")

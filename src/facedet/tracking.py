@@ -129,30 +129,57 @@ def relocate_store(database: Path, old: str, new: str) -> None:
                                    f"where {column} = ? or {column} like ?", (new, len(old) + 1, old, old + "/%"))
 
 
-def changed_settings(cfg: DictConfig) -> dict[str, str]:
-    """The settings of `cfg` that differ from conf/'s defaults (``key -> value``; paths, tracking and
-    the search config left out): what tells this run from the baseline."""
+def reference_settings() -> tuple[dict[str, str], str]:
+    """(flat settings, what they are) that a run is told apart from: in a DVC experiment the params.yaml
+    of its baseline commit, else the committed params.yaml (what `dvc repro` runs), else conf/'s defaults."""
+    rev = os.environ.get("DVC_EXP_BASELINE_REV") or "HEAD"
+    committed = _git("show", f"{rev}:params.yaml")
+    if committed:
+        short = _git("rev-parse", "--short", rev)
+        return flatten(OmegaConf.create(yaml.safe_load(committed))), f"params.yaml of {short}"
     try:
-        defaults = flatten(compose_config([]))
+        return flatten(compose_config([])), "the defaults of conf/"
     except Exception:  # no conf/ here (a params file used elsewhere): nothing to compare with
-        return {}
+        return {}, "nothing"
+
+
+def changed_settings(cfg: DictConfig) -> tuple[dict[str, str], str]:
+    """(the settings of `cfg` that differ from :func:`reference_settings`, what they are compared with);
+    paths, tracking and the search config left out."""
+    reference, what = reference_settings()
     return {key: value for key, value in flatten(cfg).items()
-            if key.split(".")[0] not in UNNAMED_SECTIONS and defaults.get(key) != value}
+            if key.split(".")[0] not in UNNAMED_SECTIONS and reference.get(key) != value}, what
+
+
+def _short(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() else f"{number:.3g}"
 
 
 def describe_run(cfg: DictConfig, prefix: str | None = None, limit: int = 90) -> tuple[str, str]:
-    """(run name, description): the DVC experiment or sweep trial, then the changed settings
-    (``defaults`` when none), e.g. ``fishy-tent: train.lr=0.001`` or ``sweep s trial 3: ...``."""
+    """(run name, description): the DVC experiment or sweep trial, then what differs: a sweep trial's
+    searched values, else the settings that differ from the baseline (``as committed`` or ``defaults``
+    when none), e.g.
+    ``dense lr-high: train.lr=0.005`` or ``dense sample_optuna trial 3: lr=0.0013 neck_width=64``."""
     tags = run_tags()
     who = ([tags["dvc.experiment"]] if "dvc.experiment" in tags else []) + (
         [f"{tags['sweep.name']} trial {tags['sweep.trial']}"] if "sweep.trial" in tags else [])
-    changes = changed_settings(cfg)
-    text = " ".join(f"{key.split('.')[-1] if key.count('.') > 1 else key}={value}" for key, value in changes.items())
-    what = text if len(text) <= limit else text[: limit - 1] + "…"
-    name = " ".join(p for p in (prefix, ": ".join([*who, what or "defaults"])) if p)
-    description = "\n".join([f"**{name}**", "", "Settings that differ from conf/ defaults:", "",
+    changes, reference = changed_settings(cfg)
+    if "sweep.values" in tags:  # what the sweep chose for this trial, not what its base overrides set
+        shown = json.loads(tags["sweep.values"])
+    else:
+        shown = changes
+    text = " ".join(f"{key.split('.')[-1] if key.count('.') > 1 else key}={_short(str(value))}"
+                    for key, value in shown.items())
+    what = text if len(text) <= limit else text[: limit - 1] + "\u2026"
+    same = "defaults" if reference.startswith("the defaults") else "as committed"
+    name = " ".join(p for p in (prefix, ": ".join([*who, what or same])) if p)
+    description = "\n".join([f"**{name}**", "", f"Settings that differ from {reference}:", "",
                               *(f"- `{k}` = `{v}`" for k, v in changes.items())] if changes else
-                             [f"**{name}**", "", "The defaults of conf/."])
+                             [f"**{name}**", "", f"The settings of {reference}."])
     return name, description
 
 

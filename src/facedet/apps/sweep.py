@@ -5,14 +5,22 @@
 trial. Each trial is the composed config plus the values Optuna suggests for ``hparams_search.params``
 (Hydra's sweep syntax: ``interval``, ``int(interval)``, ``tag(log, interval)``, ``range``, ``choice``); it runs collect,
 labels, augment, train (and evaluate) in-process with its ``paths.*`` under ``multirun/<name>/trial_<k>/``.
-A stage whose settings equal an earlier trial's (collect, labels and often augment) reuses that trial's
-outputs instead of running again. The objective is the trial's *validation* metric (``metric``, a key
-of ``<paths.train>/metrics.json``, by default ``best/val_ap50``); test metrics are refused.
+A stage whose settings (its param keys in dvc.yaml) equal an earlier trial's (collect, labels and often
+augment) reuses that trial's outputs instead of running again.
+
+The study lives in Optuna's storage (``hparams_search.storage``; default SQLite
+``multirun/optuna.db``): the same command again resumes it until it holds ``n_trials`` complete or
+pruned trials, and several processes given the same storage share its trials (heartbeats notice a
+dead process: its trial is marked failed and another takes its place). ``PruneOnValidation``
+reports each epoch's validation AP to Optuna's MedianPruner and stops a trial that falls behind.
+
+The objective is the trial's *validation* metric (``metric``, a key of ``<paths.train>/metrics.json``,
+by default ``best/val_ap50``); test metrics are refused.
 
 MLflow: one parent run per sweep (tags: the sweep's name, search space, metric; at the end the best
 value, trial, run and params) and one child run per trial (the train stage's run, tagged
 ``mlflow.parentRunId`` through ``tracking.extra_tags``). The best trial's settings are written as the
-preset ``conf/experiment/<write_experiment>.yaml``: ``facedet run train experiment=best``,
+git-ignored preset ``conf/experiment/<write_experiment>.yaml``: ``facedet run train experiment=best``,
 ``dvc exp run -S experiment=best``.
 
 Why not hydra-optuna-sweeper: its newest release (1.3.0) pins optuna<3 (2.10.1), whose RDB storage
@@ -317,16 +325,14 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     storage_url = str(spec.get("storage") or f"sqlite:///{root / 'multirun' / 'optuna.db'}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats: a trial whose process died (killed sweep, lost machine) is marked FAILED by the next
-    # process that starts a trial, and retried once with the same settings.
-    # Heartbeats and their retry callback are "experimental" in Optuna 4.9 (stable since 2.8): chosen, so
-    # their notices are not shown.
+    # process that looks (at its next trial, and when it ends), its MLflow run KILLED; the finished-trial
+    # count then asks for another trial in its place. Heartbeats are "experimental" in Optuna 4.9
+    # (there since 2.8): chosen, so their notice is not shown.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
 
-    def stale(study, trial) -> None:  # its process died: its MLflow run ends KILLED, the trial is retried
+    def stale(study, trial) -> None:
         _fail_child(MlflowClient(tracking_uri(composed)), composed, study.user_attrs.get("mlflow_parent_run_id", ""),
                     trial.number, "KILLED")
-        retry(study, trial)
 
     storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
                                          heartbeat_stale_trial_callback=stale)
@@ -344,6 +350,12 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
                           f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {name} "
                           f"--storage {storage_url}")
     study.set_user_attr("settings", settings)
+    # A resumed study, or a second process on it, must not draw the first one's sequence again.
+    trials_so_far = study.get_trials(deepcopy=False)
+    others = any(t.state == optuna.trial.TrialState.RUNNING for t in trials_so_far)
+    if spec.get("seed") is not None and (trials_so_far or others):
+        seed = int(spec.seed) + len(trials_so_far) + (os.getpid() if others else 0)
+        study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(spec.get("startup_trials", 10)))
     runner = TrialRunner(root, sweep_dir, bool(spec.get("evaluate", True)), run_stage, study)
 
     base_cfg = trial_config({})
@@ -375,7 +387,8 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         (sweep_dir / f"trial_{k}" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         log.info("trial %d: %s (runs %s)", k, " ".join(override_text(a, b) for a, b in values.items()),
                  ", ".join(stages))
-        tags = {"mlflow.parentRunId": parent_id, "sweep.name": name, "sweep.trial": str(k)}
+        tags = {"mlflow.parentRunId": parent_id, "sweep.name": name, "sweep.trial": str(k),
+                "sweep.values": json.dumps(values)}
         pruning = PruneOnValidation(trial, metric.split("/", 1)[-1] if metric.startswith("best/") else metric)
         t0 = time.perf_counter()
         try:
@@ -411,6 +424,7 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         # Until the study holds n_trials complete or pruned trials, whichever process ran them.
         study.optimize(objective, n_trials=max(n_trials - done_before, 0), catch=(Exception,),
                        callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
+        optuna.storages.fail_stale_trials(study)  # e.g. the trial of a process killed before this one resumed
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if not done:
             raise RuntimeError(f"sweep {name}: no trial completed (see the log above)")
