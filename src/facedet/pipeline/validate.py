@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from facedet.config import validate
@@ -49,7 +50,8 @@ def flat_keys(cfg: DictConfig) -> list[str]:
 
 def put_back(params: Path) -> str:
     """After a rejection inside ``dvc exp run`` (which wrote the rejected params file): the file back as
-    it was at the last valid run; returns what was done, for the error message."""
+    it was at the last valid run of this workspace (the copy whose values dvc.lock records for this
+    stage); returns what was done, for the error message."""
     try:
         folder = OmegaConf.load(params).paths.validate
     except Exception:  # the rejected file may not even be YAML
@@ -57,5 +59,9 @@ def put_back(params: Path) -> str:
     last = Path(folder) / LAST_VALID
     if not (os.environ.get("DVC_EXP_BASELINE_REV") or os.environ.get("DVC_EXP_NAME")) or not last.is_file():
         return ""
+    lock = Path("dvc.lock")
+    locked = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get("validate", {}) if lock.is_file() else {}
+    if locked.get("params", {}).get(str(params)) != yaml.safe_load(last.read_text()):
+        return f"; {params} keeps the rejected value (fix it, or: git checkout {params})"
     shutil.copyfile(last, params)
     return f"; {params} put back as it was (the last valid one, {last})"
