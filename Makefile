@@ -33,7 +33,7 @@ run: data  ## the whole pipeline (dvc repro): validate -> collect -> labels -> a
 	@echo
 	@echo "metrics:  results/evaluate/metrics.json  (dvc metrics show)"
 	@echo "plots:    results/evaluate/*.png  (dvc plots show: PR curve, robustness, prediction grid)"
-	@echo "runs:     make ui -> http://127.0.0.1:5000"
+	@echo "runs:     make ui -> http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
 	@echo "baseline: record this run in git, so that experiments are compared with it (make compare):"
 	@echo "          git add data.dvc dvc.lock results && git commit -m 'Pipeline results'"
 
@@ -54,6 +54,7 @@ test-slow: setup  ## the slow tests (whole default pipeline in a temporary copy)
 	pytest -q -m slow
 
 ui: setup  ## the MLflow UI on 127.0.0.1:5000 against this project's store
+	@echo "runs: http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning   registry: http://127.0.0.1:5000/#/models/facedet"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 params: setup  ## rewrite params.yaml from conf/ (what `dvc exp run` does)

@@ -234,11 +234,14 @@ def failed_run_on_error(cfg: DictConfig, run_id: str) -> Iterator[None]:
 
 
 UI_ADDRESS = "http://127.0.0.1:5000"  # `make ui`
+# MLflow 3.17's UI takes its GenAI / model-training switch from the address (else from the browser's
+# memory, GenAI by default), not from the experiment's kind tag: links ask for the training view.
+UI_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def run_link(cfg: DictConfig, run_id: str) -> str:
     """The run's page in the MLflow UI that `make ui` serves."""
-    return f"{UI_ADDRESS}/#/experiments/{experiment_id(cfg)}/runs/{run_id}"
+    return f"{UI_ADDRESS}/#/experiments/{experiment_id(cfg)}/runs/{run_id}?{UI_TRAINING_VIEW}"
 
 
 MODEL_NAME = "facedet"
