@@ -8,7 +8,7 @@ export MPLBACKEND := Agg
 # Another folder of images + LabelMe files to run the pipeline on, e.g. make run DATA=../shared/seed-webcam
 DATA ?=
 
-.PHONY: setup data run test test-slow ui params help
+.PHONY: setup data run compare test test-slow ui params help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,12 +28,24 @@ else
 endif
 	dvc add --quiet data
 
-run: data  ## the whole pipeline (dvc repro): collect -> labels -> augment -> train -> evaluate
+run: data  ## the whole pipeline (dvc repro): validate -> collect -> labels -> augment -> train -> evaluate -> export
 	dvc repro
 	@echo
 	@echo "metrics:  results/evaluate/metrics.json  (dvc metrics show)"
-	@echo "plots:    results/evaluate/pr_curve.png, results/evaluate/predictions.png  (dvc plots show)"
-	@echo "runs:     mlflow ui --backend-store-uri sqlite:///mlflow.db   (or: make ui)"
+	@echo "plots:    results/evaluate/*.png  (dvc plots show: PR curve, robustness, prediction grid)"
+	@echo "runs:     make ui -> http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
+	@echo "baseline: record this run in git, so that experiments are compared with it (make compare):"
+	@echo "          git add data.dvc dvc.lock results && git commit -m 'Pipeline results'"
+
+# `dvc exp show` with the headline metrics first (test AP@0.5, AP@[.5:.95], F1; validation AP and the
+# model's threshold), then only the params that differ between the rows; deps hashes and the other
+# metrics left out (plain `dvc exp show` has them all).
+HEADLINE := ap50|ap50_95|f1|best/val_ap50|best/threshold
+DEPS := data|conf|src/.*|results/.*|paths\..*
+OTHER_METRICS := val/.*|train/.*|registry/.*|best/val_f1|ap50_(small|medium|large)|precision|recall|mean_iou|image_accuracy
+NOT_SHOWN := $(DEPS)|$(OTHER_METRICS)|fp_per_negative_image|tp|fp|fn|images|threshold
+compare: setup  ## experiments side by side with the committed baseline: headline metrics, then the params that differ
+	dvc exp show --only-changed --keep '^($(HEADLINE))$$' --drop '^($(NOT_SHOWN))$$'
 
 test: setup  ## the fast tests
 	pytest -q
@@ -42,6 +54,7 @@ test-slow: setup  ## the slow tests (whole default pipeline in a temporary copy)
 	pytest -q -m slow
 
 ui: setup  ## the MLflow UI on 127.0.0.1:5000 against this project's store
+	@echo "runs: http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning   registry: http://127.0.0.1:5000/#/models/facedet"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 params: setup  ## rewrite params.yaml from conf/ (what `dvc exp run` does)

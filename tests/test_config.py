@@ -39,3 +39,72 @@ def test_params_file_errors_name_the_file_and_key(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="train.lr"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.gamma=abc", "config key 'loss.gamma' = 'abc': expected a number >= 0"),
+    ("model.input_size=40", "config key 'model.input_size' = 40: expected a multiple of 32"),
+    ("train.accelerator=tpu", "config key 'train.accelerator' = 'tpu': expected cpu or gpu"),
+    ("evaluate.threshold=1.5",
+     "config key 'evaluate.threshold' = 1.5: expected null (the model's) or a number in [0, 1]"),
+    ("train.lrr=0.1", "config key 'train.lrr' is not known (did you mean 'train.lr'?)"),
+    ("+train.max_epoch=3", "config key 'train.max_epoch' is not known (did you mean 'train.max_epochs'?)"),
+    ("model=dens", "config group 'model' has no option 'dens' (did you mean 'dense'?)"),
+    ("model.width=0.5", "config key 'model.width' is not in this composition (it is a key of conf/model/single_face"),
+])
+def test_every_value_and_key_is_checked_in_one_line_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        compose_config([override], root=ROOT)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_a_typo_in_a_params_file_names_the_closest_key(tmp_path, monkeypatch):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["loss"]["gama"] = params["loss"].pop("gamma")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ConfigError, match=r"'loss.gama' is not known \(did you mean 'loss.gamma'\?\)"):
+        load_params(tmp_path / "params.yaml")
+
+
+def _snapshot(project):
+    files = [project / "params.yaml", project / "dvc.lock", *sorted((project / "results").rglob("*"))]
+    return {str(p.relative_to(project)): p.read_bytes() for p in files if p.is_file()}
+
+
+def test_a_rejected_dvc_exp_run_value_leaves_params_and_results_as_they_were(tmp_path):
+    """Real git + DVC: the validate stage runs first, so nothing is deleted, and params.yaml is put back."""
+    import os
+    import shutil
+    import subprocess
+
+    from facedet.apps.sample import SampleSettings, generate
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("conf", "src"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("best.yaml", "__pycache__"))
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    generate(project / "data", SampleSettings(n_images=12))
+    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+    env.pop("DVC_ROOT", None)
+
+    def sh(*command: str, ok: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+        assert (done.returncode == 0) == ok, done.stdout + done.stderr
+        return done
+
+    sh("git", "init", "-q")
+    sh("dvc", "add", "-q", "data")
+    sh("git", "add", "-A")
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    sh("dvc", "exp", "run", "-S", "collect.jpeg_quality=90", "labels")  # a valid experiment: results exist
+    before = _snapshot(project)
+    assert "results/labels/train.json" in before and b"jpeg_quality: 90" in before["params.yaml"]
+    for bad in ("evaluate.threshold=1.5", "+train.lrr=0.1", "model.input_size=40"):
+        done = sh("dvc", "exp", "run", "-S", bad, "labels", ok=False)
+        key = bad.lstrip("+").split("=")[0]
+        assert f"config key '{key}'" in done.stdout + done.stderr
+        assert _snapshot(project) == before, bad

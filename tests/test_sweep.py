@@ -22,6 +22,9 @@ name: tiny
 metric: best/val_ap50
 direction: maximize
 n_trials: 2
+storage: null
+prune: true
+prune_warmup_epochs: 2
 seed: 0
 startup_trials: 2
 evaluate: false
@@ -47,7 +50,19 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     (project / "conf/hparams_search/tiny.yaml").write_text(TINY_SEARCH)
     generate(project / "data", SampleSettings(n_images=16))
 
-    result = sweep(run_stage, ["hparams_search=tiny", "experiment=quick", "train.batch_size=8"], root=project)
+    overrides = ["hparams_search=tiny", "experiment=quick", "train.batch_size=8"]
+
+    def interrupted(name, cfg, callbacks=()):  # Ctrl-C as trial 1 starts training
+        if name == "train" and "trial_1" in cfg.paths.train:
+            raise KeyboardInterrupt
+        run_stage(name, cfg, callbacks)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(interrupted, overrides, root=project)
+    # The same command again resumes the study (multirun/optuna.db): one more trial makes the planned two.
+    result = sweep(run_stage, overrides, root=project)
+    assert result.storage == f"sqlite:///{project / 'multirun/optuna.db'}"
+    assert [(t["trial"], t["state"]) for t in result.trials] == [(0, "COMPLETE"), (2, "COMPLETE")]
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     exp_id = client.get_experiment_by_name("facedet").experiment_id
@@ -55,7 +70,7 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["sweep.name"] == "tiny" and "train.lr" in json.loads(parent.data.tags["sweep.search_space"])
     children = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
-    assert len(children) == 2 and {c.data.tags["sweep.trial"] for c in children} == {"0", "1"}
+    assert len(children) == 2 and {c.data.tags["sweep.trial"] for c in children} == {"0", "2"}
     assert all(c.info.status == "FINISHED" for c in children)
     assert {c.info.run_id for c in children} == {t["run_id"] for t in result.trials}
 
@@ -72,11 +87,16 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     best_child = by_id[result.best_run_id].data.params
     assert float(best_child["train.lr"]) == result.best_params["train.lr"]
 
-    # Settings collect/labels/augment depend on did not change: trial 1 used trial 0's outputs.
-    trial_1 = OmegaConf.load(project / "multirun/tiny/trial_1/config.yaml")
+    # Settings collect/labels/augment depend on did not change: trial 2 (after the resume) used trial 0's outputs.
+    trial_2 = OmegaConf.load(project / "multirun/tiny/trial_2/config.yaml")
     for stage in ("collect", "labels", "augment"):
-        assert Path(trial_1.paths[stage]) == project / "multirun/tiny/trial_0/results" / stage
-    assert not (project / "multirun/tiny/trial_1/results/collect").exists()
+        assert Path(trial_2.paths[stage]) == project / "multirun/tiny/trial_0/results" / stage
+    assert not (project / "multirun/tiny/trial_2/results/collect").exists()
+    # Trials are registry versions only when they beat the champion: the first always, the second if better.
+    first, second = result.trials
+    registered = {v.run_id for v in client.search_model_versions("name = 'facedet'")}
+    assert registered == {first["run_id"]} | ({second["run_id"]} if second["value"] > first["value"] else set())
+    assert client.get_model_version_by_alias("facedet", "champion").run_id == result.best_run_id
 
     # The preset holds the winner's searched values (from the search space) and the sweep's overrides.
     preset = project / "conf/experiment/best.yaml"
@@ -165,3 +185,35 @@ def test_preset_selects_groups_in_its_defaults_and_sets_only_changed_values(tmp_
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     again = compose_config(["experiment=found"], root=tmp_path)
     assert OmegaConf.to_container(again) == OmegaConf.to_container(best)
+
+
+def test_the_pruning_callback_stops_a_real_lightning_training_after_a_bad_epoch(tmp_path):
+    import optuna
+    import pytorch_lightning as pl
+    import torch
+
+    from facedet.apps.sweep import PruneOnValidation
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, _):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, _):
+            self.log("val/ap50", 0.1)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.rand(4, 2)), batch_size=2)
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.5))
+    trial = study.ask()
+    pruning = PruneOnValidation(trial, "val/ap50")
+    trainer = pl.Trainer(max_epochs=5, callbacks=[pruning], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(Tiny(), data, data)
+    assert pruning.pruned_at == 1 and trainer.current_epoch == 1  # one epoch of five, then stopped
+    assert trial.should_prune() and pruning.last == pytest.approx(0.1)

@@ -13,12 +13,19 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones 
 
 
 def _run(args: argparse.Namespace) -> None:
-    from facedet.config import compose_config, load_params
+    from facedet.config import ConfigError, compose_config, load_params
     from facedet.pipeline import run_stage
 
-    cfg = load_params(args.params) if args.params else compose_config(args.overrides)
     if args.params and args.overrides:
         raise SystemExit("give either --params or overrides, not both (overrides belong in `dvc exp run -S`)")
+    try:  # before any work: a rejected value costs nothing
+        cfg = load_params(args.params) if args.params else compose_config(args.overrides)
+    except ConfigError as err:
+        if args.stage == "validate" and args.params:
+            from facedet.pipeline.validate import put_back
+
+            raise ConfigError(f"{err}{put_back(args.params)}") from None
+        raise
     run_stage(args.stage, cfg)
 
 
@@ -79,6 +86,7 @@ def _detect(args: argparse.Namespace) -> None:
         detector = FaceDetector.load(args.weights, backend=args.backend, threshold=args.threshold, threads=args.threads)
     except ValueError as err:  # not a facedet model, MLflow URI, backend mismatch
         raise DataError(str(err)) from None
+    print(f"facedet detect: {detector.describe()}", file=sys.stderr)
     results = run_detect(args.src, detector, json_out=args.json, csv_out=args.csv, out=args.out,
                          smooth=not args.no_smooth, show=args.show, max_frames=args.max_frames)
     written = ", ".join(str(p) for p in (args.json, args.csv, args.out) if p is not None) or "nothing written"
@@ -187,7 +195,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one pipeline stage with the config composed from conf/ (plus Hydra "
                                    "overrides such as train.max_epochs=2), or with --params params.yaml as DVC does.")
     p.add_argument("stage", choices=stage_names())
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.max_epochs=2 model.width=0.5")
+    p.add_argument("overrides", nargs="*",
+                   help="Hydra overrides, e.g. train.max_epochs=2 model.neck_width=32 experiment=quick")
     p.add_argument("--params", type=Path, help="read this params.yaml instead of composing conf/")
     p.set_defaults(func=_run)
 
@@ -231,14 +240,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="an image, a folder of images, a quoted glob ('photos/**/*.jpg'), a video file, "
                                "or a camera index (0)")
     p.add_argument("--json", type=Path, help="write the detections as JSON: {images: [{file, width, height, "
-                                             "faces: [{box, score}]}], errors}; video frames are \"<video>#<i>\"")
+                                             "faces: [{box, score}]}], errors, model: {file, mlflow_run_id, "
+                                             "threshold, ...}}; video frames are \"<video>#<i>\"")
     p.add_argument("--csv", type=Path, help="write one row per face: file,frame,x1,y1,x2,y2,score")
     p.add_argument("--out", type=Path, help="folder for annotated images, or an annotated .mp4 for a video / camera")
-    p.add_argument("--weights", help="model file: .safetensors, or .onnx (runs with onnx), or "
-                                     "models:/facedet@champion (default: the pipeline's last model, "
-                                     "results/train/model.safetensors or model.onnx, else the bundled model)")
+    p.add_argument("--weights", help="the model: a .safetensors file (torch, or onnx through its exported .onnx), "
+                                     "an .onnx file (onnx), models:/facedet@champion (the registry's best by "
+                                     "validation AP), models:/facedet/VERSION or runs:/RUN_ID from the project's "
+                                     "MLflow store. Default: inside a project, the workspace's pipeline model "
+                                     "results/train/model.safetensors (what the last `dvc repro`/`dvc exp run` "
+                                     "trained; the row 'workspace' of `dvc exp show`), else the model bundled "
+                                     "with facedet. The model used is printed and recorded in the JSON ('model')")
     p.add_argument("--backend", choices=["torch", "onnx"], help="inference engine (default: by the file type)")
-    p.add_argument("--threshold", type=float, help="minimum score (default: the model's)")
+    p.add_argument("--threshold", type=float, help="minimum score (default: the model's, chosen on its validation "
+                                                   "split; printed)")
     p.add_argument("--threads", type=int, help="intra-op threads for inference (default: the engine's)")
     p.add_argument("--no-smooth", action="store_true", help="no box smoothing over video frames")
     p.add_argument("--show", action="store_true", help="show a live window (needs an OpenCV build with GUI)")
@@ -261,7 +276,10 @@ def parser() -> argparse.ArgumentParser:
                                    "with Optuna: every trial runs the pipeline stages in multirun/NAME/trial_K/ "
                                    "and is scored on its VALIDATION metric (best/val_ap50); one MLflow parent "
                                    "run, one child run per trial; the best settings are written to "
-                                   "conf/experiment/best.yaml (use: experiment=best).")
+                                   "conf/experiment/best.yaml (git-ignored; use: experiment=best). The study is "
+                                   "kept in Optuna's storage (hparams_search.storage, default multirun/optuna.db): "
+                                   "the same command again resumes it; several processes sharing the storage "
+                                   "share its trials.")
     p.add_argument("overrides", nargs="*",
                    help="hparams_search=NAME, hparams_search.KEY=VALUE (e.g. hparams_search.n_trials=4), "
                         "and Hydra overrides for every trial (e.g. train.max_epochs=3 or experiment=quick)")

@@ -172,6 +172,7 @@ def run_detect(spec: str | Path, detector: FaceDetector, json_out: Path | None =
     source = resolve_source(spec)
     display = Display(f"facedet: {source.spec}") if show else None  # fails early without a GUI
     results = Results()
+    results.data["model"] = detector.model_info  # which model, run and threshold made these boxes
     try:
         if source.kind in ("video", "camera"):
             detect_video(detector, source.spec, results, out=out, smooth=smooth, display=display,

@@ -5,14 +5,22 @@
 trial. Each trial is the composed config plus the values Optuna suggests for ``hparams_search.params``
 (Hydra's sweep syntax: ``interval``, ``int(interval)``, ``tag(log, interval)``, ``range``, ``choice``); it runs collect,
 labels, augment, train (and evaluate) in-process with its ``paths.*`` under ``multirun/<name>/trial_<k>/``.
-A stage whose settings equal an earlier trial's (collect, labels and often augment) reuses that trial's
-outputs instead of running again. The objective is the trial's *validation* metric (``metric``, a key
-of ``<paths.train>/metrics.json``, by default ``best/val_ap50``); test metrics are refused.
+A stage whose settings (its param keys in dvc.yaml) equal an earlier trial's (collect, labels and often
+augment) reuses that trial's outputs instead of running again.
+
+The study lives in Optuna's storage (``hparams_search.storage``; default SQLite
+``multirun/optuna.db``): the same command again resumes it until it holds ``n_trials`` complete or
+pruned trials, and several processes given the same storage share its trials (heartbeats notice a
+dead process: its trial is marked failed and another takes its place). ``PruneOnValidation``
+reports each epoch's validation AP to Optuna's MedianPruner and stops a trial that falls behind.
+
+The objective is the trial's *validation* metric (``metric``, a key of ``<paths.train>/metrics.json``,
+by default ``best/val_ap50``); test metrics are refused.
 
 MLflow: one parent run per sweep (tags: the sweep's name, search space, metric; at the end the best
 value, trial, run and params) and one child run per trial (the train stage's run, tagged
 ``mlflow.parentRunId`` through ``tracking.extra_tags``). The best trial's settings are written as the
-preset ``conf/experiment/<write_experiment>.yaml``: ``facedet run train experiment=best``,
+git-ignored preset ``conf/experiment/<write_experiment>.yaml``: ``facedet run train experiment=best``,
 ``dvc exp run -S experiment=best``.
 
 Why not hydra-optuna-sweeper: its newest release (1.3.0) pins optuna<3 (2.10.1), whose RDB storage
@@ -27,9 +35,9 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,21 +45,28 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import ConfigError, compose_config, project_root, tracking_uri
+from facedet.config import ConfigError, compose_config, project_root, stage_specs
+from facedet.config import tracking_uri
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SEARCH = "sample_optuna"
 # Groups that never go into a written preset's defaults list (a preset cannot select presets).
 NOT_PRESET_GROUPS = ("experiment", "hparams_search")
-# Stage -> config keys its outputs depend on (as in dvc.yaml), in pipeline order; each stage also
-# depends on the stages before it.
-REUSABLE = {"collect": ("paths.data", "collect", "strict"),
-            "labels": ("labels", "split", "seed", "strict"),
-            "augment": ("augment", "seed")}
+# The stages a trial may take from an earlier trial (their settings unchanged), in pipeline order.
+REUSABLE_STAGES = ("collect", "labels", "augment")
 
 
-StageRunner = Callable[[str, DictConfig], None]
+def reusable_keys(root: Path) -> dict[str, tuple[str, ...]]:
+    """Stage -> the config keys its outputs depend on, from dvc.yaml (paths of other stages left out:
+    a trial's own paths differ; each stage also depends on the stages before it)."""
+    specs = stage_specs(root)
+    return {stage: tuple(k for k in specs[stage].params if not k.startswith("paths.") or k == "paths.data")
+            for stage in REUSABLE_STAGES}
+
+
+# run_stage(name, cfg, callbacks): callbacks are Lightning callbacks for the train stage's Trainer.
+StageRunner = Callable[[str, DictConfig, "list | tuple"], None]
 
 
 @dataclass
@@ -66,6 +81,7 @@ class SweepResult:
     trials: list[dict[str, object]] = field(default_factory=list)
     experiment_file: Path | None = None
     seconds: float = 0.0
+    storage: str = ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,11 +173,12 @@ def _section(cfg: DictConfig, key: str) -> object:
 
 
 class TrialRunner:
-    """Runs the stages of one trial; remembers which trial made each stage's outputs for which settings."""
+    """Runs the stages of one trial; remembers (in the Optuna study, so that a resumed sweep and the
+    other processes of a sweep know it too) which trial made each stage's outputs for which settings."""
 
-    def __init__(self, root: Path, sweep_dir: Path, evaluate: bool, run_stage: StageRunner) -> None:
+    def __init__(self, root: Path, sweep_dir: Path, evaluate: bool, run_stage: StageRunner, study) -> None:
         self.root, self.sweep_dir, self.evaluate, self.run_stage = root, sweep_dir, evaluate, run_stage
-        self.made: dict[str, Path] = {}  # settings digest -> output folder of an earlier trial
+        self.study, self.keys = study, reusable_keys(root)
         self._pending: list[tuple[str, str]] = []  # (stage, settings digest) this trial makes
 
     def configure(self, cfg: DictConfig, trial: int) -> tuple[DictConfig, list[str]]:
@@ -170,11 +187,13 @@ class TrialRunner:
         data = Path(cfg.paths.data)
         cfg.paths.data = str(data if data.is_absolute() else self.root / data)
         results = self.sweep_dir / f"trial_{trial}" / "results"
+        made = self.study.user_attrs
         to_run, chain = [], ""
-        for stage, keys in REUSABLE.items():
+        for stage, keys in self.keys.items():
             chain = _digest(chain, stage, [_section(cfg, k) for k in keys])
-            if chain in self.made:
-                cfg.paths[stage] = str(self.made[chain])
+            earlier = made.get(f"made.{chain}")
+            if earlier and Path(earlier).is_dir():
+                cfg.paths[stage] = earlier
             else:
                 cfg.paths[stage] = str(results / stage)
                 to_run.append((stage, chain))
@@ -184,14 +203,14 @@ class TrialRunner:
         self._pending = to_run
         return cfg, [s for s, _ in to_run] + ["train"] + (["evaluate"] if self.evaluate else [])
 
-    def run(self, cfg: DictConfig, stages: list[str]) -> None:
+    def run(self, cfg: DictConfig, stages: list[str], callbacks: list) -> None:
         pending = dict(self._pending)
         for stage in stages:
             started = time.perf_counter()
-            self.run_stage(stage, cfg)
+            self.run_stage(stage, cfg, callbacks if stage == "train" else ())
             log.info("  %s: %.1f s", stage, time.perf_counter() - started)
             if stage in pending:
-                self.made[pending[stage]] = Path(cfg.paths[stage])
+                self.study.set_user_attr(f"made.{pending[stage]}", str(cfg.paths[stage]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,33 +321,65 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
                           else (d.low, d.high)[pick]) for k, d in space.items()})
 
     sweep_dir = root / "multirun" / name
-    if sweep_dir.exists():
-        log.info("removing the previous sweep's %s (its runs stay in MLflow)", sweep_dir)
-        shutil.rmtree(sweep_dir)
-    sweep_dir.mkdir(parents=True)
-    runner = TrialRunner(root, sweep_dir, bool(spec.get("evaluate", True)), run_stage)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    storage_url = str(spec.get("storage") or f"sqlite:///{root / 'multirun' / 'optuna.db'}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats: a trial whose process died (killed sweep, lost machine) is marked FAILED by the next
+    # process that looks (at its next trial, and when it ends), its MLflow run KILLED; the finished-trial
+    # count then asks for another trial in its place. Heartbeats are "experimental" in Optuna 4.9
+    # (there since 2.8): chosen, so their notice is not shown.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+    def stale(study, trial) -> None:
+        _fail_child(MlflowClient(tracking_uri(composed)), composed, study.user_attrs.get("mlflow_parent_run_id", ""),
+                    trial.number, "KILLED")
+
+    storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
+                                         heartbeat_stale_trial_callback=stale)
+    sampler = optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=int(spec.get("startup_trials", 10)))
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=int(spec.get("startup_trials", 10)),
+                                          n_warmup_steps=int(spec.get("prune_warmup_epochs", 2)))
+              if spec.get("prune", True) else optuna.pruners.NopPruner())
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction, sampler=sampler,
+                                pruner=pruner, load_if_exists=True)
+    search_space = {k: str(v) for k, v in params.items()}
+    settings = json.dumps({"space": search_space, "overrides": base, "metric": metric}, sort_keys=True)
+    if study.user_attrs.setdefault("settings", settings) != settings and study.user_attrs.get("settings"):
+        raise ConfigError(f"config key 'hparams_search.name' = {name!r}: the study {name!r} in {storage_url} was made "
+                          f"with another search space, overrides or metric; give another name "
+                          f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {name} "
+                          f"--storage {storage_url}")
+    study.set_user_attr("settings", settings)
+    # A resumed study, or a second process on it, must not draw the first one's sequence again.
+    trials_so_far = study.get_trials(deepcopy=False)
+    others = any(t.state == optuna.trial.TrialState.RUNNING for t in trials_so_far)
+    if spec.get("seed") is not None and (trials_so_far or others):
+        seed = int(spec.seed) + len(trials_so_far) + (os.getpid() if others else 0)
+        study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(spec.get("startup_trials", 10)))
+    runner = TrialRunner(root, sweep_dir, bool(spec.get("evaluate", True)), run_stage, study)
 
     base_cfg = trial_config({})
     uri = tracking_uri(base_cfg)
     client = MlflowClient(uri)
-    search_space = {k: str(v) for k, v in params.items()}
-    parent = client.create_run(tracking.experiment_id(base_cfg), run_name=f"sweep {name}", tags={
-        **tracking.run_tags(), "sweep.name": name, "sweep.role": "parent",
-        "sweep.search_space": json.dumps(search_space), "sweep.metric": metric, "sweep.direction": direction,
-        "sweep.overrides": " ".join(base)})
-    parent_id = parent.info.run_id
-    client.log_batch(parent_id, params=[Param("sweep.n_trials", str(n_trials)), Param("sweep.metric", metric),
-                                        *(Param(f"space.{k}", v[:6000]) for k, v in search_space.items())])
-    client.log_text(parent_id, yaml.safe_dump({"hparams_search": OmegaConf.to_container(spec, resolve=True),
-                                               "overrides": base}, sort_keys=False), "sweep.yaml")
-    log.info("sweep %s: %d trials of %s, %s %s; MLflow parent run %s in %s", name, n_trials,
-             ", ".join(space), direction, metric, parent_id, uri)
-
-    trials: list[dict[str, object]] = []
-    best_so_far: float | None = None
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    if parent_id is None:  # a new study; a resumed one (or another process of it) continues its parent run
+        parent_id = client.create_run(tracking.experiment_id(base_cfg), run_name=f"sweep {name}", tags={
+            **tracking.run_tags(), "sweep.name": name, "sweep.role": "parent", "sweep.storage": storage_url,
+            "sweep.search_space": json.dumps(search_space), "sweep.metric": metric, "sweep.direction": direction,
+            "sweep.overrides": " ".join(base)}).info.run_id
+        study.set_user_attr("mlflow_parent_run_id", parent_id)
+        client.log_batch(parent_id, params=[Param("sweep.n_trials", str(n_trials)), Param("sweep.metric", metric),
+                                            *(Param(f"space.{k}", v[:6000]) for k, v in search_space.items())])
+        client.log_text(parent_id, yaml.safe_dump({"hparams_search": OmegaConf.to_container(spec, resolve=True),
+                                                   "overrides": base}, sort_keys=False), "sweep.yaml")
+    else:
+        client.update_run(parent_id, status="RUNNING")
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done_before = len(study.get_trials(deepcopy=False, states=counted))
+    log.info("sweep %s: %d of %d trials done, %s %s over %s; study %s; MLflow parent run %s in %s", name,
+             done_before, n_trials, direction, metric, ", ".join(space), storage_url, parent_id, uri)
 
     def objective(trial: optuna.Trial) -> float:
-        nonlocal best_so_far
         values = {key: _suggest(trial, key, dist) for key, dist in space.items()}
         k = trial.number
         cfg, stages = runner.configure(trial_config(values), k)
@@ -336,48 +387,49 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         (sweep_dir / f"trial_{k}" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         log.info("trial %d: %s (runs %s)", k, " ".join(override_text(a, b) for a, b in values.items()),
                  ", ".join(stages))
-        tags = {"mlflow.parentRunId": parent_id, "sweep.name": name, "sweep.trial": str(k)}
-        record: dict[str, object] = {"trial": k, "params": values, "value": None, "run_id": None}
-        trials.append(record)
+        tags = {"mlflow.parentRunId": parent_id, "sweep.name": name, "sweep.trial": str(k),
+                "sweep.values": json.dumps(values)}
+        pruning = PruneOnValidation(trial, metric.split("/", 1)[-1] if metric.startswith("best/") else metric)
         t0 = time.perf_counter()
         try:
             with tracking.extra_tags(tags):
-                runner.run(cfg, stages)
+                runner.run(cfg, stages, [pruning])
         except BaseException as err:
             _fail_child(client, cfg, parent_id, k, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
             if not isinstance(err, KeyboardInterrupt):
                 log.error("trial %d failed:\n%s", k, traceback.format_exc())
             raise
         train_dir = Path(cfg.paths.train)
-        record["run_id"] = json.loads((train_dir / "run.json").read_text())["run_id"]
+        run_id = json.loads((train_dir / "run.json").read_text())["run_id"]
+        trial.set_user_attr("run_id", run_id)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
         metrics = json.loads((train_dir / "metrics.json").read_text())
         if metric not in metrics:
             raise ConfigError(f"config key 'hparams_search.metric' = {metric!r}: not in {train_dir}/metrics.json "
                               f"(keys: {', '.join(sorted(metrics))})")
         value = float(metrics[metric])
-        record["value"], record["seconds"] = value, round(time.perf_counter() - t0, 1)
-        client.set_tag(record["run_id"], "sweep.objective", str(value))
-        better = best_so_far is None or (value > best_so_far if direction == "maximize" else value < best_so_far)
-        best_so_far = value if better else best_so_far
+        client.set_tag(run_id, "sweep.objective", str(value))
         now = int(time.time() * 1000)
-        client.log_batch(parent_id, metrics=[Metric(f"trial/{metric}", value, now, k),
-                                             Metric(f"best_so_far/{metric}", best_so_far, now, k)])
-        log.info("trial %d: %s = %.4f (%.0f s; best so far %.4f)", k, metric, value, record["seconds"],
-                 best_so_far)
+        client.log_metric(parent_id, f"trial/{metric}", value, now, k)
+        if pruning.pruned_at is not None:
+            client.set_tag(run_id, "sweep.pruned", f"after epoch {pruning.pruned_at}")
+            log.info("trial %d: pruned after epoch %d (%s %.4f below the median of earlier trials)", k,
+                     pruning.pruned_at, pruning.monitor, pruning.last)
+            raise optuna.TrialPruned()
+        log.info("trial %d: %s = %.4f (%.0f s)", k, metric, value, time.perf_counter() - t0)
         return value
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=spec.get("seed"),
-                                         n_startup_trials=int(spec.get("startup_trials", 10)))
-    study = optuna.create_study(direction=direction, sampler=sampler, study_name=name)
     status = "FAILED"
     try:
-        study.optimize(objective, n_trials=n_trials, catch=(Exception,))
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        # Until the study holds n_trials complete or pruned trials, whichever process ran them.
+        study.optimize(objective, n_trials=max(n_trials - done_before, 0), catch=(Exception,),
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
+        optuna.storages.fail_stale_trials(study)  # e.g. the trial of a process killed before this one resumed
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if not done:
-            raise RuntimeError(f"sweep {name}: every trial failed (see the log above)")
+            raise RuntimeError(f"sweep {name}: no trial completed (see the log above)")
         best = study.best_trial
-        record = next(r for r in trials if r["trial"] == best.number)
+        best_run = best.user_attrs.get("run_id")
         best_cfg = trial_config(best.params)
         experiment_file = None
         if spec.get("write_experiment"):
@@ -385,18 +437,22 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
             use = spec.write_experiment
             header = "\n".join([
                 f"Written by `facedet sweep` ({name}): trial {best.number} of {n_trials}, {metric} = {best.value:.4f}",
-                f"(MLflow run {record['run_id']}, parent run {parent_id}); generated, do not commit.",
+                f"(MLflow run {best_run}, parent run {parent_id}); generated, git-ignored.",
                 "Searched: " + " ".join(override_text(k, v) for k, v in best.params.items()),
                 f"Use: facedet run STAGE experiment={use}   or   dvc exp run -S experiment={use}"])
             experiment_file.parent.mkdir(parents=True, exist_ok=True)
             experiment_file.write_text(preset_text(best_cfg, base, root, header))
             client.log_artifact(parent_id, str(experiment_file), "experiment")
         client.log_batch(parent_id, metrics=[Metric(metric, best.value, int(time.time() * 1000), 0)],
-                         params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()])
+                         params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()
+                                 if f"best.{k}" not in client.get_run(parent_id).data.params])
+        finished = study.get_trials(deepcopy=False, states=counted)
+        trials = [{"trial": t.number, "params": t.params, "value": t.value, "state": t.state.name,
+                   "run_id": t.user_attrs.get("run_id"), "seconds": t.user_attrs.get("seconds")} for t in finished]
         for key, value in {"sweep.best_value": str(best.value), "sweep.best_trial": str(best.number),
-                           "sweep.best_run_id": str(record["run_id"]),
-                           "sweep.best_params": json.dumps(best.params),
-                           "sweep.completed": str(len(done))}.items():
+                           "sweep.best_run_id": str(best_run), "sweep.best_params": json.dumps(best.params),
+                           "sweep.completed": str(len(done)),
+                           "sweep.pruned": str(len(finished) - len(done))}.items():
             client.set_tag(parent_id, key, value)
         (sweep_dir / "trials.json").write_text(json.dumps(trials, indent=1) + "\n")
         seconds = time.perf_counter() - started
@@ -408,10 +464,36 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     finally:
         client.set_terminated(parent_id, status)
     result = SweepResult(name=name, metric=metric, best_value=float(best.value), best_params=dict(best.params),
-                         best_trial=best.number, best_run_id=record["run_id"], parent_run_id=parent_id,
-                         trials=trials, experiment_file=experiment_file, seconds=seconds)
+                         best_trial=best.number, best_run_id=best_run, parent_run_id=parent_id,
+                         trials=trials, experiment_file=experiment_file, seconds=seconds, storage=storage_url)
     mlflow.set_tracking_uri(uri)
     return result
+
+
+def _pruning_callback_base():
+    import pytorch_lightning as pl
+
+    return pl.Callback
+
+
+class PruneOnValidation(_pruning_callback_base()):
+    """Reports the trial's per-epoch validation metric (``val/ap50``) to Optuna; when the pruner says
+    the trial is worse than the median of earlier trials at that epoch, training stops after this epoch
+    (the run ends cleanly, with its model and metrics) and the trial is marked pruned."""
+
+    def __init__(self, trial, monitor: str) -> None:
+        self.trial, self.monitor = trial, monitor
+        self.pruned_at: int | None = None
+        self.last: float = float("nan")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        self.last = float(trainer.callback_metrics[self.monitor])
+        self.trial.report(self.last, step=trainer.current_epoch)
+        if self.trial.should_prune():
+            self.pruned_at = trainer.current_epoch + 1
+            trainer.should_stop = True
 
 
 def _suggest(trial, key: str, dist) -> object:

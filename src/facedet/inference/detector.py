@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 
 
 def default_weights(backend: str | None = None) -> Path:
-    """The pipeline's last model (run from the project folder), else the model bundled with the
-    package (see facedet/bundled/MODEL_CARD.md)."""
+    """The model of the workspace's pipeline run (results/train/model.safetensors, from the project
+    folder; its .onnx sibling for the onnx backend), else the model bundled with the package (see
+    facedet/bundled/MODEL_CARD.md). Not the registry's champion: the default follows what
+    `dvc exp show` calls the workspace, and needs no MLflow store; ``models:/facedet@champion``
+    asks for the champion."""
     onnx = PIPELINE_WEIGHTS.with_suffix(".onnx")
     if backend == "onnx" and onnx.is_file():
         return onnx
@@ -136,9 +139,22 @@ class FaceDetector:
     """
 
     def __init__(self, model: torch.nn.Module | TorchBackend | OnnxBackend, threshold: float = DEFAULT_THRESHOLD,
-                 nms_iou: float = DEFAULT_NMS_IOU, batch_size: int = 16) -> None:
+                 nms_iou: float = DEFAULT_NMS_IOU, batch_size: int = 16, model_info: dict | None = None) -> None:
         self.backend = TorchBackend(model) if isinstance(model, torch.nn.Module) else model
         self.threshold, self.nms_iou, self.batch_size = float(threshold), float(nms_iou), int(batch_size)
+        # Which model this is: {file, uri, mlflow_run_id, threshold, threshold_source, backend}
+        # (see load); what `facedet detect` prints and writes into its JSON.
+        self.model_info = {"threshold": self.threshold, "backend": self.backend.name, **(model_info or {})}
+
+    def describe(self) -> str:
+        """One line: the model file (and registry URI), its MLflow run, the threshold and where it comes from."""
+        info = self.model_info
+        where = info.get("file", "an in-memory network")
+        if info.get("uri"):
+            where = f"{info['uri']} ({where})"
+        run = f"MLflow run {info['mlflow_run_id']}" if info.get("mlflow_run_id") else "no MLflow run"
+        return (f"model {where}; {run}; threshold {info['threshold']:g} ({info.get('threshold_source', 'given')}); "
+                f"{info['backend']}")
 
     @property
     def net(self) -> torch.nn.Module:
@@ -156,11 +172,13 @@ class FaceDetector:
         ``threshold`` defaults to the model's (its metadata key "threshold"), else 0.5. ``threads``
         sets the intra-op threads (for PyTorch: process-wide). No path: :func:`default_weights`.
         """
+        chosen = "default" if path is None else "given"
         path = default_weights(backend) if path is None else path
+        uri = None
         if str(path).startswith(MODEL_URI_SCHEMES):
             from facedet.tracking import resolve_model_uri  # MLflow is heavy: only for registry URIs
 
-            path = resolve_model_uri(str(path))
+            uri, path = str(path), resolve_model_uri(str(path))
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such model file")
@@ -177,9 +195,13 @@ class FaceDetector:
         else:
             runner = OnnxBackend(path if is_onnx else _onnx_for(path), threads)
             metadata = runner.metadata
+        source = "given"
         if threshold is None:
+            source = "the model's" if "threshold" in metadata else "the default"
             threshold = metadata.get("threshold", DEFAULT_THRESHOLD)
-        return cls(runner, threshold, nms_iou, batch_size)
+        info = {"file": str(path), "uri": uri, "chosen": chosen, "mlflow_run_id": metadata.get("mlflow_run_id"),
+                "threshold_source": source}
+        return cls(runner, threshold, nms_iou, batch_size, model_info=info)
 
     def __call__(self, image: np.ndarray, threshold: float | None = None) -> list[Detection]:
         return self.detect_batch([image], threshold)[0]

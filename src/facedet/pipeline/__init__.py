@@ -9,6 +9,8 @@ function. What a stage reads (its param keys and code deps) is read from ``dvc.y
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
 import pkgutil
 from typing import TYPE_CHECKING
 
@@ -21,5 +23,15 @@ def stage_names() -> list[str]:
     return sorted(module.name for module in pkgutil.iter_modules(__path__))
 
 
-def run_stage(name: str, cfg: DictConfig) -> None:
-    importlib.import_module(f"{__name__}.{name}").run(cfg)
+def run_stage(name: str, cfg: DictConfig, callbacks: list | tuple = ()) -> None:
+    """Run one stage; ``callbacks``: Lightning callbacks for a stage that trains (its ``run`` takes
+    ``callbacks``), e.g. the sweep's pruning callback."""
+    run = importlib.import_module(f"{__name__}.{name}").run
+    if not callbacks:
+        run(cfg)
+    elif "callbacks" in inspect.signature(run).parameters:
+        run(cfg, callbacks=list(callbacks))
+    else:
+        logging.getLogger(__name__).warning("stage %s takes no callbacks: %s not used", name,
+                                            ", ".join(type(c).__name__ for c in callbacks))
+        run(cfg)

@@ -16,11 +16,11 @@ import mlflow
 from omegaconf import DictConfig
 
 from facedet import coco, tracking
-from facedet.inference.detector import FaceDetector
 from facedet.evaluate.metrics import detection_metrics, pr_curve
 from facedet.evaluate.plots import plot_pr_curve, prediction_grid
 from facedet.evaluate.robustness import plot_robustness, robustness_report
 from facedet.images import read_rgb
+from facedet.inference.detector import FaceDetector
 
 PICTURES = ("pr_curve.png", "robustness.png", "predictions.png")
 
@@ -31,6 +31,15 @@ def _clean(value: float) -> float | None:
 
 
 def run(cfg: DictConfig) -> None:
+    run_id = json.loads((Path(cfg.paths.train) / "run.json").read_text())["run_id"]
+    tracking.experiment_id(cfg)
+    with mlflow.start_run(run_id=run_id):  # the training run; marked FAILED if this stage fails
+        metrics = _evaluate(cfg)
+    print(f"evaluate: test AP@0.5 {metrics['ap50']}, AP@[.5:.95] {metrics['ap50_95']}, F1 {metrics.get('f1')} at "
+          f"threshold {metrics['threshold']:g}; MLflow run {tracking.run_link(cfg, run_id)}")
+
+
+def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
     out = Path(cfg.paths.evaluate)
     out.mkdir(parents=True, exist_ok=True)
     truth = coco.read(Path(cfg.paths.labels) / "test.json")
@@ -56,12 +65,10 @@ def run(cfg: DictConfig) -> None:
     shown = slice(0, cfg.evaluate.grid_images)
     prediction_grid(pictures[shown], truth[shown], predictions[shown], out / "predictions.png", threshold=threshold)
 
-    run_id = json.loads((Path(cfg.paths.train) / "run.json").read_text())["run_id"]
-    tracking.experiment_id(cfg)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({f"test/{key}": value for key, value in metrics.items() if value is not None})
-        mlflow.log_metrics({f"robustness/{row['name']}_ap50": row["ap50"] for row in rows if row["ap50"] is not None})
-        for name in ("metrics.json", "pr_curve.json", "robustness.json", *PICTURES):
-            mlflow.log_artifact(str(out / name), "evaluate")
-        for stage in ("collect", "labels"):
-            mlflow.log_artifact(str(Path(cfg.paths[stage]) / "report.json"), f"reports/{stage}")
+    mlflow.log_metrics({f"test/{key}": value for key, value in metrics.items() if value is not None})
+    mlflow.log_metrics({f"robustness/{row['name']}_ap50": row["ap50"] for row in rows if row["ap50"] is not None})
+    for name in ("metrics.json", "pr_curve.json", "robustness.json", *PICTURES):
+        mlflow.log_artifact(str(out / name), "evaluate")
+    for stage in ("collect", "labels"):
+        mlflow.log_artifact(str(Path(cfg.paths[stage]) / "report.json"), f"reports/{stage}")
+    return metrics
