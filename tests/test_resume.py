@@ -17,10 +17,10 @@ from facedet.pipeline import augment, collect
 from facedet.config import compose_config
 from facedet.pipeline import labels
 from facedet.apps.sample import SampleSettings, generate
-from facedet.pipeline.train import fingerprint, resume_point
+from facedet.train.resume import fingerprint, resume_point
 
 # Small enough for seconds per epoch on a CPU; the shared data stages run once per project.
-TINY = ["experiment=quick", "augment.copies=2", "train.batch_size=8", "model.input_size=64"]
+TINY = ["experiment=quick", "train.batch_size=8", "model.input_size=64"]
 
 
 def tiny_project(folder, overrides=TINY):

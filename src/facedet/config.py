@@ -51,9 +51,10 @@ def _require(cfg: DictConfig, key: str, ok, expectation: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Reject wrong values early, naming the key, instead of failing deep inside a stage."""
     positive_int = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer")
-    for key in ("collect.max_side", "augment.copies", "model.input_size", "train.max_epochs",
-                "train.batch_size"):
+    for key in ("collect.max_side", "model.input_size", "train.max_epochs", "train.batch_size"):
         _require(cfg, key, *positive_int)
+    _require(cfg, "augment.copies", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+             "0 (online augmentation) or a positive integer")
     _require(cfg, "collect.jpeg_quality", lambda v: isinstance(v, int) and 1 <= v <= 100, "an integer in 1..100")
     _require(cfg, "train.lr", lambda v: isinstance(v, (int, float)) and v > 0, "a positive number")
     threshold = OmegaConf.select(cfg, "evaluate.threshold", default=None)
