@@ -147,7 +147,8 @@ def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs,
     (checkpoints / "resume.json").write_text(json.dumps(state))  # as if killed while logging the model
     assert resume_point(cfg, checkpoints, key) == (runs[2], checkpoints / "last.ckpt", 2)
 
-    for change in (["train.lr=0.003"], ["train.max_epochs=4"], ["model.neck_width=8"], ["seed=1"]):
+    for change in (["train.lr=0.003"], ["train.max_epochs=4"], ["model.neck_width=8"], ["seed=1"],
+                   ["optimizer=sgd"], ["augment.min_face=2"], ["scheduler.warmup_steps=3"]):
         other = compose_config([*TINY, "train.max_epochs=3", *change])
         assert fingerprint(other) != key and resume_point(other, checkpoints, fingerprint(other)) is None, change
     assert fingerprint(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"])) == key

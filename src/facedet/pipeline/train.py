@@ -54,6 +54,9 @@ def datamodule(cfg: DictConfig, resize: str) -> FaceDataModule:
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.paths.train)
     checkpoints = out / "checkpoints"
+    if cfg.train.max_epochs % cfg.train.val_every:
+        raise ConfigError(f"config key 'train.val_every' = {cfg.train.val_every}: expected a divisor of "
+                          f"train.max_epochs ({cfg.train.max_epochs}), so that the last epoch is validated")
     pl.seed_everything(cfg.seed, workers=True)
     net = build_net(cfg.model)
     if cfg.train.init:

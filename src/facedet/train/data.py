@@ -44,9 +44,11 @@ class FaceDataset(Dataset):
         image = self.images[index]
         rgb = read_rgb(self.images_dir / image.file_name)
         boxes, ignore = np.asarray(image.boxes, np.float64).reshape(-1, 4), np.asarray(image.ignore).reshape(-1, 4)
-        if self.pipeline is not None:
-            rgb, boxes, _ = augment.apply(self.pipeline, rgb, image.boxes, augment.draw_seed(self.seed, epoch, index))
-            ignore = np.zeros((0, 4))  # ignore regions do not follow the crops; the small-face rule below does
+        if self.pipeline is not None:  # ignore regions go through the transforms as boxes too
+            rgb, both, kept = augment.apply(self.pipeline, rgb, [*image.boxes, *image.ignore],
+                                            augment.draw_seed(self.seed, epoch, index))
+            is_face = np.asarray(kept) < len(image.boxes)
+            boxes, ignore = both[is_face].reshape(-1, 4), both[~is_face].reshape(-1, 4)
         tensor, placement = prepare(rgb, self.input_size, self.resize)
         boxes, ignore = placement.to_input(boxes), placement.to_input(ignore)
         if self.min_face > 0 and len(boxes):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -40,8 +41,8 @@ def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str) -> Path:
     path = init_file(init)
     try:
         saved = weights.read_metadata(path)["model"]
-    except ValueError as err:
-        raise ConfigError(f"config key 'train.init' = {init!r}: {err}") from None
+    except (ValueError, OSError, SafetensorError) as err:
+        raise ConfigError(f"config key 'train.init' = {init!r}: {path} is no facedet model file ({err})") from None
     here = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else dict(model_cfg)
     differ = sorted(key for key in (set(saved) | set(here)) - _FREE_KEYS if _plain(saved.get(key)) != _plain(here.get(key)))
     if differ:
