@@ -17,6 +17,7 @@ issue 10: peak memory < 3 GB, results/ <= 1.5 x data.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -88,7 +89,13 @@ def _throughput(project: Path, overrides: list[str], batches: int = 20) -> dict[
         net, loss = build_net(cfg.model), build_loss(cfg.loss)
         data = datamodule(cfg, net.resize)
         data.setup("fit")
-        loader = iter(data.train_dataloader())
+        def forever():
+            for epoch in itertools.count():
+                loader = data.train_dataloader()
+                loader.sampler.set_epoch(epoch)
+                yield from loader
+
+        loader = forever()
         started, seen = time.perf_counter(), 0
         batch = None
         for _ in range(batches):
@@ -114,7 +121,7 @@ def main() -> None:
     parser.add_argument("--images", type=int)
     parser.add_argument("--keep", type=Path, help="build the project here and keep it (default: a temporary folder)")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     n = args.images or (4000 if args.case == "folder" else 12880)
     overrides = ["train.max_epochs=1", "train.val_every=1", *(["labels=wider"] if args.case == "wider" else []),
                  *args.overrides]

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from conftest import ROOT
 from facedet import coco
 from facedet.apps.sample import SampleSettings, generate
 from facedet.config import compose_config

@@ -4,10 +4,10 @@
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import ROOT
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import ROOT
 from facedet.config import compose_config
 from facedet.loss import build_loss
 from facedet.model import build_net

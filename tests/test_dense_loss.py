@@ -2,12 +2,12 @@ import math
 
 import pytest
 import torch
+from conftest import ROOT
 from omegaconf import OmegaConf
 
 from facedet.loss import build_loss
 from facedet.loss.dense import DenseLoss, atss_assign, iou_family
 from facedet.model import build_net
-from conftest import ROOT
 
 # A = (0, 0, 2, 2), area 4; B = (1, 1, 4, 3), 3 x 2, area 6.
 # intersection [1, 2] x [1, 2] = 1; union 4 + 6 - 1 = 9; IoU = 1/9.

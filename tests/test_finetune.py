@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from conftest import ROOT
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from conftest import ROOT
 from facedet.config import ConfigError, compose_config
 from facedet.inference.detector import BUNDLED_WEIGHTS
 from facedet.model import build_net, weights

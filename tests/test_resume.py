@@ -11,12 +11,11 @@ import time
 
 import pytest
 import torch
-
 from conftest import ROOT
-from facedet.pipeline import augment, collect
-from facedet.config import compose_config
-from facedet.pipeline import labels
+
 from facedet.apps.sample import SampleSettings, generate
+from facedet.config import compose_config
+from facedet.pipeline import augment, collect, labels
 from facedet.train.resume import fingerprint, resume_point
 
 # Small enough for seconds per epoch on a CPU; the shared data stages run once per project.
