@@ -2,12 +2,12 @@ import math
 
 import pytest
 import torch
+from conftest import ROOT
 from omegaconf import OmegaConf
 
 from facedet.loss import build_loss
 from facedet.loss.dense import DenseLoss, atss_assign, iou_family
 from facedet.model import build_net
-from conftest import ROOT
 
 # A = (0, 0, 2, 2), area 4; B = (1, 1, 4, 3), 3 x 2, area 6.
 # intersection [1, 2] x [1, 2] = 1; union 4 + 6 - 1 = 9; IoU = 1/9.
@@ -110,3 +110,34 @@ def test_config_file_builds_the_loss():
     cfg = OmegaConf.load(ROOT / "conf" / "loss" / "dense.yaml")
     loss = build_loss(OmegaConf.to_container(cfg))
     assert isinstance(loss, DenseLoss) and loss.iou_type == cfg.iou_type
+
+
+def test_points_inside_an_ignore_region_add_no_face_term():
+    net, outputs = _outputs()
+    outputs["face_logit"].retain_grad()
+    half = torch.tensor([[0.0, 0.0, 0.5, 1.0]])  # the left half of the input
+    losses = DenseLoss()(outputs, [{"boxes": torch.zeros(0, 4), "ignore": half}] * 2)
+    losses["loss"].backward()
+    centres_x = outputs["priors"][:, 0] / 64
+    grad = outputs["face_logit"].grad
+    assert (grad[:, centres_x < 0.5] == 0).all() and (grad[:, centres_x > 0.5] > 0).all()
+    whole = DenseLoss()(outputs, [{"boxes": torch.zeros(0, 4), "ignore": torch.tensor([[0.0, 0.0, 1.0, 1.0]])}] * 2)
+    assert whole["loss"].item() == 0.0
+
+
+@pytest.mark.parametrize("side", [6, 12, 24, 48, 96, 160, 240, 320])
+def test_assigner_gives_faces_of_every_training_size_positives_on_a_fitting_level(side):
+    """At the default 320 input (strides 8/16/32, anchors 4x stride) every face from the ignore limit
+    (6 px) to the whole input gets positives, and big faces get them on the coarse levels."""
+    net = build_net({"name": "dense", "input_size": 320, "neck_width": 16})
+    priors = net(torch.rand(1, 3, 320, 320))["priors"]
+    loss = build_loss(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "dense.yaml")))
+    centre = 160.0 + 3.0  # off the prior grid
+    gt = torch.tensor([[centre - side / 2, centre - side / 2, centre + side / 2, centre + side / 2]]).clamp(0, 320)
+    _, positive = atss_assign(gt, priors, loss.topk, loss.anchor_scale, loss.centre_inside)
+    strides = priors[positive, 2]
+    assert positive.sum() >= (1 if side < 24 else 3)
+    if side >= 160:
+        assert (strides >= 16).all() and (strides == 32).any()
+    if side <= 12:
+        assert (strides == 8).all()

@@ -16,7 +16,7 @@ def net() -> DenseNet:
 
 
 def test_config_builds_a_small_letterbox_network(net):
-    assert isinstance(net, DenseNet) and net.resize == "letterbox" and net.input_size == 256
+    assert isinstance(net, DenseNet) and net.resize == "letterbox" and net.input_size == 320
     assert sum(p.numel() for p in net.parameters()) < 300_000
 
 

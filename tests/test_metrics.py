@@ -190,6 +190,13 @@ def test_pr_curve_ties_give_one_point_and_empty_curve():
     assert math.isnan(threshold) and f1 == 0.0
 
 
+def test_best_f1_threshold_is_the_middle_of_the_gap_below_the_best_point():
+    # F1 at .9: 2*1*.5/1.5 = 2/3; at .6: 1 (both faces, no false positive); at .2: 2*.5*1/1.5 = 2/3.
+    # Every threshold in (.2, .6] keeps F1 = 1 on this split: the middle, .4, is taken.
+    curve = {"threshold": [0.9, 0.6, 0.2], "precision": [1.0, 1.0, 0.5], "recall": [0.5, 1.0, 1.0]}
+    assert best_f1_threshold(curve) == pytest.approx((0.4, 1.0))
+
+
 # --- ignore regions (COCO iscrowd=1) -------------------------------------------------------------
 
 def ignore_case():

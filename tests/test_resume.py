@@ -11,16 +11,15 @@ import time
 
 import pytest
 import torch
-
 from conftest import ROOT
-from facedet.pipeline import augment, collect
-from facedet.config import compose_config
-from facedet.pipeline import labels
+
 from facedet.apps.sample import SampleSettings, generate
-from facedet.pipeline.train import fingerprint, resume_point
+from facedet.config import compose_config
+from facedet.pipeline import augment, collect, labels
+from facedet.train.resume import fingerprint, resume_point
 
 # Small enough for seconds per epoch on a CPU; the shared data stages run once per project.
-TINY = ["experiment=quick", "augment.copies=2", "train.batch_size=8", "model.input_size=64"]
+TINY = ["experiment=quick", "train.batch_size=8", "model.input_size=64"]
 
 
 def tiny_project(folder, overrides=TINY):
@@ -147,7 +146,8 @@ def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs,
     (checkpoints / "resume.json").write_text(json.dumps(state))  # as if killed while logging the model
     assert resume_point(cfg, checkpoints, key) == (runs[2], checkpoints / "last.ckpt", 2)
 
-    for change in (["train.lr=0.003"], ["train.max_epochs=4"], ["model.neck_width=8"], ["seed=1"]):
+    for change in (["train.lr=0.003"], ["train.max_epochs=4"], ["model.neck_width=8"], ["seed=1"],
+                   ["optimizer=sgd"], ["augment.min_face=2"], ["scheduler.warmup_steps=3"]):
         other = compose_config([*TINY, "train.max_epochs=3", *change])
         assert fingerprint(other) != key and resume_point(other, checkpoints, fingerprint(other)) is None, change
     assert fingerprint(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"])) == key

@@ -23,7 +23,7 @@ def _labelme(path, image_name, points, size):
 @pytest.fixture
 def cfg(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = compose_config(["augment.copies=3"], root=ROOT)
+    cfg = compose_config(["augment=seed", "augment.copies=3"], root=ROOT)  # the offline mode
     raw = tmp_path / "data"
     raw.mkdir()
     rng = np.random.default_rng(0)

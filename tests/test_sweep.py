@@ -107,7 +107,7 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     cfg = compose_config(["experiment=best"], root=project)
     assert cfg.train.lr == result.best_params["train.lr"] and cfg.loss.box_weight == result.best_params[
         "loss.box_weight"]
-    assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.model.neck_width, cfg.augment.copies) == (1, 8, 16, 1)
+    assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.model.neck_width, cfg.augment.copies) == (1, 8, 16, 0)
 
 
 def test_queued_dvc_experiment_logs_to_the_original_store_and_is_tagged(tmp_path, monkeypatch, clean_env):

@@ -142,6 +142,13 @@ def schema(conf_dir: Path) -> Schema:
     return _schema(str(Path(conf_dir).resolve()), stamp)
 
 
+def derived_keys(conf_dir: Path) -> set[str]:
+    """Keys that conf/ sets only by interpolation (``optimizer.lr: ${train.lr}``): they follow another
+    key, so they are never a setting of their own when runs or presets are told apart."""
+    return {key for key, values in schema(conf_dir).defaults.items()
+            if values and all(isinstance(v, str) and "${" in v for v in values)}
+
+
 def check_overrides(overrides: list[str], conf_dir: Path) -> None:
     """Unknown keys and group options in Hydra overrides, named in one line with the closest valid one."""
     known = schema(conf_dir)
@@ -211,7 +218,10 @@ RULES: dict[str, Check] = {
     "collect.max_side": POSITIVE_INT,
     "collect.jpeg_quality": _between(1, 100, integer=True),
     "split.train": FRACTION, "split.val": FRACTION, "split.test": FRACTION,
-    "augment.copies": POSITIVE_INT,
+    "augment.copies": (lambda v: _integer(v) and v >= 0, "0 (online augmentation) or a positive integer"),
+    "augment.min_face": _at_least(0, integer=False),
+    "augment.preview_images": POSITIVE_INT, "augment.preview_draws": POSITIVE_INT,
+    "augment.stats_images": _at_least(0),
     "augment.min_visibility": FRACTION,
     "augment.transforms": (lambda v: isinstance(v, list) and all(
         isinstance(t, dict) and str(t.get("_target_", "")).startswith("albumentations.")
@@ -248,6 +258,16 @@ RULES: dict[str, Check] = {
     "train.devices": (lambda v: v == "auto" or POSITIVE_INT[0](v) or (isinstance(v, list) and all(
         _at_least(0)[0](d) for d in v)), "auto, a number of devices or a list of device indices"),
     "train.num_nodes": POSITIVE_INT,
+    "train.val_every": POSITIVE_INT,
+    "train.init": (lambda v: v is None or (isinstance(v, str) and v != ""),
+                   "null (from scratch), bundled, a model file, models:/... or runs:/..."),
+    "train.precision": (lambda v: str(v) in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"),
+                        "a Lightning precision (32-true, bf16-mixed, 16-mixed, ...)"),
+    "train.deterministic": (lambda v: v in (True, False, "warn"), "true, false or warn"),
+    "train.pin_memory": (lambda v: isinstance(v, bool), "true or false"),
+    "scheduler.warmup_steps": _at_least(0),
+    "scheduler.warmup_ratio": FRACTION, "scheduler.min_ratio": FRACTION,
+    "scheduler.pct_start": _between(0, 1, low_open=True),
     "evaluate.threshold": (lambda v: v is None or FRACTION[0](v), "null (the model's) or a number in [0, 1]"),
     "evaluate.iou_threshold": _between(0, 1, low_open=True),
     "evaluate.grid_images": _at_least(0),
@@ -257,8 +277,11 @@ RULES: dict[str, Check] = {
     "hparams_search.direction": (lambda v: v in ("maximize", "minimize"), "maximize or minimize"),
 }
 
+
 def _expected_type(defaults: tuple[object, ...]) -> Check | None:
     """What the defaults in conf/ say about a value's type (None: they say nothing, e.g. all null)."""
+    if any(isinstance(d, str) and "${" in d for d in defaults):
+        return None  # an interpolation (optimizer.lr: ${train.lr}): its target's type is checked there
     kinds = {type(d) for d in defaults if d is not None}
     if not kinds:
         return None

@@ -16,7 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import compose_config, project_root, tracking_uri
+from facedet.config import ConfigError, compose_config, derived_keys, project_root, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +147,12 @@ def changed_settings(cfg: DictConfig) -> tuple[dict[str, str], str]:
     """(the settings of `cfg` that differ from :func:`reference_settings`, what they are compared with);
     paths, tracking and the search config left out."""
     reference, what = reference_settings()
+    try:
+        derived = derived_keys(project_root() / "conf")
+    except ConfigError:  # no conf/ here
+        derived = set()
     return {key: value for key, value in flatten(cfg).items()
-            if key.split(".")[0] not in UNNAMED_SECTIONS and reference.get(key) != value}, what
+            if key.split(".")[0] not in UNNAMED_SECTIONS and key not in derived and reference.get(key) != value}, what
 
 
 def _short(value: str) -> str:

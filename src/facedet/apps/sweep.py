@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import ConfigError, compose_config, project_root, stage_specs
+from facedet.config import ConfigError, compose_config, derived_keys, project_root, stage_specs
 from facedet.config import tracking_uri
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,14 @@ def preset_text(best: DictConfig, base_overrides: list[str], root: Path, header:
         for key in ("paths", "hparams_search"):
             cfg.pop(key, None)
         cfg.get("tracking", {}).pop("uri", None)
+    for key in derived_keys(root / "conf"):  # they follow the keys they interpolate
+        for cfg in (new, old):
+            parent, _, leaf = key.rpartition(".")
+            node = cfg
+            for part in parent.split(".") if parent else []:
+                node = node.get(part, {}) if isinstance(node, dict) else {}
+            if isinstance(node, dict):
+                node.pop(leaf, None)
     changes = _diff(new, old)
     body: dict[str, object] = {}
     if groups:

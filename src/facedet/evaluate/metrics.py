@@ -205,12 +205,18 @@ def pr_curve(truth: list[Image], predictions: list[list[Detection]],
 
 
 def best_f1_threshold(curve: dict[str, list[float]]) -> tuple[float, float]:
-    """(threshold, f1) maximising F1 on a :func:`pr_curve` dict; the highest threshold wins ties.
+    """(threshold, f1) maximising F1 on a :func:`pr_curve` dict.
 
+    The best point's score is the lowest that still keeps its last true positive; every threshold
+    down to the next lower candidate's score gives the same F1 there. The threshold is the middle of
+    that gap (the best point's own score when no candidate lies below it), so faces that score a
+    little lower than the validation faces are still found. The highest-threshold point wins ties.
     ``(nan, 0.0)`` for an empty curve.
     """
     f1 = [_f1(p, r) for p, r in zip(curve["precision"], curve["recall"])]
     if not f1:
         return math.nan, 0.0
     best = int(np.argmax(f1))
-    return float(curve["threshold"][best]), float(f1[best])
+    thresholds = curve["threshold"]
+    below = thresholds[best + 1] if best + 1 < len(thresholds) else thresholds[best]
+    return float((thresholds[best] + below) / 2), float(f1[best])

@@ -9,6 +9,7 @@ from torch import nn
 from facedet.loss.dense import DenseLoss
 from facedet.loss.single_face import SingleFaceLoss
 
+# By name like the networks (facedet.model.NETWORKS), so that model and loss are chosen the same way.
 LOSSES: dict[str, type[nn.Module]] = {"single_face": SingleFaceLoss, "dense": DenseLoss}
 
 

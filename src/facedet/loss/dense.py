@@ -105,6 +105,12 @@ def prior_levels(priors: torch.Tensor) -> list[torch.Tensor]:
     return [torch.nonzero(priors[:, 2] == stride).squeeze(1) for stride in torch.unique(priors[:, 2])]
 
 
+def _inside_any(points: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """[N, 2] points, [M, 4] boxes -> [N] bool: the point lies inside at least one box."""
+    lo, hi = boxes[None, :, :2], boxes[None, :, 2:]
+    return ((points[:, None] >= lo) & (points[:, None] <= hi)).all(-1).any(1)
+
+
 class DenseLoss(nn.Module):
     """total = face_weight * face-ness + box_weight * box, both summed and divided by the number of
     positive priors in the batch (at least 1).
@@ -120,7 +126,8 @@ class DenseLoss(nn.Module):
       ``focal``: sigmoid focal loss (RetinaNet) with binary targets, ``alpha`` and ``gamma``.
     box: 1 - ``iou_type`` (iou / giou / diou / eiou) between the decoded box and its face, over the
     positives only. An image with no face has no positive: its box term is exactly 0 and face-ness
-    pushes all its scores down.
+    pushes all its scores down. ``targets[i]["ignore"]`` (optional, [M, 4]): ignore regions (faces too
+    small to learn); background points inside one add no face-ness term.
     """
 
     def __init__(self, face_weight: float = 1.0, box_weight: float = 2.0, face_loss: str = "qfl",
@@ -141,6 +148,7 @@ class DenseLoss(nn.Module):
         scale = outputs["size"].repeat(2)
         pred_boxes = DenseNet.boxes_in_pixels(raw, priors)  # [B, N, 4] pixels
         face_target = torch.zeros_like(logits)
+        counted = torch.ones_like(logits)  # 0 for background points inside an ignore region
         pred_pos, true_pos = [], []
         levels = prior_levels(priors)
         with torch.no_grad():
@@ -148,6 +156,10 @@ class DenseLoss(nn.Module):
                 gt = target["boxes"].to(logits).reshape(-1, 4) * scale
                 assigned, positive = atss_assign(gt, priors, self.topk, self.anchor_scale, self.centre_inside,
                                                  levels)
+                ignore = target.get("ignore")
+                if ignore is not None and ignore.numel():
+                    inside = _inside_any(priors[:, :2], ignore.to(logits).reshape(-1, 4) * scale)
+                    counted[i] = (~(inside & ~positive)).to(logits)
                 if positive.any():
                     index = torch.nonzero(positive).squeeze(1)
                     pred_pos.append((i, index))
@@ -162,7 +174,7 @@ class DenseLoss(nn.Module):
                 face_target[i, index] = q if self.face_loss == "qfl" else torch.ones_like(q)
         else:
             box = raw.sum() * 0.0  # exactly 0, still connected to the graph
-        face = self._face(logits, face_target).sum() / num_pos
+        face = (self._face(logits, face_target) * counted).sum() / num_pos
         return {"loss": self.face_weight * face + self.box_weight * box, "face": face.detach(), "box": box.detach()}
 
     def _face(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,8 @@ from facedet.model.dense import DenseNet
 from facedet.model.postprocess import select
 from facedet.model.single_face import SingleFaceNet
 
+# A registry by name, not Hydra's `_target_`: a model file's metadata names its network, and loading one
+# must never import or call whatever a (possibly foreign) file names.
 NETWORKS: dict[str, type[nn.Module]] = {"single_face": SingleFaceNet, "dense": DenseNet}
 
 

@@ -1,48 +1,59 @@
-"""Stage 3, augment: ``augment.copies`` albumentations variants of every training image.
+"""Stage 3, augment: where the training augmentation is defined and checked.
 
-Reads the labels stage's train.json and the collected images; writes ``paths.augment``/images and
-train.json (canonical COCO). The pipeline is ``augment.transforms`` (Hydra ``_target_`` entries) with
-bounding boxes carried through; a face that loses more than ``1 - augment.min_visibility`` of its
-area to the crop is dropped from that copy, so a crop that cuts the face away yields a negative.
+Reads ``cfg.augment`` (conf/augment/), the labels stage's train.json and the collected images; writes to
+``paths.augment``: pipeline.yaml (albumentations' own serialisation of the pipeline, which the train
+stage loads), preview.png (training images x ``augment.preview_draws`` draws, boxes drawn; a DVC plot,
+and an artifact of the train stage's MLflow run) and stats.json (faces kept, too small, dropped per
+draw). With ``augment.copies > 0`` (the seed tutorial's offline mode) it also writes that many
+augmented copies of every training image to images/ and train.json, and the train stage trains on
+those as they are; with 0 (the default) the train stage draws fresh augmentations every epoch.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
-import albumentations as A
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.progress import track
 
 from facedet import coco
 from facedet.images import read_rgb, write_image
-
-
-def build_pipeline(cfg: DictConfig, seed: int) -> A.Compose:
-    """The configured transforms as one bbox-aware, seeded albumentations pipeline."""
-    transforms = [instantiate(OmegaConf.to_container(t)) for t in cfg.augment.transforms]
-    bbox_params = A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True,
-                               min_visibility=cfg.augment.min_visibility, filter_invalid_bboxes=True)
-    return A.Compose(transforms, bbox_params=bbox_params, seed=seed)
+from facedet.train import augment
 
 
 def run(cfg: DictConfig) -> None:
     out = Path(cfg.paths.augment)
     if out.exists():
         shutil.rmtree(out)
-    (out / "images").mkdir(parents=True)
-    pipeline = build_pipeline(cfg, cfg.seed)
+    out.mkdir(parents=True)
+    pipeline = augment.build(cfg.augment)
+    augment.save(pipeline, out / augment.PIPELINE_FILE)
+    pipeline = augment.load(out / augment.PIPELINE_FILE)  # check and use what the train stage will load
     source_dir = Path(cfg.paths.collect) / "images"
+    images = coco.read(Path(cfg.paths.labels) / "train.json")
+    shown = [image for image in images if image.boxes][: cfg.augment.preview_images]
+    grid = augment.preview(pipeline, shown, source_dir, cfg.augment.preview_draws, cfg.seed, read_rgb)
+    write_image(out / "preview.png", grid)
+    stats = augment.statistics(pipeline, images[: cfg.augment.stats_images], source_dir, cfg.augment.preview_draws,
+                               cfg.seed, cfg.augment.min_face, read_rgb)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    if cfg.augment.copies > 0:
+        _materialise(pipeline, images, source_dir, out, cfg.augment.copies, cfg.seed)
+
+
+def _materialise(pipeline, images: list[coco.Image], source_dir: Path, out: Path, copies: int, seed: int) -> None:
+    """``copies`` seeded draws of every image as JPEG files and train.json (canonical COCO)."""
+    (out / "images").mkdir()
     augmented = []
-    for image in track(coco.read(Path(cfg.paths.labels) / "train.json"), description="augment", transient=True):
+    for index, image in enumerate(track(images, description="augment", transient=True)):
         rgb = read_rgb(source_dir / image.file_name)
-        for copy in range(cfg.augment.copies):
-            result = pipeline(image=rgb, bboxes=image.boxes or [], labels=[1] * len(image.boxes))
+        for copy in range(copies):
+            picture, boxes, _ = augment.apply(pipeline, rgb, image.boxes, augment.draw_seed(seed, copy, index))
             name = f"{Path(image.file_name).with_suffix('').as_posix()}_{copy:03d}.jpg"
             (out / "images" / name).parent.mkdir(parents=True, exist_ok=True)
-            write_image(out / "images" / name, result["image"], quality=95)  # any file name (cv2.imwrite crashes)
-            height, width = result["image"].shape[:2]
-            augmented.append(coco.Image(name, width, height, [tuple(map(float, b)) for b in result["bboxes"]]))
+            write_image(out / "images" / name, picture, quality=95)  # any file name (cv2.imwrite crashes)
+            height, width = picture.shape[:2]
+            augmented.append(coco.Image(name, width, height, [tuple(map(float, b)) for b in boxes]))
     coco.write(augmented, out / "train.json")

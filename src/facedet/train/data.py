@@ -1,37 +1,63 @@
-"""Training data: a canonical COCO file and its images as tensors the networks take."""
+"""Training data, streamed: a COCO file and its image folder, decoded lazily, augmented afresh per draw.
+
+The datasets hold only the COCO records (file names and boxes), so their memory does not depend on
+the pictures; every item is read from disk when asked for, in the DataLoader workers.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytorch_lightning as pl
 import torch
-from torch.utils.data import Dataset, RandomSampler
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from facedet import coco
 from facedet.images import read_rgb
 from facedet.model.inputs import prepare
+from facedet.train import augment
 
 
 class FaceDataset(Dataset):
-    """Items: (image [3, S, S], {"boxes": FloatTensor[N, 4] (x1, y1, x2, y2) normalised to the input}).
+    """Items: (image [3, S, S] in [0, 1], {"boxes": [N, 4], "ignore": [M, 4], "index": []}), boxes
+    (x1, y1, x2, y2) normalised to the input.
 
-    Images are decoded and resized once, at construction (small datasets, CPU training).
+    With a ``pipeline`` the dataset is indexed by ``(epoch, index)`` (what :class:`EpochShuffle`
+    yields) and each item is a fresh augmented draw seeded by (``seed``, epoch, index), in whichever
+    process it is made. Faces whose shorter side is below ``min_face`` input pixels become ignore
+    regions: neither positives nor negatives for the loss.
     """
 
-    def __init__(self, coco_file: Path, images_dir: Path, input_size: int, resize: str) -> None:
+    def __init__(self, coco_file: Path, images_dir: Path, input_size: int, resize: str,
+                 pipeline=None, seed: int = 0, min_face: float = 0.0) -> None:
         self.images = coco.read(coco_file)
-        self.inputs, self.targets = [], []
-        for image in self.images:
-            tensor, placement = prepare(read_rgb(Path(images_dir) / image.file_name), input_size, resize)
-            self.inputs.append(tensor)
-            boxes = placement.to_input(image.boxes) if image.boxes else torch.zeros(0, 4)
-            self.targets.append({"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)})
+        self.images_dir, self.input_size, self.resize = Path(images_dir), int(input_size), resize
+        self.pipeline, self.seed, self.min_face = pipeline, int(seed), float(min_face)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self.inputs[index], self.targets[index]
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        image = self.images[index]
+        rgb = read_rgb(self.images_dir / image.file_name)
+        boxes, ignore = np.asarray(image.boxes, np.float64).reshape(-1, 4), np.asarray(image.ignore).reshape(-1, 4)
+        if self.pipeline is not None:  # ignore regions go through the transforms as boxes too
+            rgb, both, kept = augment.apply(self.pipeline, rgb, [*image.boxes, *image.ignore],
+                                            augment.draw_seed(self.seed, epoch, index))
+            is_face = np.asarray(kept) < len(image.boxes)
+            boxes, ignore = both[is_face].reshape(-1, 4), both[~is_face].reshape(-1, 4)
+        tensor, placement = prepare(rgb, self.input_size, self.resize)
+        boxes, ignore = placement.to_input(boxes), placement.to_input(ignore)
+        if self.min_face > 0 and len(boxes):
+            sides = (boxes[:, 2:] - boxes[:, :2]) * [placement.input_width, placement.input_height]
+            small = sides.min(axis=1) < self.min_face
+            boxes, ignore = boxes[~small], np.concatenate([ignore, boxes[small]])
+        return tensor, {"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                        "ignore": torch.as_tensor(ignore, dtype=torch.float32).reshape(-1, 4),
+                        "index": torch.tensor(index)}
 
 
 def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
@@ -39,22 +65,63 @@ def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     return torch.stack(images), list(targets)
 
 
-class EpochShuffle(RandomSampler):
-    """A shuffle whose order depends only on (seed, epoch), so that a run resumed from a checkpoint
-    sees the same batches as an uninterrupted one (Lightning calls ``set_epoch`` before every epoch;
-    the plain RandomSampler draws from the global RNG, whose state no checkpoint keeps).
+class EpochShuffle(Sampler):
+    """Yields (epoch, index): a shuffle that depends only on (seed, epoch), so that a run resumed from
+    a checkpoint sees the same batches and the same augmented draws as an uninterrupted one (Lightning
+    calls ``set_epoch`` before every epoch). Under DDP each rank takes every world-size-th item of
+    the same shuffle (padded to equal length), as DistributedSampler does."""
 
-    It is a RandomSampler, so under DDP Lightning replaces it by a DistributedSampler with
-    ``shuffle=True`` (seeded from the global seed and the epoch as well).
-    """
-
-    def __init__(self, data_source, seed: int) -> None:
-        super().__init__(data_source)
-        self.seed, self.epoch = int(seed), 0
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = int(size), int(seed), 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def _shard(self) -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        return -(-self.size // self._shard()[1])
+
     def __iter__(self):
+        rank, world = self._shard()
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+        order = torch.randperm(self.size, generator=generator).tolist()
+        order += order[: len(self) * world - len(order)]
+        yield from ((self.epoch, index) for index in order[rank::world])
+
+
+class FaceDataModule(pl.LightningDataModule):
+    """The training set (online: the labels stage's train split, augmented by ``pipeline_file``; offline:
+    the augment stage's materialised copies, as they are) and the validation split, never augmented."""
+
+    def __init__(self, train_coco: Path, train_images: Path, val_coco: Path, val_images: Path,
+                 input_size: int, resize: str, batch_size: int, pipeline_file: Path | None = None,
+                 seed: int = 0, min_face: float = 0.0, num_workers: int = 0, pin_memory: bool = False) -> None:
+        super().__init__()
+        self.train_coco, self.train_images = Path(train_coco), Path(train_images)
+        self.val_coco, self.val_images = Path(val_coco), Path(val_images)
+        self.pipeline_file = Path(pipeline_file) if pipeline_file else None
+        self.input_size, self.resize, self.seed, self.min_face = input_size, resize, seed, min_face
+        self.loader = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                           collate_fn=collate, persistent_workers=num_workers > 0)
+        self.train_set = self.val_set = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            pipeline = augment.load(self.pipeline_file) if self.pipeline_file else None
+            self.train_set = FaceDataset(self.train_coco, self.train_images, self.input_size, self.resize,
+                                         pipeline, self.seed, self.min_face)
+            self.val_set = FaceDataset(self.val_coco, self.val_images, self.input_size, self.resize,
+                                       min_face=self.min_face)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, sampler=EpochShuffle(len(self.train_set), self.seed), **self.loader)
+
+    def val_dataloader(self) -> DataLoader:
+        # Lightning's own sampler replacement is off (see conf/trainer): shard validation by hand under DDP.
+        sharded = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        sampler = DistributedSampler(self.val_set, shuffle=False) if sharded else None
+        return DataLoader(self.val_set, sampler=sampler, **self.loader)

@@ -1,14 +1,15 @@
-"""Thin Lightning glue: a network, a loss and an optimiser; validation AP with the evaluate metrics."""
+"""Thin Lightning glue: a network, a loss, an optimiser and a schedule; validation AP as a torchmetrics Metric."""
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import replace
+from collections.abc import Callable
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
+import torchmetrics
 from torch import nn
 
 from facedet.coco import Detection, Image
@@ -19,17 +20,72 @@ from facedet.model import predict
 _VAL_SCALE = 1000.0
 
 
-class FaceDetectorModule(pl.LightningModule):
-    """Logs ``train/loss`` (and each loss term) per step and epoch, ``val/loss``, ``val/ap50``,
-    ``val/ap50_95``, ``val/mean_iou`` and ``val/f1`` per epoch."""
+class ValidationAP(torchmetrics.Metric):
+    """COCO AP@0.5 (and AP@[.5:.95], mean IoU, F1 at ``threshold``) over the whole validation set with
+    :func:`facedet.evaluate.metrics.detection_metrics` (faster-coco-eval).
 
-    def __init__(self, net: nn.Module, loss: nn.Module, lr: float, weight_decay: float, max_epochs: int,
+    States are rows tagged with the dataset index of their image, concatenated across DDP ranks
+    (``dist_reduce_fx="cat"``); an image a DistributedSampler repeated to pad a shard counts once.
+    """
+
+    full_state_update = False
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.add_state("images", default=[], dist_reduce_fx="cat")  # [B] dataset indices
+        self.add_state("faces", default=[], dist_reduce_fx="cat")  # [F, 6] index, x1, y1, x2, y2, is_ignore
+        self.add_state("detections", default=[], dist_reduce_fx="cat")  # [D, 6] index, x1, y1, x2, y2, score
+
+    def update(self, detections: list[np.ndarray], targets: list[dict[str, torch.Tensor]]) -> None:
+        for rows, target in zip(detections, targets):
+            index = target["index"].reshape(1).to(self.device, torch.float64)
+            self.images.append(index)
+            for boxes, flag in ((target["boxes"], 0.0), (target.get("ignore", torch.zeros(0, 4)), 1.0)):
+                boxes = boxes.reshape(-1, 4).to(self.device, torch.float64)
+                self.faces.append(torch.cat([index.expand(len(boxes), 1), boxes,
+                                             torch.full((len(boxes), 1), flag, dtype=torch.float64,
+                                                        device=self.device)], 1))
+            rows = torch.as_tensor(rows, dtype=torch.float64, device=self.device).reshape(-1, 5)
+            self.detections.append(torch.cat([index.expand(len(rows), 1), rows], 1))
+
+    def compute(self) -> dict[str, float]:
+        def cat(state):
+            return (torch.cat(state) if isinstance(state, list) else state).cpu().numpy() if len(state) else []
+
+        images, faces, detections = cat(self.images), cat(self.faces), cat(self.detections)
+        order = sorted({int(i) for i in images})
+        truth, predictions = [], []
+        for i in order:
+            rows = faces[faces[:, 0] == i] if len(faces) else np.zeros((0, 6))
+            rows = np.unique(rows, axis=0)  # a padded repeat of the image brings its faces twice
+            box = [tuple(r[1:5] * _VAL_SCALE) for r in rows if r[5] == 0]
+            ignore = [tuple(r[1:5] * _VAL_SCALE) for r in rows if r[5] == 1]
+            truth.append(Image(str(i), int(_VAL_SCALE), int(_VAL_SCALE), box, ignore))
+            found = detections[detections[:, 0] == i] if len(detections) else np.zeros((0, 6))
+            found = np.unique(found, axis=0)
+            predictions.append([Detection(tuple(r[1:5] * _VAL_SCALE), float(r[5])) for r in found])
+        metrics = detection_metrics(truth, predictions, self.threshold)
+        # nan when the validation split has no face: 0 keeps "best checkpoint" comparisons meaningful.
+        return {key: float(metrics[key]) if metrics[key] == metrics[key] else 0.0
+                for key in ("ap50", "ap50_95", "mean_iou", "f1", "recall")}
+
+
+class FaceDetectorModule(pl.LightningModule):
+    """Logs ``train/loss`` (and each loss term) and ``lr`` per epoch, ``val/loss``, ``val/ap50``,
+    ``val/ap50_95``, ``val/mean_iou``, ``val/f1`` and ``val/recall`` per epoch.
+
+    ``optimizer``: a partial taking the parameters (``_partial_: true`` in conf/optimizer/);
+    ``scheduler``: a partial taking (optimizer, total_steps=...) stepped after every optimiser step
+    (conf/scheduler/), or None for a constant rate.
+    """
+
+    def __init__(self, net: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  threshold: float = 0.5) -> None:
         super().__init__()
         self.net, self.loss = net, loss
-        self.lr, self.weight_decay, self.max_epochs, self.threshold = lr, weight_decay, max_epochs, threshold
-        self._val_truth: list[Image] = []
-        self._val_predictions: list[list[Detection]] = []
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.val_ap = ValidationAP(threshold)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(images)
@@ -46,40 +102,44 @@ class FaceDetectorModule(pl.LightningModule):
         images, targets = batch
         losses = self.loss(self.net(images), targets)
         self.log("val/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=len(images), sync_dist=True)
-        for target, rows in zip(targets, predict(self.net, images)):
-            boxes = (target["boxes"] * _VAL_SCALE).tolist()
-            self._val_truth.append(Image(str(len(self._val_truth)), int(_VAL_SCALE), int(_VAL_SCALE),
-                                         [tuple(b) for b in boxes]))
-            self._val_predictions.append([Detection(tuple((r[:4] * _VAL_SCALE).tolist()), float(r[4]))
-                                          for r in rows])
+        self.val_ap.update(predict(self.net, images), targets)
 
     def on_validation_epoch_end(self) -> None:
-        truth, predictions = self._val_truth, self._val_predictions
-        self._val_truth, self._val_predictions = [], []
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            # DDP: each rank saw a shard of the validation set; AP is computed on all of it, on every rank.
-            shards: list = [None] * dist.get_world_size()
-            dist.all_gather_object(shards, (truth, predictions))
-            truth = [replace(t, file_name=str(i)) for i, t in enumerate(t for shard, _ in shards for t in shard)]
-            predictions = [p for _, shard in shards for p in shard]
-        metrics = detection_metrics(truth, predictions, self.threshold)
-        ap50 = metrics["ap50"] if metrics["ap50"] == metrics["ap50"] else 0.0  # nan when val has no face
-        self.log("val/ap50", ap50, prog_bar=True)
-        for key in ("ap50_95", "mean_iou", "f1"):
-            value = metrics[key]
-            self.log(f"val/{key}", value if value == value else 0.0)
+        metrics = self.val_ap.compute()
+        self.val_ap.reset()
+        self.log("val/ap50", metrics.pop("ap50"), prog_bar=True)
+        for key, value in metrics.items():
+            self.log(f"val/{key}", value)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 100,
+                  warmup_ratio: float = 0.1, min_ratio: float = 0.01) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from ``warmup_ratio`` x lr over ``warmup_steps`` optimiser steps (at most a tenth of
+    the run), then cosine decay to ``min_ratio`` x lr at ``total_steps`` (SCRFD/YuNet's shape)."""
+    warmup = max(1, min(int(warmup_steps), total_steps // 10))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return warmup_ratio + (1 - warmup_ratio) * step / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class EpochSeed(pl.Callback):
-    """Reseed the global RNGs (dropout, random augmentations) before the first batch of every training
-    epoch from (seed, epoch, rank): a run resumed from an end-of-epoch checkpoint then draws the same
-    random numbers as an uninterrupted one (checkpoints do not keep RNG states). Not in
-    ``on_train_epoch_start``: Lightning skips that hook for the first epoch after such a restart."""
+    """Reseed the global RNGs (dropout) before the first batch of every training epoch from (seed,
+    epoch, rank): a run resumed from an end-of-epoch checkpoint then draws the same random numbers as
+    an uninterrupted one (checkpoints do not keep RNG states). Not in ``on_train_epoch_start``:
+    Lightning skips that hook for the first epoch after such a restart. (Augmentation draws are seeded
+    per item by the dataset, see :class:`facedet.train.data.FaceDataset`.)"""
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
@@ -91,3 +151,17 @@ class EpochSeed(pl.Callback):
         random.seed(value)
         np.random.seed(value)
         torch.manual_seed(value)
+
+
+class EpochLines(pl.Callback):
+    """One line per epoch with the key metrics, for logs without a terminal (``dvc queue logs``, CI,
+    ``| tee``), where Lightning's progress bar prints nothing until the end."""
+
+    KEYS = ("train/loss", "val/loss", "val/ap50")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        shown = " ".join(f"{k} {float(metrics[k]):.4f}" for k in self.KEYS if k in metrics)
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {shown}", flush=True)

@@ -1,0 +1,59 @@
+"""Fine-tuning: start training from a model file's weights instead of random ones (``train.init``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from facedet.config import ConfigError
+from facedet.inference.detector import BUNDLED_WEIGHTS
+from facedet.model import weights
+from facedet.tracking import resolve_model_uri
+
+# Keys of cfg.model that do not shape the weights: a model trained at one input size fine-tunes at another.
+_FREE_KEYS = {"input_size"}
+
+
+def init_file(init: str) -> Path:
+    """``bundled`` (the package's model), ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION`` /
+    ``runs:/ID`` (the MLflow store) or a path -> the local .safetensors file."""
+    if init == "bundled":
+        return BUNDLED_WEIGHTS
+    if init.startswith(("models:/", "runs:/")):
+        try:
+            return resolve_model_uri(init)
+        except ValueError as err:
+            raise ConfigError(f"config key 'train.init' = {init!r}: {err}") from None
+    path = Path(init)
+    if not path.is_file():
+        raise ConfigError(f"config key 'train.init' = {init!r}: no such model file")
+    return path
+
+
+def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str) -> Path:
+    """Copy the weights of the model file named by ``init`` into ``net``, after checking that the file's
+    network config equals ``model_cfg`` (but for the input size); returns the file."""
+    path = init_file(init)
+    try:
+        saved = weights.read_metadata(path)["model"]
+    except (ValueError, OSError, SafetensorError) as err:
+        raise ConfigError(f"config key 'train.init' = {init!r}: {path} is no facedet model file ({err})") from None
+    here = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else dict(model_cfg)
+    differ = sorted(key for key in (set(saved) | set(here)) - _FREE_KEYS
+                    if _plain(saved.get(key)) != _plain(here.get(key)))
+    if differ:
+        detail = ", ".join(f"model.{k} = {_plain(here.get(k))!r} here, {_plain(saved.get(k))!r} in the file"
+                           for k in differ)
+        raise ConfigError(f"config key 'train.init' = {init!r}: {path} is another network ({detail}); "
+                          "choose the matching model config or train.init=null")
+    net.load_state_dict(load_file(str(path)))
+    return path
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,86 @@
+"""Resuming a killed training run: a fingerprint of what a checkpoint is valid for, and the resume point.
+
+What a checkpoint depends on is read from the train stage of ``dvc.yaml`` (:func:`facedet.config.stage_specs`),
+the one statement of the pipeline: its param keys, its data deps (every file under them) and its code
+deps (every file under its ``src/`` deps, found from the installed package).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from facedet import tracking
+from facedet.config import stage_spec, tracking_uri
+
+log = logging.getLogger(__name__)
+
+RESUME_FILE = "resume.json"
+_SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the folder holding src/facedet
+
+
+def fingerprint(cfg: DictConfig, root: Path | None = None) -> str:
+    """A hash of the train stage's params (values in ``cfg``), data deps and code deps."""
+    spec = stage_spec("train", root)
+    digest = hashlib.sha256()
+    values = {key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+              for key in spec.params for node in [OmegaConf.select(cfg, key, default=None)]}
+    digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    for dep in spec.deps:
+        base = _SOURCE_ROOT if dep.startswith("src/") else Path(root or ".")
+        path = base / dep
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file() and "__pycache__" not in file.parts:
+                digest.update(dep.encode() + str(file.relative_to(path) if path.is_dir() else "").encode())
+                digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def resume_point(cfg: DictConfig, checkpoints: Path, key: str) -> tuple[str, Path, int] | None:
+    """(MLflow run id, last.ckpt, its epoch) when the last run can be continued, else None.
+    Reads only, so that every DDP rank comes to the same answer."""
+    state_file, last = checkpoints / RESUME_FILE, checkpoints / "last.ckpt"
+    if not cfg.train.get("resume", True) or not (state_file.is_file() and last.is_file()):
+        return None
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):  # unreadable, or deleted by rank 0 right now (a fresh start)
+        return None
+    if state.get("finished"):
+        return None  # a complete run: a new `dvc repro`/`facedet run train` is a new run
+    if state.get("config_hash") != key:
+        log.info("not resuming %s: made with another configuration, data or code", last)
+        return None
+    try:
+        MlflowClient(tracking_uri(cfg)).get_run(state["run_id"])
+        # weights_only: tensors and primitive types only, never arbitrary pickled objects.
+        epoch = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
+    except Exception as err:  # the MLflow run is gone, the checkpoint is unreadable
+        log.warning("not resuming %s: %s", last, err)
+        return None
+    return state["run_id"], last, epoch
+
+
+def open_run(cfg: DictConfig, checkpoints: Path, key: str, resume: tuple[str, Path, int] | None,
+             run_name: str) -> str:
+    """Rank 0 only: the MLflow run to train into: the resumed one, or a new one (old checkpoints
+    deleted: a new run is not a continuation of old ones)."""
+    if resume is not None:
+        log.info("resuming MLflow run %s from %s (epoch %d done)", resume[0], resume[1], resume[2] + 1)
+        return resume[0]
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    checkpoints.mkdir(parents=True)
+    run_id = tracking.start_run(cfg, run_name=run_name)
+    (checkpoints / RESUME_FILE).write_text(json.dumps({"run_id": run_id, "config_hash": key}) + "\n")
+    return run_id
+
+
+def mark_finished(checkpoints: Path, run_id: str, key: str) -> None:
+    (checkpoints / RESUME_FILE).write_text(json.dumps({"run_id": run_id, "config_hash": key, "finished": True}) + "\n")
