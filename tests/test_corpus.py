@@ -283,6 +283,7 @@ def test_builder_writes_labelme_that_facedet_imports_and_is_deterministic(tmp_pa
     assert report.errors == []
     assert set(images) == {"images/" + n for n in names}
     assert images["images/fake__astronaut.jpg"].boxes == [ASTRONAUT_FACE]  # the ignore region is not a face
+    assert images["images/fake__astronaut.jpg"].ignore == [(280.0, 340.0, 500.0, 512.0)]  # ... but read as one
     assert (images["images/fake__astronaut.jpg"].width, images["images/fake__astronaut.jpg"].height) == (512, 512)
     assert images["images/fake__clip_f00010.jpg"].boxes == [(86.0, 31.0, 133.0, 91.0)]
     assert images["images/fake__coffee.jpg"].boxes == []

@@ -79,6 +79,8 @@ def write_labelme(path: Path, image: Path, shapes: list[dict], width: int, heigh
         handle.write(text)
 
 
+IGNORE_LABEL = "ignore"  # the label of ignore regions, read and written
+
 # --- where LabelMe files are ---------------------------------------------------------------------
 
 def images_folder_index(parts: tuple[str, ...]) -> int | None:
@@ -148,7 +150,7 @@ def import_folder(root: Path, report: ProblemReport, labels: Sequence[str] = ("f
 
     if state.ignored:
         log.info("labelme: ignored shapes with other labels: %s", dict(sorted(state.ignored.items())))
-    return [Image(rel, size.width, size.height, state.boxes.get(rel, []))
+    return [Image(rel, size.width, size.height, state.boxes.get(rel, []), state.ignore.get(rel, []))
             for rel, size in sorted(sizes.items()) if rel not in state.dropped]
 
 
@@ -187,6 +189,7 @@ class _State:
     wanted: set[str]
     report: ProblemReport
     boxes: dict[str, list[Box]] = field(default_factory=dict)
+    ignore: dict[str, list[Box]] = field(default_factory=dict)  # ignore regions (shapes labelled IGNORE_LABEL)
     claimed: dict[str, str] = field(default_factory=dict)  # image -> the label file that claimed it
     dropped: set[str] = field(default_factory=set)  # images whose faces are unknown
     ignored: Counter = field(default_factory=Counter)  # shapes with other labels, by label
@@ -227,8 +230,8 @@ class _State:
         if image_rel not in self.sizes:
             return  # an unreadable image, already reported
         try:
-            self.boxes[image_rel] = _boxes(data, json_rel, image_rel, self.sizes[image_rel], self.wanted,
-                                           self.ignored, report)
+            self.boxes[image_rel], self.ignore[image_rel] = _boxes(data, json_rel, image_rel, self.sizes[image_rel],
+                                                                   self.wanted, self.ignored, report)
         except BadLabels as err:
             self.dropped.add(image_rel)
             report.error(json_rel, f"label file dropped: {err}; its image {image_rel} is dropped too "
@@ -387,8 +390,10 @@ def _shape_box(shape: dict, where: str, json_rel: str, report: ProblemReport) ->
 
 
 def _boxes(data: dict, json_rel: str, image_rel: str, size: Size, wanted: set[str],
-           ignored: Counter, report: ProblemReport) -> list[Box]:
-    """The face boxes of a LabelMe file, in the image's pixels, inside it."""
+           ignored: Counter, report: ProblemReport) -> tuple[list[Box], list[Box]]:
+    """(face boxes, ignore regions) of a LabelMe file, in the image's pixels, inside it. Shapes labelled
+    ``ignore`` (what ``facedet export-labels`` writes for ignore regions) are ignore regions: neither a
+    face to find nor background."""
     raw_boxes = []
     for i, shape in enumerate(data["shapes"]):
         where = f"shape {i}"
@@ -397,14 +402,17 @@ def _boxes(data: dict, json_rel: str, image_rel: str, size: Size, wanted: set[st
         label = shape.get("label")
         if not isinstance(label, str):
             raise BadLabels(f"{where} has no label")
-        if label.strip().lower() not in wanted:
+        is_ignore = label.strip().lower() == IGNORE_LABEL and IGNORE_LABEL not in wanted
+        if label.strip().lower() not in wanted and not is_ignore:
             ignored[label.strip()] += 1
             continue
         box = _shape_box(shape, f"{where} ('{label}')", json_rel, report)
         if box is not None:
-            raw_boxes.append((where, box))
+            raw_boxes.append((where, box, is_ignore))
     transform = _frame(data, json_rel, image_rel, size, report)
-    return [accept_box(transform(box), size, image_rel, json_rel, where, report) for where, box in raw_boxes]
+    accepted = [(accept_box(transform(box), size, image_rel, json_rel, where, report), is_ignore)
+                for where, box, is_ignore in raw_boxes]
+    return [b for b, i in accepted if not i], [b for b, i in accepted if i]
 
 
 def _frame(data: dict, json_rel: str, image_rel: str, size: Size, report: ProblemReport):

@@ -52,11 +52,11 @@ from facedet.apps.corpus.extract import extract, sha256_file
 from facedet.apps.corpus.fetch import fetch
 from facedet.apps.corpus.sources import SOURCES, Source, is_video, picture_key
 from facedet.boxes import Box, clip_box
+from facedet.labels.labelme import IGNORE_LABEL, rectangle, write_labelme
 
 EVERY = 10  # default: every 10th frame
 MAX_FRAMES = 60  # default: at most 60 frames per video
 JPEG_QUALITY = 95
-LABELME_VERSION = "5.4.1"
 LABELS_FILE = "labels.json"
 REPORT = "label_report.md"
 MANIFEST = "manifest.jsonl"  # not .json: the LabelMe importer reads every .json under the dataset folder
@@ -187,18 +187,6 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def labelme_document(image_path: str, width: int, height: int, faces: list[Box], ignore: list[Box]) -> dict:
-    shapes = [{"label": label, "points": [[x1, y1], [x2, y2]], "group_id": None, "description": "",
-               "shape_type": "rectangle", "flags": {}, "mask": None}
-              for label, boxes in (("face", faces), ("ignore", ignore)) for x1, y1, x2, y2 in boxes]
-    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
-            "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
-
-
-def _json(data: object) -> str:
-    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 @dataclass
 class Result:
     out: Path
@@ -269,8 +257,8 @@ def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_F
                 label_file = None
                 if faces or ignore:
                     label_file = f"{source.split}/labels/{stem}.json"
-                    (out / label_file).write_text(_json(labelme_document(f"../images/{stem}.jpg", width, height,
-                                                                         faces, ignore)), encoding="utf-8")
+                    shapes = [rectangle("face", b) for b in faces] + [rectangle(IGNORE_LABEL, b) for b in ignore]
+                    write_labelme(out / label_file, image_file, shapes, width, height)
                 result.entries.append({
                     "file": f"{source.split}/images/{stem}.jpg", "labels": label_file, "package": source.package,
                     "version": source.version, "member": picture.member, "frame": picture.frame,
