@@ -8,7 +8,7 @@ export MPLBACKEND := Agg
 # Another folder of images + LabelMe files to run the pipeline on, e.g. make run DATA=../shared/seed-webcam
 DATA ?=
 
-.PHONY: setup data run compare test test-slow ui params help
+.PHONY: setup data run compare test test-slow lint ui params help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,6 +49,10 @@ compare: setup  ## experiments side by side with the committed baseline: headlin
 
 test: setup  ## the fast tests
 	pytest -q
+
+lint: setup  ## ruff: lint and format check (configured in pyproject.toml)
+	ruff check src tests experiments
+	ruff format --check src tests experiments
 
 test-slow: setup  ## the slow tests (whole default pipeline in a temporary copy)
 	pytest -q -m slow

@@ -42,18 +42,43 @@ def generate(data: Path, n: int, labelled: float = 0.9, seed: int = 0) -> dict:
         picture = (a * (1 - ramp) + b * ramp).astype(np.uint8).repeat(120, axis=0)
         w, h = int(rng.integers(24, 60)), int(rng.integers(30, 70))
         x, y = int(rng.integers(0, 160 - w)), int(rng.integers(0, 120 - h))
-        cv2.ellipse(picture, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360,
-                    tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+        cv2.ellipse(
+            picture,
+            (x + w // 2, y + h // 2),
+            (w // 2, h // 2),
+            0,
+            0,
+            360,
+            tuple(int(v) for v in rng.integers(0, 256, 3)),
+            -1,
+        )
         cv2.putText(picture, str(i), (4, 114), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
         name = f"img_{i:05d}"
         cv2.imwrite(str(images / f"{name}.jpg"), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
         if rng.random() < labelled:
             faces += 1
-            shape = {"label": "face", "points": [[x, y], [x + w, y + h]], "group_id": None, "description": "",
-                     "shape_type": "rectangle", "flags": {}, "mask": None}
-            (labels / f"{name}.json").write_text(json.dumps({
-                "version": "5.4.1", "flags": {}, "shapes": [shape], "imagePath": f"..\\images\\{name}.jpg",
-                "imageData": None, "imageHeight": 120, "imageWidth": 160}))
+            shape = {
+                "label": "face",
+                "points": [[x, y], [x + w, y + h]],
+                "group_id": None,
+                "description": "",
+                "shape_type": "rectangle",
+                "flags": {},
+                "mask": None,
+            }
+            (labels / f"{name}.json").write_text(
+                json.dumps(
+                    {
+                        "version": "5.4.1",
+                        "flags": {},
+                        "shapes": [shape],
+                        "imagePath": f"..\\images\\{name}.jpg",
+                        "imageData": None,
+                        "imageHeight": 120,
+                        "imageWidth": 160,
+                    }
+                )
+            )
     # A few of the usual problems: they are reported, the rest goes through.
     for i in range(5):
         shutil.copy(images / f"img_{i:05d}.jpg", images / f"copy_{i}.jpg")
@@ -67,13 +92,13 @@ def child(stage: str, data: str, results: str) -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     import logging
 
-    from facedet.pipeline import collect
     from facedet.config import compose_config
-    from facedet.pipeline import labels
+    from facedet.pipeline import collect, labels
 
     logging.basicConfig(level=logging.WARNING)
-    cfg = compose_config([f"paths.data={data}", f"paths.collect={results}/collect",
-                          f"paths.labels={results}/labels"], root=ROOT)
+    cfg = compose_config(
+        [f"paths.data={data}", f"paths.collect={results}/collect", f"paths.labels={results}/labels"], root=ROOT
+    )
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu = time.process_time()
     started = time.perf_counter()
@@ -99,19 +124,27 @@ def main() -> None:
             shutil.rmtree(work)
         started = time.perf_counter()
         made = generate(work / "data", args.images)
-        print(f"generated {made['images']} images ({made['bytes'] / 2**20:.0f} MiB, {made['faces']} with a "
-              f"LabelMe file) + 5 duplicates + 2 broken in {time.perf_counter() - started:.1f} s")
+        print(
+            f"generated {made['images']} images ({made['bytes'] / 2**20:.0f} MiB, {made['faces']} with a "
+            f"LabelMe file) + 5 duplicates + 2 broken in {time.perf_counter() - started:.1f} s"
+        )
         for stage in ("collect", "labels"):
-            done = subprocess.run([sys.executable, __file__, "--child", stage, str(work / "data"), str(work / "results")],
-                                  capture_output=True, text=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", stage, str(work / "data"), str(work / "results")],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+            )
             if done.returncode:
                 sys.exit(f"{stage} failed:\n{done.stderr[-3000:]}")
             figures = json.loads(done.stdout.strip().splitlines()[-1])
             report = json.loads((work / "results" / stage / "report.json").read_text())["summary"]
-            print(f"{stage:8s} {figures['seconds']:6.1f} s  {report['images'] / figures['seconds']:6.0f} images/s "
-                  f"({report['images'] / figures['cpu_seconds']:.0f} per CPU second)  "
-                  f"peak RSS {figures['peak_mb']:5.0f} MiB (after imports {figures['baseline_mb']:.0f} MiB)  "
-                  f"report: {json.dumps(report)}")
+            print(
+                f"{stage:8s} {figures['seconds']:6.1f} s  {report['images'] / figures['seconds']:6.0f} images/s "
+                f"({report['images'] / figures['cpu_seconds']:.0f} per CPU second)  "
+                f"peak RSS {figures['peak_mb']:5.0f} MiB (after imports {figures['baseline_mb']:.0f} MiB)  "
+                f"report: {json.dumps(report)}"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -41,8 +41,13 @@ def _sources() -> list[np.ndarray]:
     from facedet.images import read_rgb
 
     hopper = read_rgb(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    return [skimage.data.astronaut(), hopper, skimage.data.chelsea(), skimage.data.coffee(),
-            skimage.data.stereo_motorcycle()[0]]
+    return [
+        skimage.data.astronaut(),
+        hopper,
+        skimage.data.chelsea(),
+        skimage.data.coffee(),
+        skimage.data.stereo_motorcycle()[0],
+    ]
 
 
 def make_video(path: Path, frames_per_picture: int = 16, fps: float = 25.0) -> Path:
@@ -57,7 +62,7 @@ def make_video(path: Path, frames_per_picture: int = 16, fps: float = 25.0) -> P
             crop = 1.0 - 0.2 * t  # zoom in by 20 % over the shot
             cw, ch = int(w * crop), int(h * crop)
             x0, y0 = int((w - cw) * t), int((h - ch) * 0.5 * t)
-            frame = cv2.resize(picture[y0:y0 + ch, x0:x0 + cw], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+            frame = cv2.resize(picture[y0 : y0 + ch, x0 : x0 + cw], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
@@ -80,8 +85,7 @@ def read_video(path: Path, limit: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-def fps(detector: FaceDetector, frames: list[np.ndarray], batch: int, count: int,
-        repeats: int) -> tuple[float, float]:
+def fps(detector: FaceDetector, frames: list[np.ndarray], batch: int, count: int, repeats: int) -> tuple[float, float]:
     """Median frames per second of detect_batch over ``count`` frames (cycling the video) in batches,
     and the median process CPU milliseconds per frame (summed over threads; steadier when shared)."""
     detector.detect_batch(frames[:batch])  # warm-up
@@ -90,7 +94,7 @@ def fps(detector: FaceDetector, frames: list[np.ndarray], batch: int, count: int
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()
         for i in range(0, count, batch):
-            detector.detect_batch(order[i:i + batch])
+            detector.detect_batch(order[i : i + batch])
         rates.append(count / (time.perf_counter() - start))
         cpu.append((time.process_time() - start_cpu) * 1000.0 / count)
     return statistics.median(rates), statistics.median(cpu)
@@ -98,7 +102,12 @@ def fps(detector: FaceDetector, frames: list[np.ndarray], batch: int, count: int
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", type=Path, default=default_weights(), help="model file (.safetensors; default: the pipeline's last model, else the bundled one)")
+    ap.add_argument(
+        "--weights",
+        type=Path,
+        default=default_weights(),
+        help="model file (.safetensors; default: the pipeline's last model, else the bundled one)",
+    )
     ap.add_argument("--video", type=Path, help="a video file (default: made here from real pictures)")
     ap.add_argument("--backends", nargs="+", default=["torch", "onnx"], choices=["torch", "onnx"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4, 8])
@@ -125,28 +134,47 @@ def main(argv: list[str] | None = None) -> int:
             detector = FaceDetector.load(args.weights, backend=backend, threads=threads)
             for batch in args.batch:
                 rate, cpu_ms = fps(detector, frames, batch, args.frames, args.repeats)
-                rows.append({"backend": backend, "threads": threads, "batch": batch, "fps": round(rate, 1),
-                             "ms_per_frame": round(1000.0 / rate, 2), "cpu_ms_per_frame": round(cpu_ms, 2)})
+                rows.append(
+                    {
+                        "backend": backend,
+                        "threads": threads,
+                        "batch": batch,
+                        "fps": round(rate, 1),
+                        "ms_per_frame": round(1000.0 / rate, 2),
+                        "cpu_ms_per_frame": round(cpu_ms, 2),
+                    }
+                )
                 print(f"  {backend:5s} threads={threads} batch={batch}: {rate:7.1f} FPS", file=sys.stderr, flush=True)
 
     name = args.weights.name
-    print(f"\n{name}: {len(frames)} frames of {WIDTH}x{HEIGHT} from {args.video or 'a generated mp4'} "
-          f"(decoding alone: {decode_fps:.0f} FPS); median of {args.repeats} passes of {args.frames} frames; "
-          f"{os.cpu_count()} CPUs\n")
+    print(
+        f"\n{name}: {len(frames)} frames of {WIDTH}x{HEIGHT} from {args.video or 'a generated mp4'} "
+        f"(decoding alone: {decode_fps:.0f} FPS); median of {args.repeats} passes of {args.frames} frames; "
+        f"{os.cpu_count()} CPUs\n"
+    )
     print("| backend | threads | batch | FPS | ms/frame | CPU ms/frame | >= 60 FPS |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['backend']} | {row['threads']} | {row['batch']} | {row['fps']} | {row['ms_per_frame']} | "
-              f"{row['cpu_ms_per_frame']} | {'yes' if row['fps'] >= TARGET_FPS else 'no'} |")
+        print(
+            f"| {row['backend']} | {row['threads']} | {row['batch']} | {row['fps']} | {row['ms_per_frame']} | "
+            f"{row['cpu_ms_per_frame']} | {'yes' if row['fps'] >= TARGET_FPS else 'no'} |"
+        )
     best = max((r for r in rows if r["backend"] == "onnx"), key=lambda r: r["fps"], default=None)
     if best is not None:
         verdict = "meets" if best["fps"] >= TARGET_FPS else "misses"
-        print(f"\nONNX Runtime best: {best['fps']} FPS (threads={best['threads']}, batch={best['batch']}): "
-              f"{verdict} the {TARGET_FPS:.0f} FPS target")
+        print(
+            f"\nONNX Runtime best: {best['fps']} FPS (threads={best['threads']}, batch={best['batch']}): "
+            f"{verdict} the {TARGET_FPS:.0f} FPS target"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"weights": str(args.weights), "frames": len(frames),
-                                         "decode_fps": round(decode_fps, 1), "rows": rows}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"weights": str(args.weights), "frames": len(frames), "decode_fps": round(decode_fps, 1), "rows": rows},
+                indent=1,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -38,8 +38,14 @@ def _size(path: Path) -> int:
 def _stage(name: str, project: Path, overrides: list[str], env: dict) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of `facedet run NAME` with the overrides."""
     started = time.perf_counter()
-    process = subprocess.Popen(["facedet", "run", name, *overrides], cwd=project, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        ["facedet", "run", name, *overrides],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -66,8 +72,10 @@ def _wider_folder(out: Path, n: int) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         picture.rename(target)
         lines += [relative, str(len(image_faces))]
-        lines += [f"{f.box[0]:.1f} {f.box[1]:.1f} {f.box[2] - f.box[0]:.1f} {f.box[3] - f.box[1]:.1f} 0 0 0 0 0 0"
-                  for f in image_faces] or ["0 0 0 0 0 0 0 0 0 0"]
+        lines += [
+            f"{f.box[0]:.1f} {f.box[1]:.1f} {f.box[2] - f.box[0]:.1f} {f.box[3] - f.box[1]:.1f} 0 0 0 0 0 0"
+            for f in image_faces
+        ] or ["0 0 0 0 0 0 0 0 0 0"]
     (out / "wider_face_split").mkdir(parents=True)
     (out / "wider_face_split/wider_face_train_bbx_gt.txt").write_text("\n".join(lines) + "\n")
     shutil.rmtree(staging)
@@ -89,6 +97,7 @@ def _throughput(project: Path, overrides: list[str], batches: int = 20) -> dict[
         net, loss = build_net(cfg.model), build_loss(cfg.loss)
         data = datamodule(cfg, net.resize)
         data.setup("fit")
+
         def forever():
             for epoch in itertools.count():
                 loader = data.train_dataloader()
@@ -123,10 +132,18 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()
     n = args.images or (4000 if args.case == "folder" else 12880)
-    overrides = ["train.max_epochs=1", "train.val_every=1", *(["labels=wider"] if args.case == "wider" else []),
-                 *args.overrides]
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    overrides = [
+        "train.max_epochs=1",
+        "train.val_every=1",
+        *(["labels=wider"] if args.case == "wider" else []),
+        *args.overrides,
+    ]
+    env = {
+        **os.environ,
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "MPLBACKEND": "Agg",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         project = args.keep or Path(tmp)
         project.mkdir(parents=True, exist_ok=True)
@@ -140,11 +157,16 @@ def main() -> None:
             rows[stage] = _stage(stage, project, overrides, env)
             print(f"{stage:10s} {rows[stage][0]:8.1f} s  peak {rows[stage][1]:7.0f} MB", flush=True)
         data, results = _size(project / "data"), _size(project / "results")
-        report = {"case": args.case, "images": n, "overrides": overrides,
-                  "seconds": {k: round(v[0], 1) for k, v in rows.items()},
-                  "peak_mb": {k: round(v[1]) for k, v in rows.items()},
-                  "data_mb": round(data / 2**20, 1), "results_mb": round(results / 2**20, 1),
-                  "results_over_data": round(results / data, 3)}
+        report = {
+            "case": args.case,
+            "images": n,
+            "overrides": overrides,
+            "seconds": {k: round(v[0], 1) for k, v in rows.items()},
+            "peak_mb": {k: round(v[1]) for k, v in rows.items()},
+            "data_mb": round(data / 2**20, 1),
+            "results_mb": round(results / 2**20, 1),
+            "results_over_data": round(results / data, 3),
+        }
         if args.case == "wider":
             report.update(_throughput(project, overrides))
         metrics = project / "results/evaluate/metrics.json"

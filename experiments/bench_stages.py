@@ -27,8 +27,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="images + LabelMe folder (default: the embedded sample)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "MPLBACKEND": "Agg",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
         for name in ("conf", "dvc.yaml"):
@@ -41,8 +45,9 @@ def main() -> None:
         rows = [("data", time.perf_counter() - started)]
         for stage in STAGES:
             started = time.perf_counter()
-            subprocess.run(["facedet", "run", stage, *args.overrides], cwd=project, env=env, check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["facedet", "run", stage, *args.overrides], cwd=project, env=env, check=True, capture_output=True
+            )
             rows.append((stage, time.perf_counter() - started))
         metrics = json.loads((project / "results/evaluate/metrics.json").read_text())
     print(f"{'stage':<10} {'seconds':>8}")

@@ -36,19 +36,19 @@ def main() -> None:
 The model `facedet detect` uses when no `--weights` is given and the project has not trained one
 yet (`results/train/model.safetensors` wins when it exists).
 
-- **Network**: `{metadata['model']['name']}`, {parameters:,} parameters, trained from scratch (nothing downloaded).
-- **Data**: the embedded sample (`facedet sample`), DVC hash `{data['md5']}` ({data['nfiles']} files),
+- **Network**: `{metadata["model"]["name"]}`, {parameters:,} parameters, trained from scratch (nothing downloaded).
+- **Data**: the embedded sample (`facedet sample`), DVC hash `{data["md5"]}` ({data["nfiles"]} files),
   train split augmented; real faces from images that ship in scikit-image and matplotlib composited
   on real backgrounds. Only a handful of identities: expect it to work on clear, roughly frontal faces, and
   retrain on your own pictures for anything else.
-- **Score threshold**: {metadata['threshold']} (best F1 on the validation split).
-- **MLflow run**: `{metadata.get('mlflow_run_id')}` in the store that trained it.
+- **Score threshold**: {metadata["threshold"]} (best F1 on the validation split).
+- **MLflow run**: `{metadata.get("mlflow_run_id")}` in the store that trained it.
 - **File**: safetensors with JSON metadata; loading never unpickles anything.
 
 ## Configuration
 
 ```yaml
-{yaml.safe_dump(metadata['model'], sort_keys=False).strip()}
+{yaml.safe_dump(metadata["model"], sort_keys=False).strip()}
 ```
 
 ## Test-split metrics (IoU 0.5)

@@ -57,8 +57,9 @@ def test_boxes_stay_valid_under_every_transform_of_every_preset(project, monkeyp
     images, folder = _train_images(project)
     entries = OmegaConf.to_container(cfg.augment.transforms, resolve=True)
     # Each transform alone, forced on (p=1), then the whole pipeline.
-    pipelines = [augment.build({"transforms": [{**e, "p": 1.0}], "min_visibility": cfg.augment.min_visibility})
-                 for e in entries] + [augment.build(cfg.augment)]
+    pipelines = [
+        augment.build({"transforms": [{**e, "p": 1.0}], "min_visibility": cfg.augment.min_visibility}) for e in entries
+    ] + [augment.build(cfg.augment)]
     faces_out = 0
     for pipeline in pipelines:
         for index, image in enumerate(images[:6]):
@@ -165,7 +166,8 @@ def test_dataset_memory_does_not_grow_with_the_pictures(project, tmp_path):
     images, folder = _train_images(project)
     for n in (10, 1000):
         coco.write([images[i % len(images)] for i in range(n)], tmp_path / f"train{n}.json")
-    sizes = {n: len(pickle.dumps(FaceDataset(tmp_path / f"train{n}.json", folder, 320, "letterbox")))
-             for n in (10, 1000)}
+    sizes = {
+        n: len(pickle.dumps(FaceDataset(tmp_path / f"train{n}.json", folder, 320, "letterbox"))) for n in (10, 1000)
+    }
     per_image = (sizes[1000] - sizes[10]) / 990
     assert per_image < 1000  # the record (name, boxes), not the pixels (a 320x320 float tensor is 1.2 MB)

@@ -11,9 +11,9 @@ import torch
 
 from facedet import coco
 from facedet.apps import bench, peers
+from facedet.apps.sample import ASTRONAUT_FACE
 from facedet.cli import main
 from facedet.model import build_net, weights
-from facedet.apps.sample import ASTRONAUT_FACE
 
 TINY = {"name": "single_face", "input_size": 64, "width": 0.125, "hidden": 16}
 
@@ -44,22 +44,41 @@ def quiet(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
-def test_bench_writes_a_row_for_our_model_and_haar_and_skips_a_missing_peer(model, tmp_path, quiet, monkeypatch,
-                                                                             capsys):
+def test_bench_writes_a_row_for_our_model_and_haar_and_skips_a_missing_peer(
+    model, tmp_path, quiet, monkeypatch, capsys
+):
     astronaut = skimage.data.astronaut()
     x1, y1, x2, y2 = ASTRONAUT_FACE
     coffee = cv2.resize(skimage.data.coffee(), (200, 133), interpolation=cv2.INTER_AREA)
     grey = np.full((120, 160, 3), 128, np.uint8)
-    truth = write_set(tmp_path / "set", [
-        ("astronaut.png", astronaut, [ASTRONAUT_FACE]),
-        ("mirrored.png", np.ascontiguousarray(astronaut[:, ::-1]), [(512 - x2, y1, 512 - x1, y2)]),
-        ("coffee.png", coffee, []),
-        ("grey.png", grey, []),
-    ])
+    truth = write_set(
+        tmp_path / "set",
+        [
+            ("astronaut.png", astronaut, [ASTRONAUT_FACE]),
+            ("mirrored.png", np.ascontiguousarray(astronaut[:, ::-1]), [(512 - x2, y1, 512 - x1, y2)]),
+            ("coffee.png", coffee, []),
+            ("grey.png", grey, []),
+        ],
+    )
     # yunet "not installed": its module name points nowhere
     monkeypatch.setitem(peers.PEERS, "yunet", ("facedet_no_such_module", "yuface"))
-    code = main(["bench", "--images", str(truth), "--weights", str(model), "--peers", "yunet", "--threads", "1",
-                 "--repeats", "2", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "bench",
+            "--images",
+            str(truth),
+            "--weights",
+            str(model),
+            "--peers",
+            "yunet",
+            "--threads",
+            "1",
+            "--repeats",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "out" / "bench.json").read_text())
     rows = {row["name"]: row for row in report["detectors"]}
@@ -87,8 +106,9 @@ def test_haar_finds_the_astronaut_face_so_its_ap_on_that_one_image_is_one(tmp_pa
     haar = peers.load("haar", threads=1)
     (found,) = haar(skimage.data.astronaut())
     assert found.box == (177.0, 67.0, 270.0, 160.0) and 0 < found.score <= 1
-    report = bench.run_bench(bench.BenchSettings(images=truth, weights=[], peers=(), threads=1, repeats=1,
-                                                 out=tmp_path / "out"))
+    report = bench.run_bench(
+        bench.BenchSettings(images=truth, weights=[], peers=(), threads=1, repeats=1, out=tmp_path / "out")
+    )
     (row,) = report["detectors"]
     assert row["name"] == "haar" and row["ap50"] == 1.0 and row["precision"] == 1.0 and row["recall"] == 1.0
     assert row["portraits"]["skimage astronaut"] == {"found": 1, "false_positives": 0}

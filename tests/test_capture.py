@@ -4,11 +4,11 @@ import uuid
 
 import cv2
 import pytest
+from test_collect import write_video
 
 from facedet.apps.capture import capture, next_steps
 from facedet.cli import main
 from facedet.video import VideoError, gui_problem
-from test_collect import write_video
 
 
 @pytest.fixture
@@ -60,8 +60,10 @@ def test_headless_preview_is_explained_and_skipped_unless_asked_for(video, tmp_p
 
 def test_cli_capture_prints_each_picture_and_the_next_steps(video, tmp_path, capsys):
     out = tmp_path / "data" / "images"
-    assert main(["capture", "--source", str(video), "--out", str(out), "--count", "3", "--interval", "0",
-                 "--no-preview"]) == 0
+    assert (
+        main(["capture", "--source", str(video), "--out", str(out), "--count", "3", "--interval", "0", "--no-preview"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "3/3" in text and "done: 3 pictures" in text
     assert f"labelme {out.as_posix()} --output {(tmp_path / 'data' / 'labels').as_posix()} --nodata" in text

@@ -36,8 +36,19 @@ def test_import_strict_fails_naming_the_bad_file_and_default_mode_keeps_the_rest
 
 
 def test_detect_without_a_model_says_which_file_is_missing(tmp_path, capsys):
-    assert main(["detect", str(tmp_path), "--weights", str(tmp_path / "none.safetensors"),
-                 "--json", str(tmp_path / "o.json")]) == 2
+    assert (
+        main(
+            [
+                "detect",
+                str(tmp_path),
+                "--weights",
+                str(tmp_path / "none.safetensors"),
+                "--json",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 2
+    )
     assert "none.safetensors" in capsys.readouterr().err
 
 
@@ -58,8 +69,21 @@ def test_import_other_formats_with_options_and_export_back(tmp_path):
     assert len(result["images"]) == 2  # b.jpg has no txt: a negative
     assert main(["import", str(tmp_path / "ds"), "--format", "yolo", "--option", "nope=1", "--out", str(out)]) == 2
 
-    assert main(["export-labels", str(out), "--to", "labelme", "--images", str(tmp_path / "ds"),
-                 "--out", str(tmp_path / "lm")]) == 0
+    assert (
+        main(
+            [
+                "export-labels",
+                str(out),
+                "--to",
+                "labelme",
+                "--images",
+                str(tmp_path / "ds"),
+                "--out",
+                str(tmp_path / "lm"),
+            ]
+        )
+        == 0
+    )
     exported = json.loads(next((tmp_path / "lm").rglob("*.json")).read_text())
     assert exported["shapes"][0]["points"] == [[80.0, 30.0], [120.0, 70.0]]
 
@@ -72,8 +96,21 @@ def test_detect_says_and_records_which_model_run_and_threshold_it_used(tmp_path,
     from facedet.model.weights import read_metadata
 
     cv2.imwrite(str(tmp_path / "a.jpg"), np.full((64, 80, 3), 128, np.uint8))
-    assert main(["detect", str(tmp_path / "a.jpg"), "--weights", str(BUNDLED_WEIGHTS), "--threshold", "0.7",
-                 "--json", str(tmp_path / "o.json")]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(tmp_path / "a.jpg"),
+                "--weights",
+                str(BUNDLED_WEIGHTS),
+                "--threshold",
+                "0.7",
+                "--json",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 0
+    )
     metadata = read_metadata(BUNDLED_WEIGHTS)
     model = json.loads((tmp_path / "o.json").read_text())["model"]
     assert model["file"] == str(BUNDLED_WEIGHTS) and model["mlflow_run_id"] == metadata["mlflow_run_id"]
@@ -81,14 +118,17 @@ def test_detect_says_and_records_which_model_run_and_threshold_it_used(tmp_path,
     err = capsys.readouterr().err
     assert f"model {BUNDLED_WEIGHTS}; MLflow run {metadata['mlflow_run_id']}; threshold 0.7 (given)" in err
 
-    assert main(["detect", str(tmp_path / "a.jpg"), "--weights", str(BUNDLED_WEIGHTS),
-                 "--json", str(tmp_path / "o.json")]) == 0
+    assert (
+        main(["detect", str(tmp_path / "a.jpg"), "--weights", str(BUNDLED_WEIGHTS), "--json", str(tmp_path / "o.json")])
+        == 0
+    )
     model = json.loads((tmp_path / "o.json").read_text())["model"]
     assert (model["threshold"], model["threshold_source"]) == (metadata["threshold"], "the model's")
 
 
 def test_run_help_examples_are_valid_overrides(capsys):
     from conftest import ROOT
+
     from facedet.config import compose_config
 
     with pytest.raises(SystemExit):
@@ -101,5 +141,7 @@ def test_run_help_examples_are_valid_overrides(capsys):
 def test_a_typo_in_a_run_override_is_one_line(capsys):
     assert main(["run", "train", "train.lrr=0.1"]) == 2
     err = capsys.readouterr().err
-    assert err == "facedet run: error: config key 'train.lrr' is not known (did you mean 'train.lr'?); " \
-                  "the known keys are those of conf/\n"
+    assert (
+        err == "facedet run: error: config key 'train.lrr' is not known (did you mean 'train.lr'?); "
+        "the known keys are those of conf/\n"
+    )

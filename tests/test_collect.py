@@ -5,12 +5,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 from omegaconf import OmegaConf
 
-from conftest import ROOT
-from facedet.pipeline import collect
 from facedet.config import ConfigError, compose_config
-from facedet.pipeline import labels
+from facedet.pipeline import collect, labels
 
 
 def write_video(path, frames, size=(64, 48), fps=10.0):
@@ -34,8 +33,18 @@ def write_image(path, size=(64, 48), seed=0):
 def labelme(path, image_path, box, size):
     path.parent.mkdir(parents=True, exist_ok=True)
     shape = {"label": "face", "points": [box[:2], box[2:]], "shape_type": "rectangle"}
-    path.write_text(json.dumps({"version": "5.4.1", "shapes": [shape], "imagePath": image_path,
-                                "imageData": None, "imageWidth": size[0], "imageHeight": size[1]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "5.4.1",
+                "shapes": [shape],
+                "imagePath": image_path,
+                "imageData": None,
+                "imageWidth": size[0],
+                "imageHeight": size[1],
+            }
+        )
+    )
 
 
 @pytest.fixture
@@ -61,8 +70,15 @@ def outputs(project):
 def test_default_is_one_recursive_folder_source_paths_data_with_origin(project):
     cfg = configured()
     assert OmegaConf.to_container(cfg.collect.sources, resolve=True) == [
-        {"type": "folder", "path": "data", "recursive": True, "extensions": [".jpg", ".jpeg", ".png", ".bmp", ".webp"],
-         "min_size": 32, "dedupe": True}]
+        {
+            "type": "folder",
+            "path": "data",
+            "recursive": True,
+            "extensions": [".jpg", ".jpeg", ".png", ".bmp", ".webp"],
+            "min_size": 32,
+            "dedupe": True,
+        }
+    ]
     write_image(project / "data/a.jpg")
     write_image(project / "data/deep/er/b.PNG", seed=1)
     (project / "data/notes.txt").write_text("not collected: not an image extension")
@@ -70,7 +86,12 @@ def test_default_is_one_recursive_folder_source_paths_data_with_origin(project):
     manifest, problems, summary = outputs(project)
     assert set(manifest) == {"a.jpg", "deep/er/b.PNG"} and not problems
     b = manifest["deep/er/b.PNG"]
-    assert b["file"] == "deep/er/b.jpg" and (b["width"], b["height"], b["source_width"], b["source_height"]) == (64, 48, 64, 48)
+    assert b["file"] == "deep/er/b.jpg" and (b["width"], b["height"], b["source_width"], b["source_height"]) == (
+        64,
+        48,
+        64,
+        48,
+    )
     assert b["origin"] == {"type": "folder", "path": "data"}
     assert b["sha256"] == collect.file_sha256(project / "data/deep/er/b.PNG")
     assert summary["images"] == 2 and summary["folder_images"] == 2
@@ -91,15 +112,27 @@ def test_folder_and_video_sources_together(project):
     write_image(project / "data/a.jpg")
     write_video(project / "videos/clip.avi", 10)  # outside data: relative to the project root
     write_video(project / "data/more/walk.avi", 10)  # a folder of videos, inside data
-    cfg = configured([{"type": "folder", "path": "data"},
-                      {"type": "video", "path": "videos/clip.avi", "every": 3},
-                      {"type": "video", "path": "data/more", "frames": 3}])
+    cfg = configured(
+        [
+            {"type": "folder", "path": "data"},
+            {"type": "video", "path": "videos/clip.avi", "every": 3},
+            {"type": "video", "path": "data/more", "frames": 3},
+        ]
+    )
     collect.run(cfg)
     manifest, problems, summary = outputs(project)
     assert not problems
     files = sorted(e["file"] for e in manifest.values())
-    assert files == ["a.jpg", "clip/frame_000000.jpg", "clip/frame_000003.jpg", "clip/frame_000006.jpg",
-                     "clip/frame_000009.jpg", "walk/frame_000000.jpg", "walk/frame_000005.jpg", "walk/frame_000009.jpg"]
+    assert files == [
+        "a.jpg",
+        "clip/frame_000000.jpg",
+        "clip/frame_000003.jpg",
+        "clip/frame_000006.jpg",
+        "clip/frame_000009.jpg",
+        "walk/frame_000000.jpg",
+        "walk/frame_000005.jpg",
+        "walk/frame_000009.jpg",
+    ]
     clip3 = manifest["videos/clip.avi#3"]
     assert clip3["origin"] == {"type": "video", "path": "videos/clip.avi", "frame": 3}
     assert (clip3["width"], clip3["height"]) == (64, 48)
@@ -141,14 +174,22 @@ def test_min_size_and_bad_files_are_set_aside_by_name(project):
     (project / "data/png_named.jpg").write_bytes(cv2.imencode(".png", np.full((48, 64, 3), 7, np.uint8))[1].tobytes())
     (project / "data/empty.jpg").write_bytes(b"")
     (project / "data/text.jpg").write_text("not an image")
-    (project / "data/truncated.jpg").write_bytes(cv2.imencode(".jpg", np.zeros((480, 640, 3), np.uint8))[1].tobytes()[:300])
+    (project / "data/truncated.jpg").write_bytes(
+        cv2.imencode(".jpg", np.zeros((480, 640, 3), np.uint8))[1].tobytes()[:300]
+    )
     write_video(project / "videos/ok.avi", 3)
     (project / "videos/broken.avi").write_text("not a video")
     cfg = configured([{"type": "folder", "path": "data"}, {"type": "video", "path": "videos", "every": 1}])
     collect.run(cfg)
     manifest, problems, _ = outputs(project)
-    assert set(manifest) == {"edge.jpg", "good.jpg", "png_named.jpg", "videos/ok.avi#0", "videos/ok.avi#1",
-                             "videos/ok.avi#2"}
+    assert set(manifest) == {
+        "edge.jpg",
+        "good.jpg",
+        "png_named.jpg",
+        "videos/ok.avi#0",
+        "videos/ok.avi#1",
+        "videos/ok.avi#2",
+    }
     assert set(problems) == {"tiny.jpg", "empty.jpg", "text.jpg", "truncated.jpg", "videos/broken.avi"}
     assert "too small (40x20 px; collect.sources[0].min_size is 32)" in problems["tiny.jpg"]["problem"]
     assert "0 bytes" in problems["empty.jpg"]["problem"] and "not an image" in problems["text.jpg"]["problem"]
@@ -161,8 +202,11 @@ def test_source_config_errors_name_the_key(project):
     write_image(project / "data/a.jpg")
     cases = [
         ([{"type": "sample", "path": "data"}], "collect.sources[0].type", "facedet sample data"),
-        ([{"type": "folder", "path": "data"}, {"type": "video", "path": "v.mp4", "every": 2, "frames": 3}],
-         "collect.sources[1]", "either every"),
+        (
+            [{"type": "folder", "path": "data"}, {"type": "video", "path": "v.mp4", "every": 2, "frames": 3}],
+            "collect.sources[1]",
+            "either every",
+        ),
         ([{"type": "video", "path": "v.mp4", "every": 0}], "collect.sources[0].every", "positive integer"),
         ([{"type": "folder", "path": "data", "min_szie": 3}], "collect.sources[0].min_szie", "no such key"),
         ([{"type": "folder", "path": "data", "extensions": []}], "collect.sources[0].extensions", "non-empty"),

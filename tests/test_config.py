@@ -1,8 +1,8 @@
 import pytest
 import yaml
+from conftest import ROOT
 from dvc.utils.hydra import compose_and_dump
 
-from conftest import ROOT
 from facedet.config import ConfigError, compose_config, load_params
 
 
@@ -18,14 +18,17 @@ def test_compose_applies_overrides_like_dvc_exp_run_set_param():
     assert cfg.model.name == "single_face" and cfg.loss.name == "dense"  # groups switch independently
 
 
-@pytest.mark.parametrize("override, key", [
-    ("train.max_epochs=0", "train.max_epochs"),
-    ("evaluate.threshold=1.5", "evaluate.threshold"),
-    ("split.train=0.9", "split"),
-    ("split.method=alphabetical", "split.method"),
-    ("collect.jpeg_quality=0", "collect.jpeg_quality"),
-    ("augment.copies=-1", "augment.copies"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.max_epochs=0", "train.max_epochs"),
+        ("evaluate.threshold=1.5", "evaluate.threshold"),
+        ("split.train=0.9", "split"),
+        ("split.method=alphabetical", "split.method"),
+        ("collect.jpeg_quality=0", "collect.jpeg_quality"),
+        ("augment.copies=-1", "augment.copies"),
+    ],
+)
 def test_wrong_values_are_rejected_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         compose_config([override], root=ROOT)
@@ -41,17 +44,25 @@ def test_params_file_errors_name_the_file_and_key(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
-@pytest.mark.parametrize("override, message", [
-    ("loss.gamma=abc", "config key 'loss.gamma' = 'abc': expected a number >= 0"),
-    ("model.input_size=40", "config key 'model.input_size' = 40: expected a multiple of 32"),
-    ("train.accelerator=tpu", "config key 'train.accelerator' = 'tpu': expected cpu or gpu"),
-    ("evaluate.threshold=1.5",
-     "config key 'evaluate.threshold' = 1.5: expected null (the model's) or a number in [0, 1]"),
-    ("train.lrr=0.1", "config key 'train.lrr' is not known (did you mean 'train.lr'?)"),
-    ("+train.max_epoch=3", "config key 'train.max_epoch' is not known (did you mean 'train.max_epochs'?)"),
-    ("model=dens", "config group 'model' has no option 'dens' (did you mean 'dense'?)"),
-    ("model.width=0.5", "config key 'model.width' is not in this composition (it is a key of conf/model/single_face"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("loss.gamma=abc", "config key 'loss.gamma' = 'abc': expected a number >= 0"),
+        ("model.input_size=40", "config key 'model.input_size' = 40: expected a multiple of 32"),
+        ("train.accelerator=tpu", "config key 'train.accelerator' = 'tpu': expected cpu or gpu"),
+        (
+            "evaluate.threshold=1.5",
+            "config key 'evaluate.threshold' = 1.5: expected null (the model's) or a number in [0, 1]",
+        ),
+        ("train.lrr=0.1", "config key 'train.lrr' is not known (did you mean 'train.lr'?)"),
+        ("+train.max_epoch=3", "config key 'train.max_epoch' is not known (did you mean 'train.max_epochs'?)"),
+        ("model=dens", "config group 'model' has no option 'dens' (did you mean 'dense'?)"),
+        (
+            "model.width=0.5",
+            "config key 'model.width' is not in this composition (it is a key of conf/model/single_face",
+        ),
+    ],
+)
 def test_every_value_and_key_is_checked_in_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError) as err:
         compose_config([override], root=ROOT)

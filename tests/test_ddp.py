@@ -3,9 +3,9 @@
 import json
 
 from mlflow.tracking import MlflowClient
+from test_resume import tiny_project, train
 
 from facedet.model import weights
-from test_resume import tiny_project, train
 
 
 def test_two_process_ddp_on_the_cpu_trains_once_into_one_mlflow_run(tmp_path):

@@ -19,8 +19,9 @@ A = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
 B = torch.tensor([[1.0, 1.0, 4.0, 3.0]])
 
 
-@pytest.mark.parametrize("kind, expected", [("iou", 1 / 9), ("giou", -5 / 36), ("diou", -17 / 900),
-                                            ("eiou", -293 / 3600)])
+@pytest.mark.parametrize(
+    "kind, expected", [("iou", 1 / 9), ("giou", -5 / 36), ("diou", -17 / 900), ("eiou", -293 / 3600)]
+)
 def test_iou_family_on_two_hand_boxes(kind, expected):
     assert iou_family(A, B, kind).item() == pytest.approx(expected, abs=1e-6)
     assert iou_family(B, A, kind).item() == pytest.approx(expected, abs=1e-6)  # symmetric

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from omegaconf import OmegaConf
 
-from conftest import ROOT
 from facedet.model import build_net, predict, weights
 from facedet.model.dense import DenseNet
 
@@ -40,8 +40,12 @@ def test_shapes_priors_and_decoded_range(net, height, width):
 
 def test_decode_maps_distances_to_normalised_boxes():
     # One prior at (12, 4) with stride 8 on a 64 x 32 input; raw log-distance ln 0.5 -> 4 px each side.
-    outputs = {"face_logit": torch.zeros(1, 1), "box": torch.full((1, 1, 4), float(np.log(0.5))),
-               "priors": torch.tensor([[12.0, 4.0, 8.0]]), "size": torch.tensor([64.0, 32.0])}
+    outputs = {
+        "face_logit": torch.zeros(1, 1),
+        "box": torch.full((1, 1, 4), float(np.log(0.5))),
+        "priors": torch.tensor([[12.0, 4.0, 8.0]]),
+        "size": torch.tensor([64.0, 32.0]),
+    }
     decoded = DenseNet().decode(outputs)[0, 0].tolist()
     # (12 - 4) / 64, (4 - 4) / 32, (12 + 4) / 64, (4 + 4) / 32, sigmoid(0)
     assert decoded == pytest.approx([0.125, 0.0, 0.25, 0.25, 0.5], abs=1e-6)
@@ -52,8 +56,7 @@ def test_training_forward_gives_every_parameter_a_gradient(net):
     out = net(torch.rand(2, 3, 96, 128))
     assert all(torch.isfinite(v).all() for v in out.values())
     (out["face_logit"].sum() + out["box"].sum()).backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
-               for p in net.parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in net.parameters())
     net.zero_grad()
 
 
@@ -81,9 +84,16 @@ def test_onnx_export_with_dynamic_size_matches_pytorch(net, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     wrapper = _Exported(net).eval()  # eval before export: the exporter restores the wrapper's mode
     path = tmp_path / "dense.onnx"
-    torch.onnx.export(wrapper, (torch.rand(1, 3, 320, 320),), str(path), dynamo=False, opset_version=17,
-                      input_names=["images"], output_names=["faces"],
-                      dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "faces": {0: "batch", 1: "n"}})
+    torch.onnx.export(
+        wrapper,
+        (torch.rand(1, 3, 320, 320),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["images"],
+        output_names=["faces"],
+        dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "faces": {0: "batch", 1: "n"}},
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for height, width in [(320, 320), (480, 640)]:
         x = torch.rand(1, 3, height, width)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from facedet.cli import main
 from facedet.apps.detect import resolve_source
+from facedet.cli import main
 from facedet.inference.detector import FaceDetector
 from facedet.model import build_net, weights
 from facedet.video import gui_problem
@@ -145,8 +145,25 @@ def folder(tmp_path) -> Path:
 
 def test_detect_folder_reports_the_corrupt_image_and_keeps_the_rest(model, folder, tmp_path, capsys):
     out = tmp_path / "faces.json"
-    assert main(["detect", str(folder), "--json", str(out), "--weights", str(model), "--threshold", "0",
-                 "--csv", str(tmp_path / "faces.csv"), "--out", str(tmp_path / "annotated")]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(folder),
+                "--json",
+                str(out),
+                "--weights",
+                str(model),
+                "--threshold",
+                "0",
+                "--csv",
+                str(tmp_path / "faces.csv"),
+                "--out",
+                str(tmp_path / "annotated"),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert [i["file"] for i in result["images"]] == ["a.png", "b.jpg", "sub/c.png"]
     assert [e["file"] for e in result["errors"]] == ["bad.jpg"] and result["errors"][0]["problem"]
@@ -167,8 +184,7 @@ def test_detect_glob_names_files_from_the_glob_root(model, folder, tmp_path):
 
 def test_detect_single_image_keeps_the_old_contract(model, folder, tmp_path):
     out = tmp_path / "one.json"
-    assert main(["detect", str(folder / "a.png"), "--json", str(out), "--weights", str(model),
-                 "--threshold", "0"]) == 0
+    assert main(["detect", str(folder / "a.png"), "--json", str(out), "--weights", str(model), "--threshold", "0"]) == 0
     result = json.loads(out.read_text())
     assert result["errors"] == [] and [i["file"] for i in result["images"]] == ["a.png"]
     assert len(result["images"][0]["faces"]) == 1
@@ -184,8 +200,9 @@ def test_show_without_a_gui_says_so_instead_of_a_traceback(model, folder, tmp_pa
 
 def test_unknown_registry_model_is_a_clear_error_in_the_cli(folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
-    assert main(["detect", str(folder), "--weights", "models:/facedet@champion",
-                 "--json", str(tmp_path / "x.json")]) == 2
+    assert (
+        main(["detect", str(folder), "--weights", "models:/facedet@champion", "--json", str(tmp_path / "x.json")]) == 2
+    )
     assert "not found in the MLflow store" in capsys.readouterr().err
 
 
@@ -193,8 +210,8 @@ def test_the_bundled_model_works_right_after_install(tmp_path, monkeypatch):
     """Outside a project (no results/train), detect uses the model shipped in the package."""
     import skimage.data
 
-    from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights
     from facedet.evaluate.metrics import box_iou
+    from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights
 
     monkeypatch.chdir(tmp_path)
     assert default_weights() == BUNDLED_WEIGHTS

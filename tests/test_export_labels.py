@@ -60,10 +60,25 @@ def test_labelme_export_files_and_round_trip(dataset):
 
     assert written == [dataset / "labels/a.json", dataset / "labels/sub/b.json"]  # no file for the negative
     a = json.loads((dataset / "labels/a.json").read_text())
-    assert a == {"version": "5.4.1", "flags": {}, "imagePath": "../images/a.jpg", "imageData": None,
-                 "imageHeight": 48, "imageWidth": 64,
-                 "shapes": [{"label": "face", "points": [[1.5, 2.25], [30.75, 40.0]], "group_id": None,
-                             "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}]}
+    assert a == {
+        "version": "5.4.1",
+        "flags": {},
+        "imagePath": "../images/a.jpg",
+        "imageData": None,
+        "imageHeight": 48,
+        "imageWidth": 64,
+        "shapes": [
+            {
+                "label": "face",
+                "points": [[1.5, 2.25], [30.75, 40.0]],
+                "group_id": None,
+                "description": "",
+                "shape_type": "rectangle",
+                "flags": {},
+                "mask": None,
+            }
+        ],
+    }
     b = json.loads((dataset / "labels/sub/b.json").read_text())
     assert b["imagePath"] == "../../images/sub/b.png"  # from labels/sub/ up to the dataset, then down
     assert [s["label"] for s in b["shapes"]] == ["face", "face", "ignore"]
@@ -83,8 +98,9 @@ def test_yolo_export_files_and_round_trip(dataset):
     assert (dataset / "labels/c.txt").read_text() == ""  # the negative: an empty file
     # b: the whole 40x30 image, then (5, 5, 10, 12): cx 7.5 / 40, cy 8.5 / 30, w 5 / 40, h 7 / 30;
     #    the ignore region is left out
-    assert (dataset / "labels/sub/b.txt").read_text() == ("0 0.500000 0.500000 1.000000 1.000000\n"
-                                                           "0 0.187500 0.283333 0.125000 0.233333\n")
+    assert (dataset / "labels/sub/b.txt").read_text() == (
+        "0 0.500000 0.500000 1.000000 1.000000\n0 0.187500 0.283333 0.125000 0.233333\n"
+    )
 
     report = ProblemReport("labels")
     assert_same_boxes(import_yolo(dataset, report), ignore_kept=False)

@@ -22,8 +22,10 @@ def test_fine_tuning_loads_exactly_the_weights_of_the_file(tmp_path):
         torch.nn.init.normal_(parameter)
     weights.save(source, OmegaConf.to_container(_small_cfg()), tmp_path / "m.safetensors")
     net = build_net(_small_cfg("model.input_size=640"))  # another input size is the same network
-    assert load_initial_weights(net, _small_cfg("model.input_size=640"), str(tmp_path / "m.safetensors")) == \
-        tmp_path / "m.safetensors"
+    assert (
+        load_initial_weights(net, _small_cfg("model.input_size=640"), str(tmp_path / "m.safetensors"))
+        == tmp_path / "m.safetensors"
+    )
     stored = load_file(str(tmp_path / "m.safetensors"))
     state = net.state_dict()
     assert stored.keys() == state.keys()
@@ -33,8 +35,9 @@ def test_fine_tuning_loads_exactly_the_weights_of_the_file(tmp_path):
 
 def test_bundled_is_the_packaged_model():
     saved = weights.read_metadata(BUNDLED_WEIGHTS)["model"]
-    overrides = [f"model.{k}={list(v) if isinstance(v, list) else v}".replace(" ", "") for k, v in saved.items()
-                 if k != "name"]
+    overrides = [
+        f"model.{k}={list(v) if isinstance(v, list) else v}".replace(" ", "") for k, v in saved.items() if k != "name"
+    ]
     model_cfg = compose_config([*overrides, "model.input_size=320"], root=ROOT).model
     net = build_net(model_cfg)
     assert load_initial_weights(net, model_cfg, "bundled") == BUNDLED_WEIGHTS

@@ -47,6 +47,7 @@ ODD_NAME = b"caf\xe9 \xff.jpg"  # Latin-1 bytes, as zip archives made on Windows
 
 # --- the corpus --------------------------------------------------------------------------------------
 
+
 def good_jpeg(path: Path, width: int = 96, height: int = 72, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     rgb = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3)
@@ -60,8 +61,15 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png(path: Path, width: int, height: int, rows: bytes | None = None, bit_depth: int = 8, color_type: int = 0,
-        body_rows: int | None = None) -> Path:
+def png(
+    path: Path,
+    width: int,
+    height: int,
+    rows: bytes | None = None,
+    bit_depth: int = 8,
+    color_type: int = 0,
+    body_rows: int | None = None,
+) -> Path:
     """A PNG written by hand: ``rows`` (filter byte + pixels, one row) repeated, deflated as a stream
     (a bomb: a few hundred KB for 144 M pixels); ``body_rows`` < height makes a truncated header-only bomb."""
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
@@ -76,8 +84,9 @@ def png(path: Path, width: int, height: int, rows: bytes | None = None, bit_dept
     body.append(deflate.flush())
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(body))
-                     + _chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(body)) + _chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -100,8 +109,11 @@ def exif_bomb(path: Path, megabytes: int) -> Path:
 def labelme(path: Path, image_path: str, boxes: list, width: int = 96, height: int = 72) -> Path:
     shapes = [{"label": "face", "points": [[x1, y1], [x2, y2]], "shape_type": "rectangle"} for x1, y1, x2, y2 in boxes]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": "5.4.1", "shapes": shapes, "imagePath": image_path,
-                                "imageWidth": width, "imageHeight": height}))
+    path.write_text(
+        json.dumps(
+            {"version": "5.4.1", "shapes": shapes, "imagePath": image_path, "imageWidth": width, "imageHeight": height}
+        )
+    )
     return path
 
 
@@ -124,7 +136,7 @@ def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
     png(root / "images/bomb_12k.png", 12000, 12000)
     exif_bomb(root / "images/exif_bomb.jpg", 20)
     data = (root / "images/good_0.jpg").read_bytes()
-    (root / "images/truncated.jpg").write_bytes(data[:len(data) // 2])
+    (root / "images/truncated.jpg").write_bytes(data[: len(data) // 2])
     (root / "images/text.jpg").write_text("not a picture at all\n")
     (root / "images/empty.jpg").write_bytes(b"")
     good_jpeg(outside / "secret.jpg", seed=42)
@@ -138,8 +150,10 @@ def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
     gray16(root / "images/deep32.png", alpha=True)
     labelme(root / "labels/a_claim.json", "../images/good_5.jpg", [(2, 2, 8, 8)])  # good_5.json wins
     good_jpeg(root / "images/nan_box.jpg", seed=11)
-    (root / "labels/nan_box.json").write_text('{"imagePath": "../images/nan_box.jpg", "shapes": [{"label": "face", '
-                                              '"points": [[1, 1], [NaN, 5]], "shape_type": "rectangle"}]}')
+    (root / "labels/nan_box.json").write_text(
+        '{"imagePath": "../images/nan_box.jpg", "shapes": [{"label": "face", '
+        '"points": [[1, 1], [NaN, 5]], "shape_type": "rectangle"}]}'
+    )
     os.mkdir(root / "images" / "odd")
     good_jpeg(root / "images" / "odd" / os.fsdecode(ODD_NAME), seed=7)
     return bad
@@ -147,12 +161,19 @@ def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
 
 def measured(args: list[str], cwd: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, float]:
     """(the finished command, its peak memory in MB)."""
-    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-               "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-               "sys.exit(r.returncode)")
+    wrapper = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(r.returncode)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "facedet.cli", *args], cwd=cwd,
-                          env=env, capture_output=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, sys.executable, "-m", "facedet.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+    )
     err = done.stderr.decode("utf-8", "backslashreplace")
     peak = int(err.rsplit("PEAK_KB", 1)[1].split()[0]) / 1024
     done.stderr = err.rsplit("PEAK_KB", 1)[0]
@@ -169,11 +190,18 @@ def corpus(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
 
 # --- the image reader -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, problem", [("bomb_30k.png", "too many pixels (900000000 in its header"),
-                                           ("bomb_12k.png", "too many pixels (12000x12000"),
-                                           ("exif_bomb.jpg", "too much EXIF metadata"),
-                                           ("truncated.jpg", "corrupt or truncated image"),
-                                           ("text.jpg", "not an image"), ("empty.jpg", "empty file")])
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("bomb_30k.png", "too many pixels (900000000 in its header"),
+        ("bomb_12k.png", "too many pixels (12000x12000"),
+        ("exif_bomb.jpg", "too much EXIF metadata"),
+        ("truncated.jpg", "corrupt or truncated image"),
+        ("text.jpg", "not an image"),
+        ("empty.jpg", "empty file"),
+    ],
+)
 def test_reader_refuses_bad_pictures_fast_in_bounded_memory(corpus, name, problem):
     root = corpus[0]
     tracemalloc.start()
@@ -212,6 +240,7 @@ def test_big_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
 
 # --- the pipeline stages and the commands ------------------------------------------------------------
 
+
 def test_collect_sets_every_bad_picture_aside_once_and_keeps_the_good(corpus, tmp_path):
     root, outside, bad = corpus
     done, peak = measured(["run", "collect", f"paths.data={root}", f"paths.collect={tmp_path / 'collect'}"], ROOT)
@@ -238,9 +267,23 @@ def test_collect_sets_every_bad_picture_aside_once_and_keeps_the_good(corpus, tm
 def test_detect_names_each_bad_picture_writes_every_output_and_odd_names(corpus, tmp_path):
     root, _, bad = corpus
     out = tmp_path / "annotated"
-    done, peak = measured(["detect", str(root / "images"), "--weights", str(BUNDLED), "--threshold", "0.01",
-                           "--out", str(out),
-                           "--json", str(tmp_path / "faces.json"), "--csv", str(tmp_path / "faces.csv")], tmp_path)
+    done, peak = measured(
+        [
+            "detect",
+            str(root / "images"),
+            "--weights",
+            str(BUNDLED),
+            "--threshold",
+            "0.01",
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "faces.json"),
+            "--csv",
+            str(tmp_path / "faces.csv"),
+        ],
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "faces.json").read_text())
     errors = {e["file"]: e["problem"] for e in result["errors"]}
@@ -259,11 +302,13 @@ def test_prelabel_reports_bad_pictures_and_labels_the_rest(corpus, tmp_path):
     root, _, bad = corpus
     copied = tmp_path / "data"
     copy_dataset(root, copied)
-    done, peak = measured(["prelabel", str(copied / "images"), "--weights", str(BUNDLED), "--threshold", "0"],
-                          tmp_path)
+    done, peak = measured(["prelabel", str(copied / "images"), "--weights", str(BUNDLED), "--threshold", "0"], tmp_path)
     assert done.returncode == 0, done.stderr
-    lines = {line.split(": not prelabelled: ")[0].strip(): line for line in done.stderr.splitlines()
-             if ": not prelabelled: " in line}
+    lines = {
+        line.split(": not prelabelled: ")[0].strip(): line
+        for line in done.stderr.splitlines()
+        if ": not prelabelled: " in line
+    }
     for name, why in bad.items():
         if name != "images/secret.jpg":  # not copied
             assert why in lines[name], (name, lines.get(name))
@@ -276,13 +321,15 @@ def test_detect_glob_does_not_follow_link_loops(tmp_path):
     good_jpeg(tmp_path / "dir/sub/b.jpg")
     os.symlink(tmp_path / "dir", tmp_path / "dir/loop1", target_is_directory=True)
     os.symlink(tmp_path / "dir", tmp_path / "dir/sub/loop2", target_is_directory=True)
-    done, _ = measured(["detect", "dir/**/*.jpg", "--weights", str(BUNDLED), "--json", "faces.json"], tmp_path,
-                       timeout=120)
+    done, _ = measured(
+        ["detect", "dir/**/*.jpg", "--weights", str(BUNDLED), "--json", "faces.json"], tmp_path, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert [i["file"] for i in json.loads((tmp_path / "faces.json").read_text())["images"]] == ["a.jpg", "sub/b.jpg"]
 
 
 # --- model files -----------------------------------------------------------------------------------------
+
 
 def _model(path: Path, metadata: dict | str | None = None, tensors: dict | None = None) -> Path:
     from safetensors.torch import save_file
@@ -326,6 +373,7 @@ def test_bad_model_file_is_one_line_error(tmp_path, name):
 
 
 # --- label files ------------------------------------------------------------------------------------------
+
 
 def test_importers_never_open_links_out_of_the_dataset_nor_quote_them(corpus, monkeypatch):
     root, outside, _ = corpus
@@ -387,7 +435,8 @@ def test_non_finite_and_absurd_boxes_set_their_image_aside_and_coco_stays_strict
     good_jpeg(tmp_path / "originalPics/c.jpg")
     (tmp_path / "FDDB-folds").mkdir()
     (tmp_path / "FDDB-folds/FDDB-fold-01-ellipseList.txt").write_text(
-        "a\n1\n1e308 10 0 40 30 1\nb\n1\n20 10 1.57 40 30 1\nc\n1\n1e400 10 0 40 30 1\n")
+        "a\n1\n1e308 10 0 40 30 1\nb\n1\n20 10 1.57 40 30 1\nc\n1\n1e400 10 0 40 30 1\n"
+    )
     report = ProblemReport("labels")
     images = import_fddb(tmp_path, report)
     assert [i.file_name for i in images] == ["originalPics/b.jpg"]
@@ -412,9 +461,12 @@ def test_voc_own_file_wins_over_an_alphabetically_first_claim(tmp_path):
     good_jpeg(tmp_path / "a.jpg")
 
     def xml(name: str, filename: str, box: tuple) -> None:
-        (tmp_path / name).write_text(f"<annotation><filename>{filename}</filename><object><name>face</name>"
-                                     "<bndbox>" + "".join(f"<{t}>{v}</{t}>" for t, v in zip(
-                                         ("xmin", "ymin", "xmax", "ymax"), box)) + "</bndbox></object></annotation>")
+        (tmp_path / name).write_text(
+            f"<annotation><filename>{filename}</filename><object><name>face</name>"
+            "<bndbox>"
+            + "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+            + "</bndbox></object></annotation>"
+        )
 
     xml("0_copy.xml", "a.jpg", (2, 2, 9, 9))
     xml("a.xml", "a.jpg", (11, 11, 40, 40))
@@ -427,14 +479,17 @@ def test_voc_own_file_wins_over_an_alphabetically_first_claim(tmp_path):
 
 # --- the Makefile's copier ----------------------------------------------------------------------------------
 
+
 def test_copier_leaves_out_links_that_leave_the_folder(corpus, tmp_path):
     root, outside, _ = corpus
     copied, left_out = copy_dataset(root, tmp_path / "data")
     names = {p.relative_to(root).as_posix(): why for p, why in left_out}
-    assert names == {"images/secret.jpg": "a link that leads outside the folder",
-                     "labels/passwd.json": "a link that leads outside the folder",
-                     "images/outside_folder": "a link to a folder (not followed)",
-                     "images/odd/" + os.fsdecode(ODD_NAME): "renamed caf\\xe9 \\xff.jpg (not UTF-8)"}
+    assert names == {
+        "images/secret.jpg": "a link that leads outside the folder",
+        "labels/passwd.json": "a link that leads outside the folder",
+        "images/outside_folder": "a link to a folder (not followed)",
+        "images/odd/" + os.fsdecode(ODD_NAME): "renamed caf\\xe9 \\xff.jpg (not UTF-8)",
+    }
     copy = tmp_path / "data"
     assert not (copy / "images/secret.jpg").exists() and not (copy / "labels/passwd.json").exists()
     assert not (copy / "images/outside_folder").exists()
@@ -444,7 +499,11 @@ def test_copier_leaves_out_links_that_leave_the_folder(corpus, tmp_path):
     assert (copy / "images/odd/caf\\xe9 \\xff.jpg").is_file()  # DVC cannot track names that are not UTF-8
     assert os.access(copy / "images/good_0.jpg", os.W_OK)
     assert not any(b"root:x:0" in p.read_bytes() for p in copy.rglob("*") if p.is_file())
-    done = subprocess.run([sys.executable, "-m", "facedet.datacopy", str(root), str(tmp_path / "again")],
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "facedet.datacopy", str(root), str(tmp_path / "again")],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0 and done.stderr.count("left out") == 3 and "secret.jpg" in done.stderr
     assert "3 left out" in done.stdout

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.labels.coco_json import import_coco
-from facedet.boxes import ellipse_box
 from facedet.labels.fddb import import_fddb
 from facedet.labels.registry import IMPORTERS, import_labels
 from facedet.labels.voc import import_voc
@@ -58,7 +58,9 @@ def approx_boxes(boxes):
 def opened(monkeypatch) -> list[Path]:
     """Every path PIL opens (to prove that files outside the dataset are never opened)."""
     paths, real_open = [], PILImage.open
-    monkeypatch.setattr(PILImage, "open", lambda fp, *a, **k: paths.append(Path(getattr(fp, "name", fp))) or real_open(fp, *a, **k))
+    monkeypatch.setattr(
+        PILImage, "open", lambda fp, *a, **k: paths.append(Path(getattr(fp, "name", fp))) or real_open(fp, *a, **k)
+    )
     return paths
 
 
@@ -96,8 +98,9 @@ def test_wider_faces_ignore_regions_zero_face_dummy_and_clipping(tmp_path):
     assert list(images) == [p + "0--Parade/a.jpg", p + "0--Parade/b.jpg", p + "1--Handshaking/c.jpg"]  # d: unlisted
     # x1 y1 w h -> (x1, y1, x1 + w, y1 + h): 10 20 30 40 -> (10, 20, 40, 60), a normal face.
     # 50 5 8 20: shorter side 8 < min_size 10 -> ignore (50, 5, 58, 25); 5 5 12 12 invalid -> ignore.
-    assert images[p + "0--Parade/a.jpg"] == Image(p + "0--Parade/a.jpg", 100, 80, [(10, 20, 40, 60)],
-                                                  [(50, 5, 58, 25), (5, 5, 17, 17)])
+    assert images[p + "0--Parade/a.jpg"] == Image(
+        p + "0--Parade/a.jpg", 100, 80, [(10, 20, 40, 60)], [(50, 5, 58, 25), (5, 5, 17, 17)]
+    )
     # 0 faces + the dummy line: a negative, and the dummy is not read as a record
     assert images[p + "0--Parade/b.jpg"] == Image(p + "0--Parade/b.jpg", 64, 48)
     # 60 30 20 30 -> (60, 30, 80, 60) on a 70x50 image -> clipped to (60, 30, 70, 50)
@@ -109,8 +112,13 @@ def test_wider_faces_ignore_regions_zero_face_dummy_and_clipping(tmp_path):
 
 def test_wider_min_size_and_explicit_paths(tmp_path):
     wider_dataset(tmp_path, WIDER_GT, split="val")
-    images, report = run(import_wider, tmp_path, annotations="wider_face_split/wider_face_val_bbx_gt.txt",
-                         images=tmp_path / "WIDER_val/images", min_size=5)
+    images, report = run(
+        import_wider,
+        tmp_path,
+        annotations="wider_face_split/wider_face_val_bbx_gt.txt",
+        images=tmp_path / "WIDER_val/images",
+        min_size=5,
+    )
 
     a = images["WIDER_val/images/0--Parade/a.jpg"]
     assert a.boxes == [(10, 20, 40, 60), (50, 5, 58, 25)]  # 8 px wide >= min_size 5: a face now
@@ -167,8 +175,7 @@ def test_fddb_ellipse_box_by_hand():
     # θ=0: the major axis is horizontal: half-width 20, half-height 10.
     assert ellipse_box(50, 40, 20, 10, 0) == pytest.approx((30, 30, 70, 50))
     # θ=π/4: cos² = sin² = 1/2, both halves sqrt((400 + 100) / 2) = sqrt(250) = 15.8113883.
-    assert ellipse_box(50, 40, 20, 10, math.pi / 4) == pytest.approx((34.1886117, 24.1886117,
-                                                                      65.8113883, 55.8113883))
+    assert ellipse_box(50, 40, 20, 10, math.pi / 4) == pytest.approx((34.1886117, 24.1886117, 65.8113883, 55.8113883))
 
 
 def test_fddb_fold_files_negatives_and_malformed_records(tmp_path):
@@ -177,22 +184,28 @@ def test_fddb_fold_files_negatives_and_malformed_records(tmp_path):
     write_image(tmp_path / "originalPics/2003/01/01/big/img_1.jpg", 64, 48)
     write_image(tmp_path / "originalPics/2003/01/01/big/img_2.jpg", 64, 48)
     write_image(tmp_path / "originalPics/2003/01/01/big/unlisted.jpg", 64, 48)
-    write(tmp_path / "FDDB-folds/FDDB-fold-01-ellipseList.txt", """\
+    write(
+        tmp_path / "FDDB-folds/FDDB-fold-01-ellipseList.txt",
+        """\
 2002/08/11/big/img_591
 2
 20.000000 10.000000 1.570796326794897 50.000000 40.000000  1
 12 6 0 20 15 1
 2002/08/11/big/img_600
 0
-""")
-    write(tmp_path / "FDDB-folds/FDDB-fold-02-ellipseList.txt", """\
+""",
+    )
+    write(
+        tmp_path / "FDDB-folds/FDDB-fold-02-ellipseList.txt",
+        """\
 2003/01/01/big/img_1
 x
 20 10 0 30 30 1
 2003/01/01/big/img_2
 1
 20 10 0
-""")
+""",
+    )
     write(tmp_path / "FDDB-folds/FDDB-fold-01.txt", "not an ellipse list: never read\n")
     images, report = run(import_fddb, tmp_path)
 
@@ -215,8 +228,13 @@ x
 
 
 def coco_file(images: list[dict], annotations: list[dict]) -> str:
-    return json.dumps({"images": images, "annotations": annotations,
-                       "categories": [{"id": 1, "name": "face"}, {"id": 2, "name": "person"}]})
+    return json.dumps(
+        {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "face"}, {"id": 2, "name": "person"}],
+        }
+    )
 
 
 def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, opened):
@@ -225,20 +243,30 @@ def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, open
     write_image(root / "images/a.jpg", 100, 80)
     write_image(root / "images/sub/b.jpg", 64, 48)
     write_image(root / "images/unlisted.jpg", 64, 48)
-    write(root / "annotations/instances.json", coco_file(
-        [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 80},
-         {"id": 2, "file_name": "sub/b.jpg", "width": 64, "height": 48},
-         {"id": 3, "file_name": "../../secret.jpg", "width": 100, "height": 80}],
-        [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 20, 30, 15], "iscrowd": 0},
-         {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 1},
-         {"id": 3, "image_id": 1, "category_id": 2, "bbox": [50, 10, 40, 60], "iscrowd": 0},
-         {"id": 4, "image_id": 3, "category_id": 1, "bbox": [1, 1, 9, 9], "iscrowd": 0}]))
+    write(
+        root / "annotations/instances.json",
+        coco_file(
+            [
+                {"id": 1, "file_name": "a.jpg", "width": 100, "height": 80},
+                {"id": 2, "file_name": "sub/b.jpg", "width": 64, "height": 48},
+                {"id": 3, "file_name": "../../secret.jpg", "width": 100, "height": 80},
+            ],
+            [
+                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 20, 30, 15], "iscrowd": 0},
+                {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 1},
+                {"id": 3, "image_id": 1, "category_id": 2, "bbox": [50, 10, 40, 60], "iscrowd": 0},
+                {"id": 4, "image_id": 3, "category_id": 1, "bbox": [1, 1, 9, 9], "iscrowd": 0},
+            ],
+        ),
+    )
     images, report = run(import_coco, root)
 
     # [x, y, w, h] -> (x, y, x + w, y + h): [10, 20, 30, 15] -> (10, 20, 40, 35); the crowd
     # [0, 0, 5, 5] -> ignore (0, 0, 5, 5); the "person" box is not a face.
-    assert images == {"images/a.jpg": Image("images/a.jpg", 100, 80, [(10, 20, 40, 35)], [(0, 0, 5, 5)]),
-                      "images/sub/b.jpg": Image("images/sub/b.jpg", 64, 48)}  # listed, no face: negative
+    assert images == {
+        "images/a.jpg": Image("images/a.jpg", 100, 80, [(10, 20, 40, 35)], [(0, 0, 5, 5)]),
+        "images/sub/b.jpg": Image("images/sub/b.jpg", 64, 48),
+    }  # listed, no face: negative
     (error,) = messages(report, "error")
     assert error.startswith("annotations/instances.json: images[2]:") and "(refused)" in error
     assert tmp_path / "secret.jpg" not in opened
@@ -254,10 +282,16 @@ def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, open
 def test_coco_bad_annotation_drops_its_image_and_unreadable_file_is_reported(tmp_path):
     write_image(tmp_path / "a.jpg")
     write_image(tmp_path / "b.jpg")
-    write(tmp_path / "train.json", coco_file(
-        [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
-        [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, "2", 3, 4]},
-         {"id": 2, "image_id": 2, "category_id": 1, "bbox": [90, 70, 20, 20]}]))
+    write(
+        tmp_path / "train.json",
+        coco_file(
+            [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+            [
+                {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, "2", 3, 4]},
+                {"id": 2, "image_id": 2, "category_id": 1, "bbox": [90, 70, 20, 20]},
+            ],
+        ),
+    )
     images, report = run(import_coco, tmp_path)
 
     # b: (90, 70, 110, 90) on 100x80 -> clipped to (90, 70, 100, 80)
@@ -329,15 +363,19 @@ def test_yolo_side_by_side_polygon_and_malformed_line(tmp_path):
 
 
 def voc_xml(filename: str, objects: str, width=100, height=80) -> str:
-    return (f"<annotation><folder>JPEGImages</folder><filename>{filename}</filename>"
-            f"<path>C:\\Users\\me\\{filename}</path>"
-            f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>{objects}</annotation>")
+    return (
+        f"<annotation><folder>JPEGImages</folder><filename>{filename}</filename>"
+        f"<path>C:\\Users\\me\\{filename}</path>"
+        f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>{objects}</annotation>"
+    )
 
 
 def voc_object(name, xmin, ymin, xmax, ymax, difficult=0) -> str:
-    return (f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
-            f"<difficult>{difficult}</difficult><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin>"
-            f"<xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>")
+    return (
+        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>{difficult}</difficult><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin>"
+        f"<xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
+    )
 
 
 BILLION_LAUGHS = """<?xml version="1.0"?>
@@ -353,10 +391,16 @@ def test_voc_one_based_difficult_names_negatives_and_doctype(tmp_path, opened):
     write_image(root / "JPEGImages/b.jpg", 64, 48)  # no XML: a negative
     write_image(root / "JPEGImages/c.jpg", 64, 48)
     write_image(root / "JPEGImages/d.jpg", 64, 48)
-    write(root / "Annotations/a.xml", voc_xml("a.jpg", voc_object("face", 11, 21, 40, 60)
-                                              + voc_object("Face", 1, 1, 100, 80)
-                                              + voc_object("face", 1, 1, 10, 10, difficult=1)
-                                              + voc_object("person", 50, 10, 90, 70)))
+    write(
+        root / "Annotations/a.xml",
+        voc_xml(
+            "a.jpg",
+            voc_object("face", 11, 21, 40, 60)
+            + voc_object("Face", 1, 1, 100, 80)
+            + voc_object("face", 1, 1, 10, 10, difficult=1)
+            + voc_object("person", 50, 10, 90, 70),
+        ),
+    )
     write(root / "Annotations/c.xml", BILLION_LAUGHS)
     write(root / "Annotations/d.xml", voc_xml("../../secret.jpg", voc_object("face", 1, 1, 5, 5)))
     images, report = run(import_voc, root)
@@ -364,8 +408,9 @@ def test_voc_one_based_difficult_names_negatives_and_doctype(tmp_path, opened):
     # 1-based inclusive -> 0-based continuous: (xmin - 1, ymin - 1, xmax, ymax).
     # 11 21 40 60 -> (10, 20, 40, 60); 1 1 100 80 (the whole 100x80 image) -> (0, 0, 100, 80);
     # difficult 1 1 10 10 -> ignore (0, 0, 10, 10); "person" is not a face.
-    assert images["JPEGImages/a.jpg"] == Image("JPEGImages/a.jpg", 100, 80, [(10, 20, 40, 60), (0, 0, 100, 80)],
-                                               [(0, 0, 10, 10)])
+    assert images["JPEGImages/a.jpg"] == Image(
+        "JPEGImages/a.jpg", 100, 80, [(10, 20, 40, 60), (0, 0, 100, 80)], [(0, 0, 10, 10)]
+    )
     assert images["JPEGImages/b.jpg"] == Image("JPEGImages/b.jpg", 64, 48)
     assert "JPEGImages/c.jpg" not in images  # its faces are unknown
     assert images["JPEGImages/d.jpg"] == Image("JPEGImages/d.jpg", 64, 48)  # its XML refused: no label file

@@ -35,7 +35,13 @@ def test_unknown_resize_mode_names_the_key():
 
 
 def test_select_thresholds_and_suppresses_overlaps():
-    decoded = np.array([[0, 0, 10, 10, 0.9], [1, 0, 11, 10, 0.8],  # IoU 90/110 = 0.82: suppressed
-                        [20, 20, 30, 30, 0.7], [40, 40, 50, 50, 0.1]])  # apart; below threshold
+    decoded = np.array(
+        [
+            [0, 0, 10, 10, 0.9],
+            [1, 0, 11, 10, 0.8],  # IoU 90/110 = 0.82: suppressed
+            [20, 20, 30, 30, 0.7],
+            [40, 40, 50, 50, 0.1],
+        ]
+    )  # apart; below threshold
     kept = select(decoded, threshold=0.5, nms_iou=0.4)
     assert kept[:, 4].tolist() == pytest.approx([0.9, 0.7])

@@ -39,19 +39,34 @@ def write_image(path: Path, width: int = 64, height: int = 48, exif: PILImage.Ex
 
 
 def rect(p1, p2, label="face") -> dict:
-    return {"label": label, "points": [list(p1), list(p2)], "group_id": None, "description": "",
-            "shape_type": "rectangle", "flags": {}, "mask": None}
+    return {
+        "label": label,
+        "points": [list(p1), list(p2)],
+        "group_id": None,
+        "description": "",
+        "shape_type": "rectangle",
+        "flags": {},
+        "mask": None,
+    }
 
 
 def shape(kind, points, label="face") -> dict:
     return {**rect((0, 0), (1, 1), label), "shape_type": kind, "points": [list(p) for p in points]}
 
 
-def write_labelme(path: Path, image_path: str | None, shapes: list, width=64, height=48,
-                  image_data: str | None = None, **changes) -> Path:
+def write_labelme(
+    path: Path, image_path: str | None, shapes: list, width=64, height=48, image_data: str | None = None, **changes
+) -> Path:
     """A file as LabelMe 5.4.1 writes it (``changes`` replaces or, with None, removes keys)."""
-    data = {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_path,
-            "imageData": image_data, "imageHeight": height, "imageWidth": width}
+    data = {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_path,
+        "imageData": image_data,
+        "imageHeight": height,
+        "imageWidth": width,
+    }
     for key, value in changes.items():
         if value is None:
             data.pop(key)
@@ -90,8 +105,9 @@ def test_images_and_labels_folders_with_windows_image_path_and_negatives(tmp_pat
     write_image(tmp_path / "images" / "b.png", 32, 20)  # no JSON: a negative
     write_image(tmp_path / "images" / "C.JPG")  # extensions are case-insensitive
     write_labelme(tmp_path / "labels" / "a.json", "..\\images\\a.jpg", [rect((10, 5), (30, 25))])
-    write_labelme(tmp_path / "labels" / "C.json", "..\\images\\C.JPG",
-                  [rect((1, 2), (3, 4)), rect((40.5, 10.25), (60, 47))])
+    write_labelme(
+        tmp_path / "labels" / "C.json", "..\\images\\C.JPG", [rect((1, 2), (3, 4)), rect((40.5, 10.25), (60, 47))]
+    )
 
     images, report = load(tmp_path)
 
@@ -105,8 +121,7 @@ def test_images_and_labels_folders_with_windows_image_path_and_negatives(tmp_pat
 def test_side_by_side_and_nested_with_embedded_image_data_never_decoded(tmp_path, monkeypatch):
     jpg = write_image(tmp_path / "day1" / "cam" / "a.jpg")
     embedded = base64.b64encode(jpg.read_bytes()).decode()
-    write_labelme(tmp_path / "day1" / "cam" / "a.json", "a.jpg", [rect((2, 3), (12, 13))],
-                  image_data=embedded)
+    write_labelme(tmp_path / "day1" / "cam" / "a.json", "a.jpg", [rect((2, 3), (12, 13))], image_data=embedded)
     write_image(tmp_path / "b.webp", 20, 10)
     write_labelme(tmp_path / "b.json", "b.webp", [rect((0, 0), (20, 10))], 20, 10)
 
@@ -118,8 +133,10 @@ def test_side_by_side_and_nested_with_embedded_image_data_never_decoded(tmp_path
     images, report = load(tmp_path)
 
     assert report.problems == []
-    assert images == {"b.webp": Image("b.webp", 20, 10, [(0, 0, 20, 10)]),
-                      "day1/cam/a.jpg": Image("day1/cam/a.jpg", 64, 48, [(2, 3, 12, 13)])}
+    assert images == {
+        "b.webp": Image("b.webp", 20, 10, [(0, 0, 20, 10)]),
+        "day1/cam/a.jpg": Image("day1/cam/a.jpg", 64, 48, [(2, 3, 12, 13)]),
+    }
 
 
 def test_image_path_that_does_not_exist_falls_back_to_the_file_name(tmp_path):
@@ -144,8 +161,12 @@ def test_image_path_that_does_not_exist_falls_back_to_the_file_name(tmp_path):
 
 def test_missing_image_is_an_error_that_mentions_embedded_image_data(tmp_path):
     write_image(tmp_path / "images" / "kept.jpg")
-    write_labelme(tmp_path / "labels" / "ghost.json", "..\\images\\ghost.jpg", [rect((1, 1), (5, 5))],
-                  image_data=base64.b64encode(b"\xff\xd8 not decoded anyway").decode())
+    write_labelme(
+        tmp_path / "labels" / "ghost.json",
+        "..\\images\\ghost.jpg",
+        [rect((1, 1), (5, 5))],
+        image_data=base64.b64encode(b"\xff\xd8 not decoded anyway").decode(),
+    )
     write_labelme(tmp_path / "labels" / "gone.json", "..\\images\\gone.jpg", [])
 
     images, report = load(tmp_path)
@@ -172,10 +193,10 @@ def test_two_label_files_for_one_image_keep_the_first(tmp_path):
 # --- security --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("image_path", ["../../etc/passwd", "..\\..\\etc\\passwd", "/etc/passwd",
-                                        "../outside/secret.jpg", "link/secret.jpg"])
-def test_image_path_outside_the_dataset_is_refused_and_nothing_outside_is_read(tmp_path, monkeypatch,
-                                                                              image_path):
+@pytest.mark.parametrize(
+    "image_path", ["../../etc/passwd", "..\\..\\etc\\passwd", "/etc/passwd", "../outside/secret.jpg", "link/secret.jpg"]
+)
+def test_image_path_outside_the_dataset_is_refused_and_nothing_outside_is_read(tmp_path, monkeypatch, image_path):
     root = tmp_path / "data"
     write_image(tmp_path / "outside" / "secret.jpg")
     (root / "sub").mkdir(parents=True)
@@ -185,7 +206,9 @@ def test_image_path_outside_the_dataset_is_refused_and_nothing_outside_is_read(t
 
     opened = []
     real_open = PILImage.open
-    monkeypatch.setattr(PILImage, "open", lambda fp, *a, **k: opened.append(Path(getattr(fp, "name", fp))) or real_open(fp, *a, **k))
+    monkeypatch.setattr(
+        PILImage, "open", lambda fp, *a, **k: opened.append(Path(getattr(fp, "name", fp))) or real_open(fp, *a, **k)
+    )
     images, report = load(root)
 
     assert images == {"fine.jpg": Image("fine.jpg", 64, 48, [])}
@@ -206,8 +229,10 @@ def test_links_and_absolute_paths_that_stay_in_the_dataset_are_fine(tmp_path):
     images, report = load(root)
 
     assert report.problems == []
-    assert images == {"images/a.jpg": Image("images/a.jpg", 64, 48, [(1, 1, 5, 5)]),
-                      "images/b.jpg": Image("images/b.jpg", 64, 48, [(2, 2, 6, 6)])}
+    assert images == {
+        "images/a.jpg": Image("images/a.jpg", 64, 48, [(1, 1, 5, 5)]),
+        "images/b.jpg": Image("images/b.jpg", 64, 48, [(2, 2, 6, 6)]),
+    }
 
 
 def test_refused_label_file_drops_the_image_it_sits_next_to(tmp_path):
@@ -225,27 +250,44 @@ def test_refused_label_file_drops_the_image_it_sits_next_to(tmp_path):
 
 def test_shapes_become_normalised_boxes(tmp_path):
     write_image(tmp_path / "a.jpg")
-    write_labelme(tmp_path / "a.json", "a.jpg", [
-        rect((30, 25), (10, 5)),                                 # dragged up-left
-        rect((30, 5), (10, 25)),                                 # dragged down-left
-        shape("polygon", [(12, 4), (40, 10), (25, 30), (8, 20)]),
-        {**shape("polygon", [(1, 2), (3, 2), (2, 9)]), "shape_type": None},  # LabelMe's default
-        shape("circle", [(20, 20), (20, 28)]),                   # centre, a point on the edge
-        shape("mask", [(5, 6), (15, 16)]),
-    ])
+    write_labelme(
+        tmp_path / "a.json",
+        "a.jpg",
+        [
+            rect((30, 25), (10, 5)),  # dragged up-left
+            rect((30, 5), (10, 25)),  # dragged down-left
+            shape("polygon", [(12, 4), (40, 10), (25, 30), (8, 20)]),
+            {**shape("polygon", [(1, 2), (3, 2), (2, 9)]), "shape_type": None},  # LabelMe's default
+            shape("circle", [(20, 20), (20, 28)]),  # centre, a point on the edge
+            shape("mask", [(5, 6), (15, 16)]),
+        ],
+    )
 
     images, report = load(tmp_path)
 
     assert report.problems == []
-    assert images["a.jpg"].boxes == [(10, 5, 30, 25), (10, 5, 30, 25), (8, 4, 40, 30), (1, 2, 3, 9),
-                                     (12, 12, 28, 28), (5, 6, 15, 16)]
+    assert images["a.jpg"].boxes == [
+        (10, 5, 30, 25),
+        (10, 5, 30, 25),
+        (8, 4, 40, 30),
+        (1, 2, 3, 9),
+        (12, 12, 28, 28),
+        (5, 6, 15, 16),
+    ]
 
 
 def test_shapes_without_extent_are_skipped_with_a_warning(tmp_path):
     write_image(tmp_path / "a.jpg")
-    write_labelme(tmp_path / "a.json", "a.jpg", [shape("point", [(5, 5)]), shape("line", [(1, 1), (9, 9)]),
-                                                 shape("linestrip", [(1, 1), (9, 3), (4, 8)]),
-                                                 rect((2, 2), (4, 4))])
+    write_labelme(
+        tmp_path / "a.json",
+        "a.jpg",
+        [
+            shape("point", [(5, 5)]),
+            shape("line", [(1, 1), (9, 9)]),
+            shape("linestrip", [(1, 1), (9, 3), (4, 8)]),
+            rect((2, 2), (4, 4)),
+        ],
+    )
 
     images, report = load(tmp_path)
 
@@ -260,8 +302,16 @@ def test_shapes_without_extent_are_skipped_with_a_warning(tmp_path):
 
 def test_only_the_requested_labels_count(tmp_path):
     write_image(tmp_path / "a.jpg")
-    write_labelme(tmp_path / "a.json", "a.jpg", [rect((1, 1), (5, 5), "Face "), rect((2, 2), (6, 6), "FACE"),
-                                                 rect((3, 3), (7, 7), "person"), rect((4, 4), (8, 8), "hand")])
+    write_labelme(
+        tmp_path / "a.json",
+        "a.jpg",
+        [
+            rect((1, 1), (5, 5), "Face "),
+            rect((2, 2), (6, 6), "FACE"),
+            rect((3, 3), (7, 7), "person"),
+            rect((4, 4), (8, 8), "hand"),
+        ],
+    )
 
     images, report = load(tmp_path)
     assert images["a.jpg"].boxes == [(1, 1, 5, 5), (2, 2, 6, 6)]
@@ -275,11 +325,15 @@ def test_only_the_requested_labels_count(tmp_path):
 
 def test_boxes_crossing_the_border_are_clipped(tmp_path):
     write_image(tmp_path / "images" / "a.jpg")  # 64 x 48
-    write_labelme(tmp_path / "labels" / "a.json", "..\\images\\a.jpg", [
-        rect((50, -5), (70, 20)),      # crosses the top and right borders
-        rect((1, 1), (5, 5)),
-        rect((0, 0), (64.0000001, 48)),  # float noise on the border: clipped silently
-    ])
+    write_labelme(
+        tmp_path / "labels" / "a.json",
+        "..\\images\\a.jpg",
+        [
+            rect((50, -5), (70, 20)),  # crosses the top and right borders
+            rect((1, 1), (5, 5)),
+            rect((0, 0), (64.0000001, 48)),  # float noise on the border: clipped silently
+        ],
+    )
 
     images, report = load(tmp_path)
 
@@ -290,9 +344,14 @@ def test_boxes_crossing_the_border_are_clipped(tmp_path):
     assert problems(report, "error") == []
 
 
-@pytest.mark.parametrize("bad, why", [(((70, 50), (80, 60)), "is outside images/a.jpg (64x48)"),
-                                      (((10, 10), (10, 30)), "has no area"),
-                                      (((1, 1), (1e308, 30)), "is far outside images/a.jpg (64x48)")])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        (((70, 50), (80, 60)), "is outside images/a.jpg (64x48)"),
+        (((10, 10), (10, 30)), "has no area"),
+        (((1, 1), (1e308, 30)), "is far outside images/a.jpg (64x48)"),
+    ],
+)
 def test_a_rejected_box_sets_its_image_aside(tmp_path, bad, why):
     write_image(tmp_path / "images" / "a.jpg")  # 64 x 48
     write_image(tmp_path / "images" / "b.jpg")
@@ -316,16 +375,26 @@ BROKEN = {
     "shapes not a list": ('{"shapes": {"label": "face"}, "imagePath": "../images/a.jpg"}', "'shapes' is not a list"),
     "shape not an object": ('{"shapes": ["face"], "imagePath": "../images/a.jpg"}', "shape 0 is not an object"),
     "no label": ('{"shapes": [{"points": [[1, 1], [5, 5]]}], "imagePath": "../images/a.jpg"}', "no label"),
-    "points not a list": ('{"shapes": [{"label": "face", "points": 5}], "imagePath": "../images/a.jpg"}',
-                          "'points' is not a list"),
-    "point not a pair": ('{"shapes": [{"label": "face", "points": [[1, 1, 1], [5, 5]]}], "imagePath": "../images/a.jpg"}',
-                         "not an [x, y] pair"),
-    "string coordinate": ('{"shapes": [{"label": "face", "points": [["1", 1], [5, 5]]}], "imagePath": "../images/a.jpg"}',
-                          "not a number"),
-    "NaN coordinate": ('{"shapes": [{"label": "face", "points": [[NaN, 1], [5, 5]]}], "imagePath": "../images/a.jpg"}',
-                       "not a number"),
-    "huge integer coordinate": ('{"shapes": [{"label": "face", "points": [[1%s, 1], [5, 5]]}], '
-                                '"imagePath": "../images/a.jpg"}' % ("0" * 400), "not a number"),
+    "points not a list": (
+        '{"shapes": [{"label": "face", "points": 5}], "imagePath": "../images/a.jpg"}',
+        "'points' is not a list",
+    ),
+    "point not a pair": (
+        '{"shapes": [{"label": "face", "points": [[1, 1, 1], [5, 5]]}], "imagePath": "../images/a.jpg"}',
+        "not an [x, y] pair",
+    ),
+    "string coordinate": (
+        '{"shapes": [{"label": "face", "points": [["1", 1], [5, 5]]}], "imagePath": "../images/a.jpg"}',
+        "not a number",
+    ),
+    "NaN coordinate": (
+        '{"shapes": [{"label": "face", "points": [[NaN, 1], [5, 5]]}], "imagePath": "../images/a.jpg"}',
+        "not a number",
+    ),
+    "huge integer coordinate": (
+        '{"shapes": [{"label": "face", "points": [[1%s, 1], [5, 5]]}], "imagePath": "../images/a.jpg"}' % ("0" * 400),
+        "not a number",
+    ),
     "nested 100000 deep": ("[" * 100_000 + "]" * 100_000, "not usable JSON"),
     "imagePath not a string": ('{"shapes": [], "imagePath": 7}', "imagePath is not a string"),
 }
@@ -363,9 +432,16 @@ def test_unexpected_failure_on_one_file_is_reported_not_raised(tmp_path, monkeyp
 
 def test_missing_optional_keys_are_fine(tmp_path):
     write_image(tmp_path / "a.jpg")
-    write_labelme(tmp_path / "a.json", "a.jpg", [{"label": "face", "points": [[1, 2], [3, 4]],
-                                                  "shape_type": "rectangle"}],
-                  version=None, flags=None, imageData=None, imageWidth=None, imageHeight=None)
+    write_labelme(
+        tmp_path / "a.json",
+        "a.jpg",
+        [{"label": "face", "points": [[1, 2], [3, 4]], "shape_type": "rectangle"}],
+        version=None,
+        flags=None,
+        imageData=None,
+        imageWidth=None,
+        imageHeight=None,
+    )
 
     images, report = load(tmp_path)
 

@@ -15,8 +15,10 @@ def test_hand_computed_example():
     # Image A: truth (0.1, 0.2, 0.5, 0.6), prediction (0.2, 0.2, 0.6, 0.8):
     #   corners (0.2-0.1)^2 + 0 = 0.01; sizes: w 0.4 vs 0.4, h 0.6 vs 0.4 -> 0.04; localisation 0.05.
     # Image B: no face; its (wild) box must not count. BCE of logit 0 is ln 2 for either label.
-    outputs = {"box": torch.tensor([[0.2, 0.2, 0.6, 0.8], [0.9, 0.9, 1.0, 1.0]]),
-               "face_logit": torch.tensor([0.0, 0.0])}
+    outputs = {
+        "box": torch.tensor([[0.2, 0.2, 0.6, 0.8], [0.9, 0.9, 1.0, 1.0]]),
+        "face_logit": torch.tensor([0.0, 0.0]),
+    }
     losses = SingleFaceLoss(box_weight=1.0, face_weight=0.5)(outputs, _targets([[0.1, 0.2, 0.5, 0.6]], []))
     assert losses["box"].item() == pytest.approx(0.05)
     assert losses["face"].item() == pytest.approx(math.log(2))

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from facedet.coco import Image
-from facedet.evaluate.metrics import (Detection, best_f1_threshold, box_iou, detection_metrics,
-                                      pr_curve)
+from facedet.evaluate.metrics import Detection, best_f1_threshold, box_iou, detection_metrics, pr_curve
 
 
 def test_box_iou_by_hand():
@@ -30,9 +29,11 @@ def test_box_iou_empty_and_degenerate():
 
 
 def test_perfect_predictions():
-    truth = [Image("a.jpg", 200, 100, [(10, 10, 50, 60), (100, 20, 180, 90)]),
-             Image("b.jpg", 64, 64, [(0, 0, 32, 32)]),
-             Image("neg.jpg", 64, 64, [])]
+    truth = [
+        Image("a.jpg", 200, 100, [(10, 10, 50, 60), (100, 20, 180, 90)]),
+        Image("b.jpg", 64, 64, [(0, 0, 32, 32)]),
+        Image("neg.jpg", 64, 64, []),
+    ]
     predictions = [[Detection(box, 0.9) for box in image.boxes] for image in truth]
     m = detection_metrics(truth, predictions, threshold=0.5)
     assert m["ap50"] == pytest.approx(1.0)
@@ -60,11 +61,13 @@ def hand_case():
         Image("D.jpg", 100, 100, []),
     ]
     predictions = [
-        [Detection((0, 0, 10, 10), 0.9),      # IoU 1 with the first face
-         # vs (50,50,70,70): inter 15*20 = 300, union 400 + 400 - 300 = 500 -> IoU 0.6
-         Detection((55, 50, 75, 70), 0.8),
-         Detection((20, 20, 30, 30), 0.3)],   # below threshold
-        [Detection((40, 40, 60, 60), 0.2)],   # below threshold
+        [
+            Detection((0, 0, 10, 10), 0.9),  # IoU 1 with the first face
+            # vs (50,50,70,70): inter 15*20 = 300, union 400 + 400 - 300 = 500 -> IoU 0.6
+            Detection((55, 50, 75, 70), 0.8),
+            Detection((20, 20, 30, 30), 0.3),
+        ],  # below threshold
+        [Detection((40, 40, 60, 60), 0.2)],  # below threshold
         [Detection((0, 0, 20, 20), 0.7)],
         [],
     ]
@@ -76,10 +79,10 @@ def test_hand_case_at_threshold():
     m = detection_metrics(truth, predictions, threshold=0.5)
     # kept: A .9 (TP), A .8 (TP), C .7 (FP); B's face unmatched (FN)
     assert (m["tp"], m["fp"], m["fn"], m["images"]) == (2, 1, 1, 4)
-    assert m["precision"] == pytest.approx(2 / 3)   # 2 / (2 + 1)
-    assert m["recall"] == pytest.approx(2 / 3)      # 2 / 3 faces
+    assert m["precision"] == pytest.approx(2 / 3)  # 2 / (2 + 1)
+    assert m["recall"] == pytest.approx(2 / 3)  # 2 / 3 faces
     assert m["f1"] == pytest.approx(2 / 3)
-    assert m["mean_iou"] == pytest.approx(0.8)      # (1.0 + 0.6) / 2
+    assert m["mean_iou"] == pytest.approx(0.8)  # (1.0 + 0.6) / 2
     assert m["image_accuracy"] == pytest.approx(0.5)  # A and D agree, B and C do not
     assert m["fp_per_negative_image"] == pytest.approx(0.5)  # C has 1 FP, D has 0 -> 1 / 2
 
@@ -100,9 +103,13 @@ def test_each_face_matched_once_and_highest_score_first():
 
 def ap_case():
     truth = [Image("a.jpg", 100, 100, [(0, 0, 10, 10), (50, 50, 60, 60)])]
-    predictions = [[Detection((0, 0, 10, 10), 0.9),     # TP
-                    Detection((20, 20, 30, 30), 0.8),   # FP
-                    Detection((50, 50, 60, 60), 0.7)]]  # TP
+    predictions = [
+        [
+            Detection((0, 0, 10, 10), 0.9),  # TP
+            Detection((20, 20, 30, 30), 0.8),  # FP
+            Detection((50, 50, 60, 60), 0.7),
+        ]
+    ]  # TP
     return truth, predictions
 
 
@@ -199,6 +206,7 @@ def test_best_f1_threshold_is_the_middle_of_the_gap_below_the_best_point():
 
 # --- ignore regions (COCO iscrowd=1) -------------------------------------------------------------
 
+
 def ignore_case():
     truth = [
         Image("face_and_crowd.jpg", 100, 100, [(0, 0, 10, 10)], ignore=[(50, 50, 100, 100)]),
@@ -206,16 +214,18 @@ def ignore_case():
         Image("negative.jpg", 100, 100, []),
     ]
     predictions = [
-        [Detection((0, 0, 10, 10), 0.9),      # TP on the face
-         # wholly inside the ignore region: IoU with it only 100 / 2500 = 0.04, but it covers 100 %
-         # of the detection's area -> ignored (it is the best score: as an FP it would cost AP)
-         Detection((60, 60, 70, 70), 0.95),
-         # intersection with the region x 50..55, y 50..60 = 50 of its 100 px² = exactly 0.5 -> ignored
-         Detection((45, 50, 55, 60), 0.6),
-         # intersection x 50..60, y 50..60 = 100 of its 400 px² = 0.25 -> FP
-         Detection((40, 40, 60, 60), 0.7)],
-        [Detection((10, 10, 20, 20), 0.8)],   # inside the crowd-only image's region -> ignored
-        [Detection((0, 0, 5, 5), 0.55)],      # FP on a true negative
+        [
+            Detection((0, 0, 10, 10), 0.9),  # TP on the face
+            # wholly inside the ignore region: IoU with it only 100 / 2500 = 0.04, but it covers 100 %
+            # of the detection's area -> ignored (it is the best score: as an FP it would cost AP)
+            Detection((60, 60, 70, 70), 0.95),
+            # intersection with the region x 50..55, y 50..60 = 50 of its 100 px² = exactly 0.5 -> ignored
+            Detection((45, 50, 55, 60), 0.6),
+            # intersection x 50..60, y 50..60 = 100 of its 400 px² = 0.25 -> FP
+            Detection((40, 40, 60, 60), 0.7),
+        ],
+        [Detection((10, 10, 20, 20), 0.8)],  # inside the crowd-only image's region -> ignored
+        [Detection((0, 0, 5, 5), 0.55)],  # FP on a true negative
     ]
     return truth, predictions
 
@@ -270,13 +280,27 @@ def test_detection_on_face_is_not_ignored_and_face_image_needs_a_counted_detecti
 
 # --- AP by face size ------------------------------------------------------------------------------
 
+
 def test_ap50_by_size_hand_case():
-    truth = [Image("a.jpg", 200, 200, [(0, 0, 10, 10),        # area 100: small
-                                        (50, 50, 90, 90),      # area 1600: medium
-                                        (100, 100, 200, 200)])]  # area 10000: large
-    predictions = [[Detection((0, 0, 10, 10), 0.9),      # small TP
-                    Detection((150, 0, 190, 40), 0.85),  # FP of area 1600 (medium), touches no face
-                    Detection((50, 50, 90, 90), 0.8)]]   # medium TP; the large face is missed
+    truth = [
+        Image(
+            "a.jpg",
+            200,
+            200,
+            [
+                (0, 0, 10, 10),  # area 100: small
+                (50, 50, 90, 90),  # area 1600: medium
+                (100, 100, 200, 200),
+            ],
+        )
+    ]  # area 10000: large
+    predictions = [
+        [
+            Detection((0, 0, 10, 10), 0.9),  # small TP
+            Detection((150, 0, 190, 40), 0.85),  # FP of area 1600 (medium), touches no face
+            Detection((50, 50, 90, 90), 0.8),
+        ]
+    ]  # medium TP; the large face is missed
     m = detection_metrics(truth, predictions, threshold=0.5)
     # small: only the small face counts and unmatched detections outside the range (the medium FP)
     # are ignored -> TP alone -> 1.0
@@ -301,13 +325,19 @@ def test_ap50_by_size_nan_without_faces_of_that_size():
 
 
 def test_fp_per_negative_image_counts_only_negatives():
-    truth, predictions = ap_case()          # one face image, no negative -> nan
+    truth, predictions = ap_case()  # one face image, no negative -> nan
     assert math.isnan(detection_metrics(truth, predictions, threshold=0.5)["fp_per_negative_image"])
-    truth = [Image("face.jpg", 50, 50, [(0, 0, 10, 10)]), Image("n1.jpg", 50, 50, []),
-             Image("n2.jpg", 50, 50, []), Image("n3.jpg", 50, 50, [])]
-    predictions = [[Detection((30, 30, 40, 40), 0.9)],                   # FP, but not on a negative
-                   [Detection((0, 0, 5, 5), 0.9), Detection((10, 10, 15, 15), 0.6)],  # 2 FP
-                   [Detection((0, 0, 5, 5), 0.3)],                       # below the threshold
-                   []]
+    truth = [
+        Image("face.jpg", 50, 50, [(0, 0, 10, 10)]),
+        Image("n1.jpg", 50, 50, []),
+        Image("n2.jpg", 50, 50, []),
+        Image("n3.jpg", 50, 50, []),
+    ]
+    predictions = [
+        [Detection((30, 30, 40, 40), 0.9)],  # FP, but not on a negative
+        [Detection((0, 0, 5, 5), 0.9), Detection((10, 10, 15, 15), 0.6)],  # 2 FP
+        [Detection((0, 0, 5, 5), 0.3)],  # below the threshold
+        [],
+    ]
     # (2 + 0 + 0) / 3 negatives
     assert detection_metrics(truth, predictions, threshold=0.5)["fp_per_negative_image"] == pytest.approx(2 / 3)

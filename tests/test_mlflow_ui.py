@@ -39,10 +39,24 @@ def test_mlflow_ui_serves_the_runs_of_a_sqlite_store(tmp_path):
 
     port = _free_port()
     mlflow_cli = Path(sys.executable).with_name("mlflow")
-    server = subprocess.Popen([str(mlflow_cli), "ui", "--backend-store-uri", store, "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
-                              start_new_session=True)  # its own process group: the server's workers too
+    server = subprocess.Popen(
+        [
+            str(mlflow_cli),
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        start_new_session=True,
+    )  # its own process group: the server's workers too
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -60,9 +74,12 @@ def test_mlflow_ui_serves_the_runs_of_a_sqlite_store(tmp_path):
         run = _get(f"{base}/api/2.0/mlflow/runs/get?run_id={run_id}")["run"]
         assert {p["key"]: p["value"] for p in run["data"]["params"]} == {"train.max_epochs": "3"}
         assert {m["key"]: m["value"] for m in run["data"]["metrics"]} == {"val/ap50": 0.75}
-        request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
-                                         data=json.dumps({"experiment_ids": [experiment]}).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search",
+            method="POST",
+            data=json.dumps({"experiment_ids": [experiment]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             found = json.loads(response.read())["runs"]
         assert [r["info"]["run_id"] for r in found] == [run_id]

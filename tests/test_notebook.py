@@ -2,9 +2,8 @@
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import ROOT
+from nbclient import NotebookClient
 
 NOTEBOOK = ROOT / "experiments" / "walkthrough.ipynb"
 
@@ -21,7 +20,9 @@ def test_walkthrough_notebook_runs_headless_on_tiny_settings(tmp_path, monkeypat
     monkeypatch.setenv("TMPDIR", str(scratch))  # where the notebook makes its working folder
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # The kernel starts in tmp_path; the notebook works in its own temporary folder and removes it.
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]

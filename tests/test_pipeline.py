@@ -9,11 +9,11 @@ import sys
 
 import pytest
 import yaml
+from conftest import ROOT
 from dvc.utils.hydra import compose_and_dump
 
-from conftest import ROOT
-from facedet.model import weights
 from facedet.apps.sample import SampleSettings, generate
+from facedet.model import weights
 
 TINY = ["experiment=quick", "augment.copies=2", "train.max_epochs=2", "train.batch_size=8"]
 
@@ -29,8 +29,12 @@ def _project(tmp_path, overrides):
 
 
 def _sh(project, *cmd):
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-           "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "MPLBACKEND": "Agg",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -60,15 +64,24 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     run_id = json.loads((project / "results/train/run.json").read_text())["run_id"]
     with sqlite3.connect(project / "mlflow.db") as db:
         params = dict(db.execute("select key, value from params where run_uuid=?", (run_id,)))
-        metric_steps = db.execute("select key, count(*) from metrics where run_uuid=? group by key",
-                                  (run_id,)).fetchall()
+        metric_steps = db.execute(
+            "select key, count(*) from metrics where run_uuid=? group by key", (run_id,)
+        ).fetchall()
     assert params["train.max_epochs"] == "2" and params["model.name"] == "dense"
     steps = dict(metric_steps)
     assert steps["val/ap50"] == 2 and steps["test/ap50"] == 1
     assert (project / "mlartifacts").is_dir()
     logged = {p.name for p in (project / "mlartifacts").rglob("*")}
-    assert {"MLmodel", "model.safetensors", "best.ckpt", "last.ckpt", "predictions.png", "model.onnx",
-            "config.yaml", "report.json"} <= logged
+    assert {
+        "MLmodel",
+        "model.safetensors",
+        "best.ckpt",
+        "last.ckpt",
+        "predictions.png",
+        "model.onnx",
+        "config.yaml",
+        "report.json",
+    } <= logged
 
     # Nothing changed: a second repro runs nothing and DVC reports a clean state.
     assert "Running stage" not in _sh(project, "dvc", "repro")
@@ -103,8 +116,10 @@ def test_committed_data_dvc_pins_the_embedded_sample(tmp_path):
     _sh(tmp_path, "dvc", "add", "-q", "data")
     committed = subprocess.run(["git", "show", "HEAD:data.dvc"], cwd=ROOT, capture_output=True, text=True)
     pinned = committed.stdout if committed.returncode == 0 else (ROOT / "data.dvc").read_text()
-    assert yaml.safe_load((tmp_path / "data.dvc").read_text())["outs"][0]["md5"] == \
-        yaml.safe_load(pinned)["outs"][0]["md5"]
+    assert (
+        yaml.safe_load((tmp_path / "data.dvc").read_text())["outs"][0]["md5"]
+        == yaml.safe_load(pinned)["outs"][0]["md5"]
+    )
 
 
 @pytest.mark.slow

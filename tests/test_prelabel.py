@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from facedet.cli import main
-from facedet.labels.labelme import import_folder
 from facedet.apps.prelabel import model_proposer, peer_proposer, prelabel
-from facedet.labels.labelme import label_candidates
-from facedet.problems import ProblemReport
 from facedet.boxes import box_iou
+from facedet.cli import main
+from facedet.labels.labelme import import_folder, label_candidates
+from facedet.problems import ProblemReport
 
 ASTRONAUT_FACE = (174, 72, 272, 168)  # by eye: Eileen Collins' face in skimage's astronaut (512x512)
 
@@ -97,7 +96,9 @@ def test_label_files_that_cannot_be_read_are_reported_not_replaced(tmp_path, haa
 
 def test_label_candidates():
     assert label_candidates("/d/images/s/x.jpg") == [
-        __import__("pathlib").Path("/d/labels/s/x.json"), __import__("pathlib").Path("/d/images/s/x.json")]
+        __import__("pathlib").Path("/d/labels/s/x.json"),
+        __import__("pathlib").Path("/d/images/s/x.json"),
+    ]
     assert [p.as_posix() for p in label_candidates("/d/pics/x.png")] == ["/d/pics/x.json"]
 
 

@@ -40,21 +40,35 @@ def tiny_project(folder, overrides=TINY):
 
 
 def facedet_env():
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-           "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
 
 
 def train(project, *overrides, check=True):
-    done = subprocess.run(["facedet", "run", "train", *TINY, *overrides], cwd=project, env=facedet_env(),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["facedet", "run", "train", *TINY, *overrides],
+        cwd=project,
+        env=facedet_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check:
         assert done.returncode == 0, f"train failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
 
-def _last_epoch(project, _seen={}):
+_SEEN: dict = {}  # last.ckpt's (mtime, size) -> its epoch, kept across polls
+
+
+def _last_epoch(project, _seen=_SEEN):
     """The epoch of last.ckpt (-1: none yet), read again only when the file changed."""
     last = project / "results/train/checkpoints/last.ckpt"
     try:
@@ -82,8 +96,13 @@ def runs(tmp_path_factory):
     train(whole, epochs)
 
     # The real scenario: the process dies (no cleanup, no exception handler) once epoch 1 is checkpointed.
-    process = subprocess.Popen(["facedet", "run", "train", *TINY, epochs], cwd=killed, env=facedet_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ["facedet", "run", "train", *TINY, epochs],
+        cwd=killed,
+        env=facedet_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 240
         while _last_epoch(killed) < 1 and process.poll() is None and time.monotonic() < deadline:
@@ -114,13 +133,15 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(runs
 
     # One MLflow run holds all three epochs, and it is finished.
     from mlflow.tracking import MlflowClient
+
     client = MlflowClient(f"sqlite:///{killed / 'mlflow.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("facedet").experiment_id])) == 1
     assert client.get_run(first_run).info.status == "FINISHED"
     whole_run = json.loads((whole / "results/train/run.json").read_text())["run_id"]
     steps = sorted({m.step for m in client.get_metric_history(first_run, "val/ap50")})
-    assert len(steps) == 3 and steps == sorted({m.step for m in MlflowClient(
-        f"sqlite:///{whole / 'mlflow.db'}").get_metric_history(whole_run, "val/ap50")})
+    assert len(steps) == 3 and steps == sorted(
+        {m.step for m in MlflowClient(f"sqlite:///{whole / 'mlflow.db'}").get_metric_history(whole_run, "val/ap50")}
+    )
 
 
 def test_checkpoints_hold_only_tensors_and_primitive_types(runs):
@@ -146,8 +167,15 @@ def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs,
     (checkpoints / "resume.json").write_text(json.dumps(state))  # as if killed while logging the model
     assert resume_point(cfg, checkpoints, key) == (runs[2], checkpoints / "last.ckpt", 2)
 
-    for change in (["train.lr=0.003"], ["train.max_epochs=4"], ["model.neck_width=8"], ["seed=1"],
-                   ["optimizer=sgd"], ["augment.min_face=2"], ["scheduler.warmup_steps=3"]):
+    for change in (
+        ["train.lr=0.003"],
+        ["train.max_epochs=4"],
+        ["model.neck_width=8"],
+        ["seed=1"],
+        ["optimizer=sgd"],
+        ["augment.min_face=2"],
+        ["scheduler.warmup_steps=3"],
+    ):
         other = compose_config([*TINY, "train.max_epochs=3", *change])
         assert fingerprint(other) != key and resume_point(other, checkpoints, fingerprint(other)) is None, change
     assert fingerprint(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"])) == key

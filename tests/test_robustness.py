@@ -7,20 +7,27 @@ import numpy as np
 import pytest
 
 from facedet.coco import Detection, Image
-from facedet.evaluate.robustness import (PERTURBATIONS, _perturb_truth, plot_robustness,
-                                         robustness_report, rotate_boxes)
+from facedet.evaluate.robustness import PERTURBATIONS, _perturb_truth, plot_robustness, robustness_report, rotate_boxes
 
 S30, C30 = 0.5, math.sqrt(3) / 2
 
 
 def close(actual, expected, atol=1e-9):
-    np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float),
-                               rtol=0, atol=atol)
+    np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float), rtol=0, atol=atol)
 
 
 def test_perturbation_names():
-    assert set(PERTURBATIONS) == {"original", "darker", "brighter", "rotate_ccw15", "rotate_cw15",
-                                  "rotate_ccw30", "rotate_cw30", "blur", "jpeg_q10"}
+    assert set(PERTURBATIONS) == {
+        "original",
+        "darker",
+        "brighter",
+        "rotate_ccw15",
+        "rotate_cw15",
+        "rotate_ccw30",
+        "rotate_cw30",
+        "blur",
+        "jpeg_q10",
+    }
     assert next(iter(PERTURBATIONS)) == "original"
 
 
@@ -116,16 +123,21 @@ class BlobDetector:
         gray = rgb.astype(np.float32).mean(axis=2)
         mask = (gray > (gray.min() + gray.max()) / 2).astype(np.uint8)
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-        return [Detection((float(x), float(y), float(x + w), float(y + h)), 1.0)
-                for x, y, w, h, area in stats[1:] if area >= 20]
+        return [
+            Detection((float(x), float(y), float(x + w), float(y + h)), 1.0)
+            for x, y, w, h, area in stats[1:]
+            if area >= 20
+        ]
 
 
 def blob_images():
     """Two images with filled ellipses ("faces") and a negative; truth = each ellipse's pixel box."""
     images, truth = [], []
-    for name, faces in (("a.jpg", [((60, 60), (15, 22)), ((140, 100), (20, 20))]),
-                        ("b.jpg", [((100, 80), (25, 15))]),
-                        ("neg.jpg", [])):
+    for name, faces in (
+        ("a.jpg", [((60, 60), (15, 22)), ((140, 100), (20, 20))]),
+        ("b.jpg", [((100, 80), (25, 15))]),
+        ("neg.jpg", []),
+    ):
         image = np.full((160, 200, 3), 0, np.uint8)
         boxes = []
         for (cx, cy), (a, b) in faces:
@@ -160,8 +172,7 @@ def test_robustness_report_uses_detect_batch_at_threshold_zero():
             return [[Detection((20, 20, 40, 40), 0.6)] for _ in images]
 
     detector = Batched()
-    rows = robustness_report(detector, [np.zeros((60, 60, 3), np.uint8)],
-                             [Image("a.jpg", 60, 60, [(20, 20, 40, 40)])])
+    rows = robustness_report(detector, [np.zeros((60, 60, 3), np.uint8)], [Image("a.jpg", 60, 60, [(20, 20, 40, 40)])])
     assert set(detector.thresholds) == {0.0} and len(detector.thresholds) == len(PERTURBATIONS)
     assert rows[0]["ap50"] == pytest.approx(1.0) and rows[0]["recall"] == 0.0
     with pytest.raises(ValueError):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from facedet.apps import sample
-from facedet.apps.sample import SampleSettings, generate, inscribed_ellipse_box, generate_faces
+from facedet.apps.sample import SampleSettings, generate, generate_faces, inscribed_ellipse_box
 
 SHAPE_KEYS = ["label", "points", "group_id", "description", "shape_type", "flags", "mask"]
 TOP_KEYS = ["version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"]
@@ -62,8 +62,10 @@ def test_deterministic_across_processes(tmp_path):
     settings = SampleSettings(n_images=12, seed=3)
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     assert generate(a, settings) == generate(b, settings) == 12
-    script = ("import sys; from pathlib import Path; from facedet.apps.sample import SampleSettings, generate; "
-              "generate(Path(sys.argv[1]), SampleSettings(n_images=12, seed=3))")
+    script = (
+        "import sys; from pathlib import Path; from facedet.apps.sample import SampleSettings, generate; "
+        "generate(Path(sys.argv[1]), SampleSettings(n_images=12, seed=3))"
+    )
     subprocess.run([sys.executable, "-c", script, str(c)], check=True)
     files_a = _files(a)
     assert files_a.keys() == _files(b).keys() == _files(c).keys()
@@ -82,8 +84,13 @@ def test_regenerate_removes_stale_files(tmp_path):
 
 
 def test_invalid_settings_are_refused(tmp_path):
-    for bad in (SampleSettings(max_faces=0), SampleSettings(negative_fraction=1.5), SampleSettings(width=16),
-                SampleSettings(cut_fraction=-0.1), SampleSettings(max_rotation=120.0)):
+    for bad in (
+        SampleSettings(max_faces=0),
+        SampleSettings(negative_fraction=1.5),
+        SampleSettings(width=16),
+        SampleSettings(cut_fraction=-0.1),
+        SampleSettings(max_rotation=120.0),
+    ):
         with pytest.raises(ValueError):
             generate(tmp_path, bad)
 
@@ -153,8 +160,7 @@ def test_face_sizes(default_sample):
     assert (sides > 200).sum() >= 8  # large faces
     assert 35 <= np.median(sides) <= 90  # log-uniform: the median is far below the mean of the range
     # Scenes with more faces hold smaller ones.
-    by_count = {k: np.median([_side(f.full_box) for faces in scenes if len(faces) == k for f in faces])
-                for k in (1, 4)}
+    by_count = {k: np.median([_side(f.full_box) for faces in scenes if len(faces) == k for f in faces]) for k in (1, 4)}
     assert by_count[4] < by_count[1]
 
 
@@ -162,7 +168,7 @@ def test_faces_do_not_overlap(labelled):
     pairs = 0
     for boxes in labelled.values():
         for i, a in enumerate(boxes):
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 pairs += 1
                 assert _iou(a, b) < 0.1
                 inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -249,8 +255,19 @@ def test_haar_cascade_finds_the_labelled_faces(default_sample):
     for i, faces in enumerate(scenes):
         label = out / "labels" / f"sample_{i:04d}.json"
         # The cameraman is seen in profile, which the frontal cascade misses; lfw faces are small.
-        large = [box for box, f in zip(_boxes(label), faces) if label.exists() and _side(box) > 100
-                 and not f.cut and abs(f.angle) <= 10 and f.source in ("astronaut", "hopper")] if faces else []
+        large = (
+            [
+                box
+                for box, f in zip(_boxes(label), faces)
+                if label.exists()
+                and _side(box) > 100
+                and not f.cut
+                and abs(f.angle) <= 10
+                and f.source in ("astronaut", "hopper")
+            ]
+            if faces
+            else []
+        )
         if not large:
             continue
         gray = cv2.imread(str(out / "images" / f"sample_{i:04d}.jpg"), cv2.IMREAD_GRAYSCALE)

@@ -5,19 +5,28 @@ import json
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from facedet import coco
-from facedet.pipeline import augment, collect
 from facedet.config import compose_config
-from facedet.pipeline import labels
+from facedet.pipeline import augment, collect, labels
 from facedet.problems import DataError
 
 
 def _labelme(path, image_name, points, size):
     shapes = [{"label": "face", "points": p, "shape_type": "rectangle"} for p in points]
-    path.write_text(json.dumps({"version": "5.4.1", "shapes": shapes, "imagePath": image_name,
-                                "imageData": None, "imageWidth": size[0], "imageHeight": size[1]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "5.4.1",
+                "shapes": shapes,
+                "imagePath": image_name,
+                "imageData": None,
+                "imageWidth": size[0],
+                "imageHeight": size[1],
+            }
+        )
+    )
 
 
 @pytest.fixture
@@ -98,8 +107,11 @@ def test_augment_is_reproducible(cfg, tmp_path):
 def test_grouped_split_keeps_each_folder_in_one_split():
     from omegaconf import OmegaConf
 
-    images = [coco.Image(f"session{s}/frame{f}.jpg", 64, 48, [(1, 1, 9, 9)] if s % 4 else [])
-              for s in range(12) for f in range(5)]
+    images = [
+        coco.Image(f"session{s}/frame{f}.jpg", 64, 48, [(1, 1, 9, 9)] if s % 4 else [])
+        for s in range(12)
+        for f in range(5)
+    ]
     settings = OmegaConf.create({"method": "grouped", "train": 0.5, "val": 0.25, "test": 0.25})
     splits = labels.split(images, settings, seed=3)
     folder_split = {}

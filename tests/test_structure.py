@@ -62,13 +62,21 @@ def _band(module: str) -> str:
     return "cli" if module == "facedet.cli" else "library"
 
 
-ALLOWED = {"library": {"library"}, "pipeline": {"pipeline", "library"}, "apps": {"apps", "library"},
-           "cli": {"cli", "pipeline", "apps", "library"}}
+ALLOWED = {
+    "library": {"library"},
+    "pipeline": {"pipeline", "library"},
+    "apps": {"apps", "library"},
+    "cli": {"cli", "pipeline", "apps", "library"},
+}
 
 
 def test_no_band_imports_a_higher_or_sibling_band():
-    breaches = [f"{m} ({_band(m)}) imports {i} ({_band(i)})" for m in MODULES for i in _imports(m)
-                if _band(i) not in ALLOWED[_band(m)]]
+    breaches = [
+        f"{m} ({_band(m)}) imports {i} ({_band(i)})"
+        for m in MODULES
+        for i in _imports(m)
+        if _band(i) not in ALLOWED[_band(m)]
+    ]
     assert breaches == []
 
 
@@ -81,8 +89,11 @@ def test_no_import_loops():
         state[module] = 1
         for other in sorted(graph[module]):
             if state.get(other) == 1:
-                loops.append(" -> ".join(path[path.index(other):] + [module, other]) if other in path
-                             else f"{module} -> {other}")
+                loops.append(
+                    " -> ".join(path[path.index(other) :] + [module, other])
+                    if other in path
+                    else f"{module} -> {other}"
+                )
             elif other not in state:
                 visit(other, path + [module])
         state[module] = 2
@@ -119,8 +130,11 @@ SPECS = stage_specs(ROOT)
 @pytest.mark.parametrize("stage", sorted(SPECS))
 def test_stage_code_deps_cover_everything_it_imports(stage):
     deps = [ROOT / d for d in SPECS[stage].deps]
-    uncovered = sorted(str(MODULES[m].relative_to(ROOT)) for m in _reach(f"facedet.pipeline.{stage}") - DISPATCH_ONLY
-                       if not any(MODULES[m] == d or d in MODULES[m].parents for d in deps))
+    uncovered = sorted(
+        str(MODULES[m].relative_to(ROOT))
+        for m in _reach(f"facedet.pipeline.{stage}") - DISPATCH_ONLY
+        if not any(MODULES[m] == d or d in MODULES[m].parents for d in deps)
+    )
     assert uncovered == [], f"dvc.yaml stage {stage!r} lacks deps for the code it runs"
 
 
@@ -134,8 +148,14 @@ def test_stage_params_are_keys_of_params_yaml(stage):
 
 def test_runtime_knobs_do_not_retrain():
     params = SPECS["train"].params
-    for knob in ("train.num_workers", "train.devices", "train.accelerator", "train.resume", "tracking",
-                 "tracking.experiment"):
+    for knob in (
+        "train.num_workers",
+        "train.devices",
+        "train.accelerator",
+        "train.resume",
+        "tracking",
+        "tracking.experiment",
+    ):
         assert not any(knob == p or knob.startswith(p + ".") for p in params), knob
     assert "train" not in params and "model" in params and "src/facedet/evaluate" in SPECS["train"].deps
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import optuna.distributions as D
 import pytest
 import yaml
+from conftest import ROOT
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import ROOT
 from facedet import tracking
-from facedet.config import ConfigError, compose_config, tracking_uri
 from facedet.apps.sample import SampleSettings, generate
-from facedet.pipeline import run_stage
 from facedet.apps.sweep import override_text, parse_space, preset_text, split_overrides, sweep
+from facedet.config import ConfigError, compose_config, tracking_uri
+from facedet.pipeline import run_stage
 
 TINY_SEARCH = """\
 name: tiny
@@ -81,8 +81,9 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     assert result.best_value == max(val.values()) == val[result.best_run_id]
     assert parent.data.metrics["best/val_ap50"] == result.best_value
     assert parent.data.tags["sweep.best_run_id"] == result.best_run_id
-    trial_metrics = json.loads((project / f"multirun/tiny/trial_{result.best_trial}/results/train/metrics.json")
-                               .read_text())
+    trial_metrics = json.loads(
+        (project / f"multirun/tiny/trial_{result.best_trial}/results/train/metrics.json").read_text()
+    )
     assert trial_metrics["best/val_ap50"] == result.best_value
     best_child = by_id[result.best_run_id].data.params
     assert float(best_child["train.lr"]) == result.best_params["train.lr"]
@@ -105,8 +106,9 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     assert 0.0005 <= written["train"]["lr"] <= 0.005 and written["loss"]["box_weight"] in (0.5, 1.0)
     assert written["train"]["lr"] == result.best_params["train.lr"]
     cfg = compose_config(["experiment=best"], root=project)
-    assert cfg.train.lr == result.best_params["train.lr"] and cfg.loss.box_weight == result.best_params[
-        "loss.box_weight"]
+    assert (
+        cfg.train.lr == result.best_params["train.lr"] and cfg.loss.box_weight == result.best_params["loss.box_weight"]
+    )
     assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.model.neck_width, cfg.augment.copies) == (1, 8, 16, 0)
 
 
@@ -140,8 +142,11 @@ def test_queued_dvc_experiment_logs_to_the_original_store_and_is_tagged(tmp_path
 def test_extra_tags_reach_run_tags_only_inside(clean_env):
     with tracking.extra_tags({"mlflow.parentRunId": "p1", "sweep.trial": 3}):
         with tracking.extra_tags({"sweep.name": "s"}):
-            assert {"mlflow.parentRunId": "p1", "sweep.trial": "3", "sweep.name": "s"}.items() <= \
-                tracking.run_tags().items()
+            assert {
+                "mlflow.parentRunId": "p1",
+                "sweep.trial": "3",
+                "sweep.name": "s",
+            }.items() <= tracking.run_tags().items()
         assert "sweep.name" not in tracking.run_tags()
     assert "mlflow.parentRunId" not in tracking.run_tags()
 
@@ -154,8 +159,10 @@ def test_search_space_syntax_and_the_shipped_search_composes():
     assert isinstance(space["model.neck_width"], D.CategoricalDistribution) and fixed == {}
     assert spec.metric == "best/val_ap50"
     for pick in (0, -1):  # every searched key exists and both ends of each range pass validation
-        values = {k: d.choices[pick] if isinstance(d, D.CategoricalDistribution) else (d.low, d.high)[pick]
-                  for k, d in space.items()}
+        values = {
+            k: d.choices[pick] if isinstance(d, D.CategoricalDistribution) else (d.low, d.high)[pick]
+            for k, d in space.items()
+        }
         cfg = compose_config([override_text(k, v) for k, v in values.items()], root=ROOT)
         assert cfg.augment.transforms[2]["_target_"].endswith("RandomBrightnessContrast")
 
@@ -165,7 +172,9 @@ def test_search_space_syntax_and_the_shipped_search_composes():
     with pytest.raises(ConfigError, match="hparams_search.params.a"):
         parse_space({"a": "interval(2, 1)"})
     assert split_overrides(["train.lr=1", "hparams_search.n_trials=2"]) == (
-        ["hparams_search=sample_optuna", "hparams_search.n_trials=2"], ["train.lr=1"])
+        ["hparams_search=sample_optuna", "hparams_search.n_trials=2"],
+        ["train.lr=1"],
+    )
 
 
 def test_a_sweep_never_optimises_a_test_metric(clean_env):
@@ -212,8 +221,15 @@ def test_the_pruning_callback_stops_a_real_lightning_training_after_a_bad_epoch(
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.5))
     trial = study.ask()
     pruning = PruneOnValidation(trial, "val/ap50")
-    trainer = pl.Trainer(max_epochs=5, callbacks=[pruning], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=5,
+        callbacks=[pruning],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(Tiny(), data, data)
     assert pruning.pruned_at == 1 and trainer.current_epoch == 1  # one epoch of five, then stopped
     assert trial.should_prune() and pruning.last == pytest.approx(0.1)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT
 from facedet import tracking
 from facedet.config import compose_config
 
@@ -18,8 +18,9 @@ def project(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("best.yaml"))
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
-    (tmp_path / "data.dvc").write_text(yaml.safe_dump({"outs": [{"md5": "0123456789abcdef0123456789abcdef.dir",
-                                                                 "path": "data", "nfiles": 3}]}))
+    (tmp_path / "data.dvc").write_text(
+        yaml.safe_dump({"outs": [{"md5": "0123456789abcdef0123456789abcdef.dir", "path": "data", "nfiles": 3}]})
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -79,12 +80,17 @@ def test_an_experiment_is_named_by_what_differs_from_its_baseline_commit(project
     from dvc.utils.hydra import compose_and_dump
 
     compose_and_dump(project / "params.yaml", str(project / "conf"), None, "config", "", ["experiment=quick"])
-    for command in (["git", "init", "-q"], ["git", "add", "params.yaml"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "params.yaml"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"],
+    ):
         subprocess.run(command, cwd=project, check=True)
     monkeypatch.setenv("DVC_EXP_NAME", "lr-high")
-    monkeypatch.setenv("DVC_EXP_BASELINE_REV", subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, text=True,
-                                                              capture_output=True).stdout.strip())
+    monkeypatch.setenv(
+        "DVC_EXP_BASELINE_REV",
+        subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, text=True, capture_output=True).stdout.strip(),
+    )
     name, description = tracking.describe_run(compose_config(["experiment=quick", "train.lr=0.005"]), "dense")
     assert name == "dense lr-high: train.lr=0.005"
     assert "- `train.lr` = `0.005`" in description and "params.yaml of" in description

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from facedet.apps.detect import Results, detect_video
 from facedet.cli import main
 from facedet.coco import Detection
 from facedet.model import build_net, weights
-from facedet.apps.detect import Results, detect_video
 from facedet.video import BoxSmoother, VideoSource, camera_index, iter_frames
 
 TINY = {"name": "single_face", "input_size": 64, "width": 0.125, "hidden": 16}
@@ -108,8 +108,25 @@ def test_missing_video_is_a_clear_error(tmp_path):
 
 def test_detect_video_writes_json_csv_and_an_annotated_video(model, video, tmp_path, capsys):
     out_json, out_csv, out_dir = tmp_path / "v.json", tmp_path / "v.csv", tmp_path / "annotated"
-    assert main(["detect", str(video), "--weights", str(model), "--threshold", "0", "--json", str(out_json),
-                 "--csv", str(out_csv), "--out", str(out_dir)]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                str(video),
+                "--weights",
+                str(model),
+                "--threshold",
+                "0",
+                "--json",
+                str(out_json),
+                "--csv",
+                str(out_csv),
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out_json.read_text())
     assert [i["file"] for i in result["images"]] == [f"video.avi#{i}" for i in range(FRAMES)]
     assert all((i["width"], i["height"]) == SIZE and len(i["faces"]) == 1 for i in result["images"])

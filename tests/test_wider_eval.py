@@ -76,18 +76,23 @@ def cell(items) -> np.ndarray:
 def write_mat_ground_truth(folder):
     folder.mkdir(parents=True, exist_ok=True)
     events = list(EVENTS)
-    savemat(folder / "wider_face_val.mat", {
-        "event_list": cell(events),
-        "file_list": cell([cell(list(EVENTS[e])) for e in events]),
-        "face_bbx_list": cell([cell([np.array(b, dtype=np.float64).reshape(-1, 4) for b in EVENTS[e].values()])
-                               for e in events]),
-    })
+    savemat(
+        folder / "wider_face_val.mat",
+        {
+            "event_list": cell(events),
+            "file_list": cell([cell(list(EVENTS[e])) for e in events]),
+            "face_bbx_list": cell(
+                [cell([np.array(b, dtype=np.float64).reshape(-1, 4) for b in EVENTS[e].values()]) for e in events]
+            ),
+        },
+    )
     for setting, lists in GT_LISTS.items():
         per_image = iter(lists)
         # official gt_list entries are m x 1 columns; hard stored as int32 to check dtype robustness
         dtype = np.int32 if setting == "hard" else np.float64
-        gt_list = cell([cell([np.array(next(per_image), dtype=dtype).reshape(-1, 1) for _ in EVENTS[e]])
-                        for e in events])
+        gt_list = cell(
+            [cell([np.array(next(per_image), dtype=dtype).reshape(-1, 1) for _ in EVENTS[e]]) for e in events]
+        )
         savemat(folder / f"wider_{setting}_val.mat", {"gt_list": gt_list})
 
 
@@ -119,8 +124,11 @@ def test_mat_ground_truth_is_read_like_the_official_nesting(tmp_path):
     images, settings = read_ground_truth(tmp_path)
     assert settings == ("easy", "medium", "hard")
     assert [(i.event, i.name, len(i.boxes)) for i in images] == [
-        ("0--Parade", "0_Parade_1", 3), ("0--Parade", "0_Parade_2", 2),
-        ("1--Handshaking", "1_Handshaking_1", 0), ("1--Handshaking", "1_Handshaking_2", 1)]
+        ("0--Parade", "0_Parade_1", 3),
+        ("0--Parade", "0_Parade_2", 2),
+        ("1--Handshaking", "1_Handshaking_1", 0),
+        ("1--Handshaking", "1_Handshaking_2", 1),
+    ]
     assert images[0].boxes[1].tolist() == [20, 0, 10, 10]
     assert images[0].keep["medium"].tolist() == [0, 1]  # 0-based
     assert images[2].keep["hard"].tolist() == []
@@ -137,9 +145,16 @@ def test_official_mat_ground_truth_and_txt_predictions(tmp_path):
 
 def test_json_predictions_give_the_same_ap(tmp_path):
     write_mat_ground_truth(tmp_path / "gt")
-    images = [{"file": f"{event}/{name}.jpg", "width": 100, "height": 100,
-               "faces": [{"box": [x, y, x + w, y + h], "score": s} for x, y, w, h, s in PREDICTIONS[name]]}
-              for event, names in EVENTS.items() for name in names]
+    images = [
+        {
+            "file": f"{event}/{name}.jpg",
+            "width": 100,
+            "height": 100,
+            "faces": [{"box": [x, y, x + w, y + h], "score": s} for x, y, w, h, s in PREDICTIONS[name]],
+        }
+        for event, names in EVENTS.items()
+        for name in names
+    ]
     path = tmp_path / "detections.json"
     path.write_text(json.dumps({"images": images, "errors": []}))
     aps = evaluate_wider(tmp_path / "gt", path)

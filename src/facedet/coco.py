@@ -45,14 +45,22 @@ def to_coco(images: list[Image]) -> dict:
     """Build the canonical COCO dict; ids follow list order, starting at 1."""
     coco_images, annotations = [], []
     for image_id, image in enumerate(images, start=1):
-        coco_images.append({"id": image_id, "file_name": image.file_name,
-                            "width": int(image.width), "height": int(image.height)})
+        coco_images.append(
+            {"id": image_id, "file_name": image.file_name, "width": int(image.width), "height": int(image.height)}
+        )
         for crowd, boxes in ((0, image.boxes), (1, image.ignore)):
             for x1, y1, x2, y2 in boxes:
                 w, h = x2 - x1, y2 - y1
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                    "bbox": [round(x1, 2), round(y1, 2), round(w, 2), round(h, 2)],
-                                    "area": round(w * h, 2), "iscrowd": crowd})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "bbox": [round(x1, 2), round(y1, 2), round(w, 2), round(h, 2)],
+                        "area": round(w * h, 2),
+                        "iscrowd": crowd,
+                    }
+                )
     return {"images": coco_images, "annotations": annotations, "categories": [FACE_CATEGORY]}
 
 

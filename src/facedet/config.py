@@ -56,8 +56,10 @@ def _composition_error(err: Exception, overrides: list[str], conf_dir: Path) -> 
     if first.startswith("Could not override '"):
         key = first.split("'")[1]
         owners = ", ".join(schema(conf_dir).files.get(key, ()))
-        return (f"config key '{key}' is not in this composition (it is a key of {owners}: select that option, "
-                f"e.g. {key.split('.')[0]}={Path(owners.split(', ')[0]).stem})")
+        return (
+            f"config key '{key}' is not in this composition (it is a key of {owners}: select that option, "
+            f"e.g. {key.split('.')[0]}={Path(owners.split(', ')[0]).stem})"
+        )
     return f"overrides {' '.join(overrides)}: {first}"
 
 
@@ -127,13 +129,17 @@ def _schema(conf_dir: str, stamp: float) -> Schema:
         if group in PRESET_GROUPS:
             continue
         keys: dict[str, list[object]] = {}
-        _flat({group: yaml.safe_load(option.read_text()) or {}} if group else yaml.safe_load(option.read_text()),
-              "", keys)
+        _flat(
+            {group: yaml.safe_load(option.read_text()) or {}} if group else yaml.safe_load(option.read_text()), "", keys
+        )
         for key, values in keys.items():
             found.setdefault(key, []).extend(values)
             files.setdefault(key, []).append(option.relative_to(conf.parent).as_posix())
-    return Schema({k: tuple(v) for k, v in found.items()}, {g: tuple(o) for g, o in groups.items()},
-                  {k: tuple(v) for k, v in files.items()})
+    return Schema(
+        {k: tuple(v) for k, v in found.items()},
+        {g: tuple(o) for g, o in groups.items()},
+        {k: tuple(v) for k, v in files.items()},
+    )
 
 
 def schema(conf_dir: Path) -> Schema:
@@ -145,8 +151,11 @@ def schema(conf_dir: Path) -> Schema:
 def derived_keys(conf_dir: Path) -> set[str]:
     """Keys that conf/ sets only by interpolation (``optimizer.lr: ${train.lr}``): they follow another
     key, so they are never a setting of their own when runs or presets are told apart."""
-    return {key for key, values in schema(conf_dir).defaults.items()
-            if values and all(isinstance(v, str) and "${" in v for v in values)}
+    return {
+        key
+        for key, values in schema(conf_dir).defaults.items()
+        if values and all(isinstance(v, str) and "${" in v for v in values)
+    }
 
 
 def check_overrides(overrides: list[str], conf_dir: Path) -> None:
@@ -162,11 +171,11 @@ def check_overrides(overrides: list[str], conf_dir: Path) -> None:
             if value not in options and value != "null":
                 match = difflib.get_close_matches(value, options, n=1)
                 hint = f" (did you mean '{match[0]}'?)" if match else ""
-                raise ConfigError(f"config group '{key}' has no option '{value}'{hint}; options: "
-                                  f"{', '.join(options)} (conf/{key}/)")
+                raise ConfigError(
+                    f"config group '{key}' has no option '{value}'{hint}; options: {', '.join(options)} (conf/{key}/)"
+                )
         elif not _known(key, known):
-            raise ConfigError(f"config key '{key}' is not known{known.closest(key)}; the known keys are those "
-                              f"of conf/")
+            raise ConfigError(f"config key '{key}' is not known{known.closest(key)}; the known keys are those of conf/")
 
 
 def _known(key: str, known: Schema) -> bool:
@@ -175,8 +184,9 @@ def _known(key: str, known: Schema) -> bool:
     parent = key
     while "." in parent:  # inside a list (augment.transforms.2.p) or an open mapping
         parent = parent.rpartition(".")[0]
-        if parent in OPEN_KEYS or (parent in known.defaults and any(isinstance(d, list)
-                                                                       for d in known.defaults[parent])):
+        if parent in OPEN_KEYS or (
+            parent in known.defaults and any(isinstance(d, list) for d in known.defaults[parent])
+        ):
             return True
     return False
 
@@ -198,8 +208,10 @@ def _between(low: float, high: float, integer: bool = False, low_open: bool = Fa
     test = _integer if integer else _number
     kind = "an integer" if integer else "a number"
     bracket = "(" if low_open else "["
-    return ((lambda v: test(v) and (low < v if low_open else low <= v) and v <= high),
-            f"{kind} in {bracket}{low:g}, {high:g}]")
+    return (
+        (lambda v: test(v) and (low < v if low_open else low <= v) and v <= high),
+        f"{kind} in {bracket}{low:g}, {high:g}]",
+    )
 
 
 def _at_least(low: float, integer: bool = True) -> Check:
@@ -217,19 +229,32 @@ RULES: dict[str, Check] = {
     "seed": _at_least(0),
     "collect.max_side": POSITIVE_INT,
     "collect.jpeg_quality": _between(1, 100, integer=True),
-    "split.train": FRACTION, "split.val": FRACTION, "split.test": FRACTION,
+    "split.train": FRACTION,
+    "split.val": FRACTION,
+    "split.test": FRACTION,
     "augment.copies": (lambda v: _integer(v) and v >= 0, "0 (online augmentation) or a positive integer"),
     "augment.min_face": _at_least(0, integer=False),
-    "augment.preview_images": POSITIVE_INT, "augment.preview_draws": POSITIVE_INT,
+    "augment.preview_images": POSITIVE_INT,
+    "augment.preview_draws": POSITIVE_INT,
     "augment.stats_images": _at_least(0),
     "augment.min_visibility": FRACTION,
-    "augment.transforms": (lambda v: isinstance(v, list) and all(
-        isinstance(t, dict) and str(t.get("_target_", "")).startswith("albumentations.")
-        and (t.get("p") is None or FRACTION[0](t["p"])) for t in v),
-        "a list of {_target_: albumentations.NAME, ...} with p in [0, 1]"),
+    "augment.transforms": (
+        lambda v: (
+            isinstance(v, list)
+            and all(
+                isinstance(t, dict)
+                and str(t.get("_target_", "")).startswith("albumentations.")
+                and (t.get("p") is None or FRACTION[0](t["p"]))
+                for t in v
+            )
+        ),
+        "a list of {_target_: albumentations.NAME, ...} with p in [0, 1]",
+    ),
     "model.input_size": POSITIVE_INT,
-    "model.widths": (lambda v: isinstance(v, list) and len(v) == 5 and all(POSITIVE_INT[0](w) for w in v),
-                     "5 positive integers (channels at strides 2, 4, 8, 16, 32)"),
+    "model.widths": (
+        lambda v: isinstance(v, list) and len(v) == 5 and all(POSITIVE_INT[0](w) for w in v),
+        "5 positive integers (channels at strides 2, 4, 8, 16, 32)",
+    ),
     "model.depth": _at_least(0),
     "model.neck_width": POSITIVE_INT,
     "model.prior_prob": _between(0, 1, low_open=True),
@@ -237,7 +262,8 @@ RULES: dict[str, Check] = {
     "model.stages": (lambda v: isinstance(v, list) and all(POSITIVE_INT[0](s) for s in v), "positive integers"),
     "model.hidden": POSITIVE_INT,
     "model.dropout": FRACTION,
-    "loss.face_weight": _at_least(0, integer=False), "loss.box_weight": _at_least(0, integer=False),
+    "loss.face_weight": _at_least(0, integer=False),
+    "loss.box_weight": _at_least(0, integer=False),
     "loss.face_loss": (lambda v: v in ("qfl", "focal"), "qfl or focal"),
     "loss.gamma": _at_least(0, integer=False),
     "loss.alpha": FRACTION,
@@ -249,24 +275,34 @@ RULES: dict[str, Check] = {
     "train.lr": POSITIVE,
     "train.weight_decay": _at_least(0, integer=False),
     "train.num_workers": _at_least(0),
-    "train.limit_train_batches": (lambda v: v is None or POSITIVE_INT[0](v) or _between(0, 1, low_open=True)[0](v),
-                                  "null (all), a number of batches or a fraction in (0, 1]"),
+    "train.limit_train_batches": (
+        lambda v: v is None or POSITIVE_INT[0](v) or _between(0, 1, low_open=True)[0](v),
+        "null (all), a number of batches or a fraction in (0, 1]",
+    ),
     "train.accelerator": (lambda v: v in ACCELERATORS, " or ".join(ACCELERATORS)),
-    "train.strategy": (lambda v: isinstance(v, str) and v.startswith(("auto", "ddp", "fsdp", "deepspeed",
-                                                                        "single_device")),
-                       "a Lightning strategy name (auto, ddp, ddp_spawn, fsdp, ...)"),
-    "train.devices": (lambda v: v == "auto" or POSITIVE_INT[0](v) or (isinstance(v, list) and all(
-        _at_least(0)[0](d) for d in v)), "auto, a number of devices or a list of device indices"),
+    "train.strategy": (
+        lambda v: isinstance(v, str) and v.startswith(("auto", "ddp", "fsdp", "deepspeed", "single_device")),
+        "a Lightning strategy name (auto, ddp, ddp_spawn, fsdp, ...)",
+    ),
+    "train.devices": (
+        lambda v: v == "auto" or POSITIVE_INT[0](v) or (isinstance(v, list) and all(_at_least(0)[0](d) for d in v)),
+        "auto, a number of devices or a list of device indices",
+    ),
     "train.num_nodes": POSITIVE_INT,
     "train.val_every": POSITIVE_INT,
-    "train.init": (lambda v: v is None or (isinstance(v, str) and v != ""),
-                   "null (from scratch), bundled, a model file, models:/... or runs:/..."),
-    "train.precision": (lambda v: str(v) in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"),
-                        "a Lightning precision (32-true, bf16-mixed, 16-mixed, ...)"),
+    "train.init": (
+        lambda v: v is None or (isinstance(v, str) and v != ""),
+        "null (from scratch), bundled, a model file, models:/... or runs:/...",
+    ),
+    "train.precision": (
+        lambda v: str(v) in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"),
+        "a Lightning precision (32-true, bf16-mixed, 16-mixed, ...)",
+    ),
     "train.deterministic": (lambda v: v in (True, False, "warn"), "true, false or warn"),
     "train.pin_memory": (lambda v: isinstance(v, bool), "true or false"),
     "scheduler.warmup_steps": _at_least(0),
-    "scheduler.warmup_ratio": FRACTION, "scheduler.min_ratio": FRACTION,
+    "scheduler.warmup_ratio": FRACTION,
+    "scheduler.min_ratio": FRACTION,
     "scheduler.pct_start": _between(0, 1, low_open=True),
     "evaluate.threshold": (lambda v: v is None or FRACTION[0](v), "null (the model's) or a number in [0, 1]"),
     "evaluate.iou_threshold": _between(0, 1, low_open=True),
@@ -333,8 +369,9 @@ def validate(cfg: DictConfig, conf_dir: Path | None = None) -> None:
     for key, (value,) in flat.items():
         if key not in known.defaults:
             if not _known(key, known):
-                raise ConfigError(f"config key '{key}' is not known{known.closest(key)}; the known keys are "
-                                  f"those of conf/")
+                raise ConfigError(
+                    f"config key '{key}' is not known{known.closest(key)}; the known keys are those of conf/"
+                )
             continue
         if key in CHOICE_KEYS:
             choices = sorted({str(d) for d in known.defaults[key]})
@@ -350,8 +387,10 @@ def _relations(values: dict) -> None:
     split = values.get("split") or {}
     fractions = [split.get(k) for k in ("train", "val", "test")]
     if all(_number(f) for f in fractions) and (abs(sum(fractions) - 1) > 1e-6 or fractions[0] == 0):
-        raise ConfigError(f"config key 'split' = train {fractions[0]}, val {fractions[1]}, test {fractions[2]}: "
-                          "expected fractions that add up to 1 with train > 0")
+        raise ConfigError(
+            f"config key 'split' = train {fractions[0]}, val {fractions[1]}, test {fractions[2]}: "
+            "expected fractions that add up to 1 with train > 0"
+        )
     model = values.get("model") or {}
     if model.get("name") == "dense" and model.get("input_size", 0) % 32:
         raise _fail("model.input_size", model["input_size"], "a multiple of 32 for the dense model (strides 8-32)")

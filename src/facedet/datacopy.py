@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path, why in left_out:
         shown = utf8_name(str(path))
-        print(f"datacopy: {shown}: {why}" if why.startswith("renamed") else f"datacopy: {shown}: left out: {why}",
-              file=sys.stderr)
+        print(
+            f"datacopy: {shown}: {why}" if why.startswith("renamed") else f"datacopy: {shown}: left out: {why}",
+            file=sys.stderr,
+        )
     skipped = sum(not why.startswith("renamed") for _, why in left_out)
     print(f"datacopy: {copied} files copied from {args[0]} to {args[1]}; {skipped} left out")
     return 0

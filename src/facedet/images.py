@@ -57,6 +57,7 @@ def file_sha256(path: Path) -> str:
 
 # --- which files ------------------------------------------------------------------------------------
 
+
 def link_allowed(path: Path, root: Path) -> bool:
     """Whether the file ``path`` of the dataset folder ``root`` may be opened: a plain file, or a link
     whose target (links resolved) is inside ``root`` or inside a ``.dvc/cache`` of a folder above it."""
@@ -71,8 +72,9 @@ def link_allowed(path: Path, root: Path) -> bool:
         return False
 
 
-def dataset_files(root: Path, suffixes: tuple[str, ...] | None = None,
-                  recursive: bool = True) -> tuple[list[Path], list[Path]]:
+def dataset_files(
+    root: Path, suffixes: tuple[str, ...] | None = None, recursive: bool = True
+) -> tuple[list[Path], list[Path]]:
     """(files, refused) under root, each sorted: files with one of ``suffixes`` (case-insensitive;
     None: any) that may be opened, and links that lead out of the dataset (see :func:`link_allowed`).
     Links to folders are not walked."""
@@ -99,6 +101,7 @@ def list_images(root: Path) -> list[Path]:
 
 
 # --- reading ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Picture:
@@ -162,8 +165,9 @@ def _opened(path: Path) -> Iterator[Image.Image]:
         raise
     except Image.DecompressionBombError as err:
         claimed = next((word.strip("(") for word in str(err).split() if word.strip("(").isdigit()), "?")
-        raise ImageError(path, f"too many pixels ({claimed} in its header; the limit is {MAX_PIXELS}: "
-                               f"a decompression bomb?)") from None
+        raise ImageError(
+            path, f"too many pixels ({claimed} in its header; the limit is {MAX_PIXELS}: a decompression bomb?)"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(path, "not an image (unrecognised content)") from None
     except MemoryError:
@@ -182,10 +186,12 @@ def _scale(path: Path, image: Image.Image, max_side: int | None) -> int:
     width, height = image.size
     scale = 1
     if image.format == "JPEG":
-        while scale < 8 and (width * height / scale ** 2 > MAX_PIXELS
-                             or (max_side is not None and max(width, height) / (2 * scale) >= max_side)):
+        while scale < 8 and (
+            width * height / scale**2 > MAX_PIXELS
+            or (max_side is not None and max(width, height) / (2 * scale) >= max_side)
+        ):
             scale *= 2
-    if width * height / scale ** 2 > MAX_PIXELS:
+    if width * height / scale**2 > MAX_PIXELS:
         raise ImageError(path, f"too many pixels ({width}x{height}; the limit is {MAX_PIXELS} decoded pixels)")
     return scale
 
@@ -209,8 +215,9 @@ def _check_metadata(path: Path, handle) -> None:
         if marker[1] == 0xE1:
             exif += length
             if exif > MAX_METADATA_BYTES:
-                raise ImageError(path, f"too much EXIF metadata (over {MAX_METADATA_BYTES} bytes in APP1 "
-                                       f"segments; an EXIF bomb?)")
+                raise ImageError(
+                    path, f"too much EXIF metadata (over {MAX_METADATA_BYTES} bytes in APP1 segments; an EXIF bomb?)"
+                )
         handle.seek(length - 2, os.SEEK_CUR)
     handle.seek(0)
 
@@ -240,6 +247,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 # --- writing ----------------------------------------------------------------------------------------
+
 
 def write_image(path: Path, rgb: np.ndarray, quality: int = 95, bgr: bool = False) -> None:
     """Write HxWx3 RGB (``bgr``: already in OpenCV's BGR order; or HxW gray) as the file's extension

@@ -52,8 +52,7 @@ class ProblemReport:
     def to_dict(self, **summary: object) -> dict:
         return {
             "stage": self.stage,
-            "summary": {**summary, "errors": len(self.errors),
-                        "warnings": len(self.problems) - len(self.errors)},
+            "summary": {**summary, "errors": len(self.errors), "warnings": len(self.problems) - len(self.errors)},
             "problems": [asdict(p) for p in self.problems],
         }
 

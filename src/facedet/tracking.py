@@ -50,8 +50,9 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                              cwd=project_root()).stdout.strip()
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, cwd=project_root()
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -59,8 +60,10 @@ def _git(*args: str) -> str:
 def run_tags() -> dict[str, str]:
     """Git commit and dirty flag, the data hash pinned by data.dvc, the DVC experiment (in a
     ``dvc exp run``) and the tags of $FACEDET_RUN_TAGS."""
-    tags = {"git.commit": _git("rev-parse", "HEAD") or "unknown",
-            "git.dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no")))}
+    tags = {
+        "git.commit": _git("rev-parse", "HEAD") or "unknown",
+        "git.dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))),
+    }
     data_dvc = project_root() / "data.dvc"
     if data_dvc.is_file():
         outs = (yaml.safe_load(data_dvc.read_text()) or {}).get("outs") or [{}]
@@ -98,19 +101,28 @@ def experiment_id(cfg: DictConfig) -> str:
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-        if experiment is not None and experiment.artifact_location.startswith("file://") \
-                and experiment.artifact_location.endswith("/mlartifacts") and experiment.artifact_location != location:
+        if (
+            experiment is not None
+            and experiment.artifact_location.startswith("file://")
+            and experiment.artifact_location.endswith("/mlartifacts")
+            and experiment.artifact_location != location
+        ):
             relocate_store(Path(uri.removeprefix("sqlite:///")), experiment.artifact_location, location)
     if experiment is None:
-        return client.create_experiment(cfg.tracking.experiment, artifact_location=location,
-                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        return client.create_experiment(
+            cfg.tracking.experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # a store made before this tag
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return experiment.experiment_id
 
 
-ARTIFACT_COLUMNS = {"experiments": "artifact_location", "runs": "artifact_uri",
-                    "logged_models": "artifact_location", "model_versions": "storage_location"}
+ARTIFACT_COLUMNS = {
+    "experiments": "artifact_location",
+    "runs": "artifact_uri",
+    "logged_models": "artifact_location",
+    "model_versions": "storage_location",
+}
 
 
 def relocate_store(database: Path, old: str, new: str) -> None:
@@ -125,8 +137,11 @@ def relocate_store(database: Path, old: str, new: str) -> None:
         tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
         for table, column in ARTIFACT_COLUMNS.items():
             if table in tables:
-                connection.execute(f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
-                                   f"where {column} = ? or {column} like ?", (new, len(old) + 1, old, old + "/%"))
+                connection.execute(
+                    f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
+                    f"where {column} = ? or {column} like ?",
+                    (new, len(old) + 1, old, old + "/%"),
+                )
 
 
 def reference_settings() -> tuple[dict[str, str], str]:
@@ -151,8 +166,11 @@ def changed_settings(cfg: DictConfig) -> tuple[dict[str, str], str]:
         derived = derived_keys(project_root() / "conf")
     except ConfigError:  # no conf/ here
         derived = set()
-    return {key: value for key, value in flatten(cfg).items()
-            if key.split(".")[0] not in UNNAMED_SECTIONS and key not in derived and reference.get(key) != value}, what
+    return {
+        key: value
+        for key, value in flatten(cfg).items()
+        if key.split(".")[0] not in UNNAMED_SECTIONS and key not in derived and reference.get(key) != value
+    }, what
 
 
 def _short(value: str) -> str:
@@ -170,20 +188,30 @@ def describe_run(cfg: DictConfig, prefix: str | None = None, limit: int = 90) ->
     ``dense lr-high: train.lr=0.005`` or ``dense sample_optuna trial 3: lr=0.0013 neck_width=64``."""
     tags = run_tags()
     who = ([tags["dvc.experiment"]] if "dvc.experiment" in tags else []) + (
-        [f"{tags['sweep.name']} trial {tags['sweep.trial']}"] if "sweep.trial" in tags else [])
+        [f"{tags['sweep.name']} trial {tags['sweep.trial']}"] if "sweep.trial" in tags else []
+    )
     changes, reference = changed_settings(cfg)
     if "sweep.values" in tags:  # what the sweep chose for this trial, not what its base overrides set
         shown = json.loads(tags["sweep.values"])
     else:
         shown = changes
-    text = " ".join(f"{key.split('.')[-1] if key.count('.') > 1 else key}={_short(str(value))}"
-                    for key, value in shown.items())
+    text = " ".join(
+        f"{key.split('.')[-1] if key.count('.') > 1 else key}={_short(str(value))}" for key, value in shown.items()
+    )
     what = text if len(text) <= limit else text[: limit - 1] + "\u2026"
     same = "defaults" if reference.startswith("the defaults") else "as committed"
     name = " ".join(p for p in (prefix, ": ".join([*who, what or same])) if p)
-    description = "\n".join([f"**{name}**", "", f"Settings that differ from {reference}:", "",
-                              *(f"- `{k}` = `{v}`" for k, v in changes.items())] if changes else
-                             [f"**{name}**", "", f"The settings of {reference}."])
+    description = "\n".join(
+        [
+            f"**{name}**",
+            "",
+            f"Settings that differ from {reference}:",
+            "",
+            *(f"- `{k}` = `{v}`" for k, v in changes.items()),
+        ]
+        if changes
+        else [f"**{name}**", "", f"The settings of {reference}."]
+    )
     return name, description
 
 
@@ -212,14 +240,16 @@ def start_run(cfg: DictConfig, run_name: str | None = None, tags: dict[str, str]
     exp_id = experiment_id(cfg)
     client = MlflowClient(tracking_uri(cfg))
     name, description = describe_run(cfg, run_name)
-    run = client.create_run(exp_id, run_name=name,
-                            tags={**run_tags(), "mlflow.note.content": description, **(tags or {})})
+    run = client.create_run(
+        exp_id, run_name=name, tags={**run_tags(), "mlflow.note.content": description, **(tags or {})}
+    )
     params = flatten(cfg)
     items = list(params.items())
     for start in range(0, len(items), 100):
-        client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in items[start:start + 100]])
-    client.log_text(run.info.run_id, yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=False),
-                    "config.yaml")
+        client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in items[start : start + 100]])
+    client.log_text(
+        run.info.run_id, yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=False), "config.yaml"
+    )
     dataset = dataset_input()
     if dataset is not None:
         client.log_inputs(run.info.run_id, datasets=[dataset])
@@ -232,8 +262,9 @@ def failed_run_on_error(cfg: DictConfig, run_id: str) -> Iterator[None]:
     try:
         yield
     except BaseException as err:
-        MlflowClient(tracking_uri(cfg)).set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt)
-                                                       else "FAILED")
+        MlflowClient(tracking_uri(cfg)).set_terminated(
+            run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+        )
         raise
 
 
@@ -271,14 +302,21 @@ def register(cfg: DictConfig, run_id: str) -> dict[str, object]:
         return {"version": None, "champion": False, "champion_version": int(champion.version) if champion else None}
     models = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
     source = f"models:/{models[0].model_id}" if models else f"runs:/{run_id}/model"
-    tags = {PRIMARY_METRIC: f"{score:.4f}", "data.md5": run.data.tags.get("data.md5", "unknown"),
-            "git.commit": run.data.tags.get("git.commit", "unknown"), "run_name": run.info.run_name}
+    tags = {
+        PRIMARY_METRIC: f"{score:.4f}",
+        "data.md5": run.data.tags.get("data.md5", "unknown"),
+        "git.commit": run.data.tags.get("git.commit", "unknown"),
+        "run_name": run.info.run_name,
+    }
     version = mlflow.register_model(source, MODEL_NAME, tags=tags).version
     client.update_model_version(MODEL_NAME, version, description=run.data.tags.get("mlflow.note.content", ""))
     if promoted:
         client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
-    return {"version": int(version), "champion": promoted,
-            "champion_version": int(version) if promoted else int(champion.version)}
+    return {
+        "version": int(version),
+        "champion": promoted,
+        "champion_version": int(version) if promoted else int(champion.version),
+    }
 
 
 def resolve_model_uri(uri: str) -> Path:
@@ -298,8 +336,9 @@ def resolve_model_uri(uri: str) -> Path:
             run_id = uri.removeprefix("runs:/").split("/")[0]
         else:
             raise ValueError(f"{uri}: expected models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID")
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="weights/model.safetensors",
-                                                   tracking_uri=store)
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="weights/model.safetensors", tracking_uri=store
+        )
     except mlflow.exceptions.MlflowException as err:
         raise ValueError(f"{uri}: not found in the MLflow store {store} ({err.message})") from None
     return Path(path)

@@ -35,6 +35,7 @@ class VideoError(DataError):
 
 # --- tracking and smoothing --------------------------------------------------------------------------
 
+
 @dataclass
 class Track:
     """One face followed over frames: its smoothed box, last score and consecutive missed frames."""
@@ -101,6 +102,7 @@ class BoxSmoother:
 
 
 # --- frames in --------------------------------------------------------------------------------------
+
 
 def camera_index(source: object) -> int | None:
     """The camera index meant by ``source`` (an int or a digit string), else None."""
@@ -172,6 +174,7 @@ def iter_frames(source: str | int | Path) -> Iterator[np.ndarray]:
 
 # --- frames out -------------------------------------------------------------------------------------
 
+
 def annotate(rgb: np.ndarray, faces: list[Detection], fps: float | None = None) -> np.ndarray:
     """A BGR copy of the picture with boxes, scores and (when given) frames per second drawn."""
     picture = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
@@ -184,21 +187,45 @@ def annotate(rgb: np.ndarray, faces: list[Detection], fps: float | None = None) 
         (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, thickness)
         top = max(0, y1 - h - base - 2)
         cv2.rectangle(picture, (x1, top), (x1 + w + 4, top + h + base + 2), (0, 220, 0), -1)
-        cv2.putText(picture, label, (x1 + 2, top + h + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (0, 0, 0),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            picture,
+            label,
+            (x1 + 2, top + h + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5 * scale,
+            (0, 0, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
     if fps is not None:
-        cv2.putText(picture, f"{fps:.1f} FPS", (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale,
-                    (0, 255, 255), thickness, cv2.LINE_AA)
+        cv2.putText(
+            picture,
+            f"{fps:.1f} FPS",
+            (8, int(24 * scale) + 4),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.7 * scale,
+            (0, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
     return picture
 
 
 def gui_problem() -> str | None:
     """Why OpenCV cannot open a window here, or None when it can."""
-    gui = next((line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
-                if line.strip().startswith("GUI:")), "")
+    gui = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in cv2.getBuildInformation().splitlines()
+            if line.strip().startswith("GUI:")
+        ),
+        "",
+    )
     if gui.upper() == "NONE":
-        return ("this OpenCV build has no GUI support (opencv-python-headless); install opencv-python "
-                "instead to show a window")
+        return (
+            "this OpenCV build has no GUI support (opencv-python-headless); install opencv-python "
+            "instead to show a window"
+        )
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display (DISPLAY is not set)"
     try:
@@ -215,8 +242,9 @@ class Display:
     def __init__(self, title: str) -> None:
         problem = gui_problem()
         if problem:
-            raise VideoError(f"--show needs a window: {problem}. Use --out DIR to write annotated "
-                             f"pictures or video instead.")
+            raise VideoError(
+                f"--show needs a window: {problem}. Use --out DIR to write annotated pictures or video instead."
+            )
         self.title = title
         cv2.namedWindow(title, cv2.WINDOW_NORMAL)
 

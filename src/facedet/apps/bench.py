@@ -32,10 +32,10 @@ import platform
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -79,6 +79,7 @@ def _skimage(name: str) -> Callable[[], np.ndarray]:
 
         image = getattr(skimage.data, name)()
         return _rgb(image[0] if isinstance(image, tuple) else image)
+
     return load
 
 
@@ -87,6 +88,7 @@ def _sklearn(name: str) -> Callable[[], np.ndarray]:
         from sklearn.datasets import load_sample_image
 
         return _rgb(load_sample_image(name))
+
     return load
 
 
@@ -99,11 +101,29 @@ def _hopper() -> np.ndarray:
 # Non-face photos: (name, loader, used as a sample background). Animals, a building, food, space,
 # textures, documents; the last five never appear in the embedded sample.
 NON_FACE: tuple[tuple[str, Callable[[], np.ndarray], bool], ...] = (
-    ("sklearn china.jpg", _sklearn("china.jpg"), True), ("sklearn flower.jpg", _sklearn("flower.jpg"), True),
-    *((f"skimage {n}", _skimage(n), True) for n in ("chelsea", "coffee", "rocket", "hubble_deep_field", "brick",
-                                                      "coins", "grass", "gravel", "moon", "page", "clock", "text")),
-    *((f"skimage {n}", _skimage(n), False) for n in ("stereo_motorcycle", "immunohistochemistry", "retina",
-                                                       "horse", "logo")),
+    ("sklearn china.jpg", _sklearn("china.jpg"), True),
+    ("sklearn flower.jpg", _sklearn("flower.jpg"), True),
+    *(
+        (f"skimage {n}", _skimage(n), True)
+        for n in (
+            "chelsea",
+            "coffee",
+            "rocket",
+            "hubble_deep_field",
+            "brick",
+            "coins",
+            "grass",
+            "gravel",
+            "moon",
+            "page",
+            "clock",
+            "text",
+        )
+    ),
+    *(
+        (f"skimage {n}", _skimage(n), False)
+        for n in ("stereo_motorcycle", "immunohistochemistry", "retina", "horse", "logo")
+    ),
 )
 
 
@@ -118,15 +138,18 @@ def _portraits() -> tuple[tuple[str, np.ndarray, Image], ...]:
     from facedet.apps.sample import ASTRONAUT_FACE, CAMERA_FACE, HOPPER_FACE
 
     out = []
-    for name, load, box in (("skimage astronaut", _skimage("astronaut"), ASTRONAUT_FACE),
-                            ("matplotlib grace_hopper.jpg", _hopper, HOPPER_FACE),
-                            ("skimage camera (profile)", _skimage("camera"), CAMERA_FACE)):
+    for name, load, box in (
+        ("skimage astronaut", _skimage("astronaut"), ASTRONAUT_FACE),
+        ("matplotlib grace_hopper.jpg", _hopper, HOPPER_FACE),
+        ("skimage camera (profile)", _skimage("camera"), CAMERA_FACE),
+    ):
         image = load()
         out.append((name, image, Image(name, image.shape[1], image.shape[0], [box])))
     return tuple(out)
 
 
 # --- the labelled set ---------------------------------------------------------------------------
+
 
 def load_truth(images: Path | None = None, image_root: Path | None = None) -> tuple[list[Image], list[np.ndarray], str]:
     """The labelled set: a canonical COCO file (images under ``image_root``, default: beside it in
@@ -141,8 +164,11 @@ def load_truth(images: Path | None = None, image_root: Path | None = None) -> tu
         root = spec
     elif spec.is_file():
         truth = coco.read(spec)
-        candidates = [image_root] if image_root else [spec.parent / "images", spec.parent, DEFAULT_IMAGE_ROOT,
-                                                      spec.parent.parent / "collect" / "images"]
+        candidates = (
+            [image_root]
+            if image_root
+            else [spec.parent / "images", spec.parent, DEFAULT_IMAGE_ROOT, spec.parent.parent / "collect" / "images"]
+        )
         root = next((c for c in candidates if truth and (Path(c) / truth[0].file_name).is_file()), candidates[0])
     else:
         raise FileNotFoundError(f"{spec}: no such COCO file or LabelMe folder (run the pipeline, or give --images)")
@@ -153,6 +179,7 @@ def load_truth(images: Path | None = None, image_root: Path | None = None) -> tu
 
 
 # --- detectors ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Runner(peers.Peer):
@@ -184,22 +211,42 @@ def our_runner(path: Path, backend: str = "torch", threads: int | None = None) -
     detector = FaceDetector.load(path, backend=backend, threads=threads)
     model_file = getattr(detector.backend, "path", path)
     name = str((metadata.get("model") or {}).get("name", path.stem)) + (" (onnx)" if backend == "onnx" else "")
-    return Runner(name, lambda rgb: detector(rgb, threshold=0.0), detector.threshold, str(path),
-                  params=params, params_note="counted",
-                  size_bytes=Path(model_file).stat().st_size, size_note=Path(model_file).suffix.lstrip("."),
-                  kind="ours", timed=detector)  # timed at the model's threshold: fewer candidates through NMS than at 0
+    return Runner(
+        name,
+        lambda rgb: detector(rgb, threshold=0.0),
+        detector.threshold,
+        str(path),
+        params=params,
+        params_note="counted",
+        size_bytes=Path(model_file).stat().st_size,
+        size_note=Path(model_file).suffix.lstrip("."),
+        kind="ours",
+        timed=detector,
+    )  # timed at the model's threshold: fewer candidates through NMS than at 0
 
 
 def peer_runner(name: str, threads: int | None = None) -> Runner:
     p = peers.load(name, threads)
-    return Runner(p.name, p.detect, p.threshold, p.source, p.params, p.params_note, p.size_bytes,
-                  p.size_note, list(p.notes), kind="peer")
+    return Runner(
+        p.name,
+        p.detect,
+        p.threshold,
+        p.source,
+        p.params,
+        p.params_note,
+        p.size_bytes,
+        p.size_note,
+        list(p.notes),
+        kind="peer",
+    )
 
 
 # --- measuring ----------------------------------------------------------------------------------
 
-def time_ms(fn: Callable[[np.ndarray], object], frame: np.ndarray, repeats: int = 30,
-            warmup: int = 3) -> tuple[float, float]:
+
+def time_ms(
+    fn: Callable[[np.ndarray], object], frame: np.ndarray, repeats: int = 30, warmup: int = 3
+) -> tuple[float, float]:
     """Median wall and median process-CPU milliseconds of ``fn(frame)`` over ``repeats`` calls after
     ``warmup`` calls. On a shared machine the CPU time (summed over threads) is the steadier number."""
     for _ in range(warmup):
@@ -221,9 +268,15 @@ def _finite(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 4)
 
 
-def measure(runner: Runner, truth: list[Image], pictures: list[np.ndarray], frame: np.ndarray,
-            non_face: list[tuple[str, np.ndarray, bool]], portraits: list[tuple[str, np.ndarray, Image]],
-            repeats: int) -> dict:
+def measure(
+    runner: Runner,
+    truth: list[Image],
+    pictures: list[np.ndarray],
+    frame: np.ndarray,
+    non_face: list[tuple[str, np.ndarray, bool]],
+    portraits: list[tuple[str, np.ndarray, Image]],
+    repeats: int,
+) -> dict:
     predictions = [runner.detect(picture) for picture in pictures]
     metrics = detection_metrics(truth, predictions, runner.threshold)
     ms, cpu_ms = time_ms(runner.timed or runner.detect, frame, repeats)
@@ -234,16 +287,28 @@ def measure(runner: Runner, truth: list[Image], pictures: list[np.ndarray], fram
         m = detection_metrics([face], [_counted(runner.detect(image), runner.threshold)], runner.threshold)
         found[name] = {"found": int(m["tp"]), "false_positives": int(m["fp"])}
     return {
-        "name": runner.name, "kind": runner.kind, "source": runner.source, "threshold": round(runner.threshold, 4),
-        "ap50": _finite(metrics["ap50"]), "ap50_95": _finite(metrics["ap50_95"]),
-        "precision": _finite(metrics["precision"]), "recall": _finite(metrics["recall"]),
-        "ms_per_frame": round(ms, 2), "cpu_ms_per_frame": round(cpu_ms, 2),
+        "name": runner.name,
+        "kind": runner.kind,
+        "source": runner.source,
+        "threshold": round(runner.threshold, 4),
+        "ap50": _finite(metrics["ap50"]),
+        "ap50_95": _finite(metrics["ap50_95"]),
+        "precision": _finite(metrics["precision"]),
+        "recall": _finite(metrics["recall"]),
+        "ms_per_frame": round(ms, 2),
+        "cpu_ms_per_frame": round(cpu_ms, 2),
         "fps": round(1000.0 / ms, 1) if ms > 0 else None,
-        "params": runner.params, "params_note": runner.params_note,
-        "size_bytes": runner.size_bytes, "size_note": runner.size_note,
-        "fp_nonface": sum(fp.values()), "fp_nonface_unseen": unseen, "fp_per_photo": fp,
-        "faces_found": sum(v["found"] for v in found.values()), "faces_total": len(portraits),
-        "portraits": found, "notes": runner.notes,
+        "params": runner.params,
+        "params_note": runner.params_note,
+        "size_bytes": runner.size_bytes,
+        "size_note": runner.size_note,
+        "fp_nonface": sum(fp.values()),
+        "fp_nonface_unseen": unseen,
+        "fp_per_photo": fp,
+        "faces_found": sum(v["found"] for v in found.values()),
+        "faces_total": len(portraits),
+        "portraits": found,
+        "notes": runner.notes,
     }
 
 
@@ -309,12 +374,18 @@ def run_bench(settings: BenchSettings) -> dict:
         cv2.setNumThreads(saved[1])
 
     report = {
-        "settings": {"images": described, "n_images": len(truth), "n_faces": sum(len(t.boxes) for t in truth),
-                     "threads": settings.threads, "repeats": settings.repeats, "frame": f"{FRAME[0]}x{FRAME[1]}",
-                     "non_face_photos": len(non_face),
-                     "non_face_unseen": sum(not seen for _, _, seen in non_face),
-                     "portraits": [name for name, _, _ in portraits],
-                     "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"},
+        "settings": {
+            "images": described,
+            "n_images": len(truth),
+            "n_faces": sum(len(t.boxes) for t in truth),
+            "threads": settings.threads,
+            "repeats": settings.repeats,
+            "frame": f"{FRAME[0]}x{FRAME[1]}",
+            "non_face_photos": len(non_face),
+            "non_face_unseen": sum(not seen for _, _, seen in non_face),
+            "portraits": [name for name, _, _ in portraits],
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        },
         "detectors": rows,
         "skipped": skipped,
     }
@@ -327,6 +398,7 @@ def run_bench(settings: BenchSettings) -> dict:
 
 
 # --- reporting ----------------------------------------------------------------------------------
+
 
 def _size(n: int | None) -> str:
     if n is None:
@@ -378,7 +450,8 @@ def markdown(report: dict) -> str:
             f"{_num(r['recall'], 2)} @ {r['threshold']:g} | {r['ms_per_frame']:.1f} ({r['cpu_ms_per_frame']:.1f}) | "
             f"{r['fps']} | {_params(r)} | "
             f"{_size(r['size_bytes'])}{' (' + r['size_note'] + ')' if r['size_note'] and r['size_bytes'] else ''} | "
-            f"{r['fp_nonface']} ({r['fp_nonface_unseen']}) | {r['faces_found']}/{r['faces_total']} |")
+            f"{r['fp_nonface']} ({r['fp_nonface_unseen']}) | {r['faces_found']}/{r['faces_total']} |"
+        )
     lines += ["", *COLUMNS, ""]
     for r in report["detectors"]:
         lines.append(f"- {r['name']}: {r['source']}" + "".join(f"; {n}" for n in r["notes"]))
@@ -416,14 +489,33 @@ def log_mlflow(report: dict, out: Path, enabled: bool | None = None) -> str | No
         experiment, tags = mlflow.set_experiment("facedet").experiment_id, {}
     metrics = {}
     for row in report["detectors"]:
-        for key in ("ap50", "ap50_95", "precision", "recall", "ms_per_frame", "cpu_ms_per_frame", "fps", "fp_nonface",
-                    "fp_nonface_unseen", "faces_found", "params", "size_bytes"):
+        for key in (
+            "ap50",
+            "ap50_95",
+            "precision",
+            "recall",
+            "ms_per_frame",
+            "cpu_ms_per_frame",
+            "fps",
+            "fp_nonface",
+            "fp_nonface_unseen",
+            "faces_found",
+            "params",
+            "size_bytes",
+        ):
             if row.get(key) is not None:
                 metrics[f"{_slug(row['name'])}/{key}"] = float(row[key])
     s = report["settings"]
     with mlflow.start_run(experiment_id=experiment, run_name="bench", tags={**tags, "bench": "true"}) as run:
-        mlflow.log_params({"images": s["images"][:500], "threads": s["threads"], "repeats": s["repeats"],
-                           "frame": s["frame"], "detectors": ", ".join(r["name"] for r in report["detectors"])})
+        mlflow.log_params(
+            {
+                "images": s["images"][:500],
+                "threads": s["threads"],
+                "repeats": s["repeats"],
+                "frame": s["frame"],
+                "detectors": ", ".join(r["name"] for r in report["detectors"]),
+            }
+        )
         mlflow.log_metrics(metrics)
         for name in ("bench.md", "bench.json"):
             mlflow.log_artifact(str(Path(out) / name), "bench")

@@ -64,10 +64,18 @@ def _overlay(bgr: np.ndarray, text: str) -> np.ndarray:
     return picture
 
 
-def capture(source: str | int | Path = 0, out: Path = Path("data/images"), count: int = 30, interval: float = 0.5,
-            countdown: float = 3.0, preview: bool | None = None, quality: int = JPEG_QUALITY,
-            on_saved: Callable[[Path, int], None] | None = None, say: Callable[[str], None] = print,
-            clock: Callable[[], float] = time.monotonic) -> CaptureResult:
+def capture(
+    source: str | int | Path = 0,
+    out: Path = Path("data/images"),
+    count: int = 30,
+    interval: float = 0.5,
+    countdown: float = 3.0,
+    preview: bool | None = None,
+    quality: int = JPEG_QUALITY,
+    on_saved: Callable[[Path, int], None] | None = None,
+    say: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
+) -> CaptureResult:
     """Take ``count`` pictures ``interval`` seconds apart from ``source`` into ``out`` (see the module
     doc). ``on_saved(path, n)`` is called after each picture; ``say`` gets the messages for the user."""
     if count < 1:
@@ -120,8 +128,9 @@ def capture(source: str | int | Path = 0, out: Path = Path("data/images"), count
     return result
 
 
-def _countdown(frames, display: Display | None, seconds: float, count: int, say: Callable[[str], None],
-               clock: Callable[[], float]) -> bool:
+def _countdown(
+    frames, display: Display | None, seconds: float, count: int, say: Callable[[str], None], clock: Callable[[], float]
+) -> bool:
     """Show (or print) a countdown while the camera runs; True when the user quit during it."""
     end = clock() + seconds
     announced = None
@@ -147,15 +156,17 @@ def next_steps(out: Path) -> str:
     k = max((i for i, part in enumerate(parts) if part.lower() == "images"), default=None)
     label = f"labelme {out.as_posix()} --nodata"
     if k is not None:  # the images/ + labels/ layout
-        label = f"labelme {out.as_posix()} --output {Path(*parts[:k], 'labels', *parts[k + 1:]).as_posix()} --nodata"
+        label = f"labelme {out.as_posix()} --output {Path(*parts[:k], 'labels', *parts[k + 1 :]).as_posix()} --nodata"
     record = "dvc add data && dvc repro"
     if not out.is_absolute() and len(parts) > 1:
         record = f"dvc add {parts[0]} && dvc repro"
     elif out.is_absolute():
         record = f"{record}   # once the pictures and labels are under data/"
-    return "\n".join([
-        "next:",
-        f"  facedet prelabel {out.as_posix()} --peer haar   # optional: proposed boxes, to correct in labelme",
-        f"  {label}   # one 'face' rectangle per face",
-        f"  {record}",
-    ])
+    return "\n".join(
+        [
+            "next:",
+            f"  facedet prelabel {out.as_posix()} --peer haar   # optional: proposed boxes, to correct in labelme",
+            f"  {label}   # one 'face' rectangle per face",
+            f"  {record}",
+        ]
+    )

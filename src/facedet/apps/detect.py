@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # --- sources and results ---------------------------------------------------------------------------
 
+
 @dataclass
 class Source:
     """What ``facedet detect`` reads: ``kind`` is image, folder, glob, video or camera."""
@@ -69,14 +70,20 @@ def glob_files(root: Path, pattern: tuple[str, ...]) -> list[Path]:
     """Files under root whose path relative to it matches the pattern parts (``**``: any number of
     folders), sorted. Links to folders are not walked, so link loops end; hidden names match only
     a pattern part that starts with a dot, as in :mod:`glob`."""
+
     def matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
         if not parts:
             return not names
         if parts[0] == "**":
-            return matches(names, parts[1:]) or (bool(names) and not names[0].startswith(".")
-                                                  and matches(names[1:], parts))
-        return (bool(names) and (not names[0].startswith(".") or parts[0].startswith("."))
-                and fnmatch.fnmatchcase(names[0], parts[0]) and matches(names[1:], parts[1:]))
+            return matches(names, parts[1:]) or (
+                bool(names) and not names[0].startswith(".") and matches(names[1:], parts)
+            )
+        return (
+            bool(names)
+            and (not names[0].startswith(".") or parts[0].startswith("."))
+            and fnmatch.fnmatchcase(names[0], parts[0])
+            and matches(names[1:], parts[1:])
+        )
 
     found = []
     for folder, subfolders, names in os.walk(root):  # followlinks=False
@@ -97,12 +104,20 @@ class Results:
 
     def add(self, file: str, width: int, height: int, faces: list[Detection], frame: int | None = None) -> None:
         """One picture (or a video frame: ``file`` is the video's name, the entry "<file>#<frame>")."""
-        self.data["images"].append({"file": file if frame is None else f"{file}#{frame}", "width": int(width),
-                                    "height": int(height),
-                                    "faces": [{"box": [round(float(v), 2) for v in f.box],
-                                               "score": round(float(f.score), 4)} for f in faces]})
-        self.rows += [(file, "" if frame is None else frame, *(round(float(v), 2) for v in f.box),
-                       round(float(f.score), 4)) for f in faces]
+        self.data["images"].append(
+            {
+                "file": file if frame is None else f"{file}#{frame}",
+                "width": int(width),
+                "height": int(height),
+                "faces": [
+                    {"box": [round(float(v), 2) for v in f.box], "score": round(float(f.score), 4)} for f in faces
+                ],
+            }
+        )
+        self.rows += [
+            (file, "" if frame is None else frame, *(round(float(v), 2) for v in f.box), round(float(f.score), 4))
+            for f in faces
+        ]
 
     def error(self, file: str, problem: str) -> None:
         self.data["errors"].append({"file": file, "problem": problem})
@@ -124,17 +139,18 @@ class Results:
             writer.writerows(self.rows)
 
 
-def _detect_images(detector: FaceDetector, source: Source, results: Results, out_dir: Path | None,
-                   display: object | None) -> None:
+def _detect_images(
+    detector: FaceDetector, source: Source, results: Results, out_dir: Path | None, display: object | None
+) -> None:
     from rich.console import Console
     from rich.progress import track
-
 
     for link in source.refused:
         results.error(source.name(link), "a link that leads outside the folder (not read)")
     files = source.files
-    for path in track(files, description="detect", transient=True, disable=len(files) < 10,
-                      console=Console(stderr=True)):
+    for path in track(
+        files, description="detect", transient=True, disable=len(files) < 10, console=Console(stderr=True)
+    ):
         name = source.name(path)
         try:
             picture = read_picture(path)
@@ -144,8 +160,12 @@ def _detect_images(detector: FaceDetector, source: Source, results: Results, out
         image = picture.rgb
         faces = detector(image)
         factor = picture.width / image.shape[1]  # > 1: a big JPEG decoded at a reduced scale
-        results.add(name, picture.width, picture.height,
-                    [Detection(tuple(round(v * factor, 2) for v in f.box), f.score) for f in faces])
+        results.add(
+            name,
+            picture.width,
+            picture.height,
+            [Detection(tuple(round(v * factor, 2) for v in f.box), f.score) for f in faces],
+        )
         if out_dir is not None or display is not None:
             shown = annotate(image, faces)
             if out_dir is not None:
@@ -161,9 +181,16 @@ def _detect_images(detector: FaceDetector, source: Source, results: Results, out
                 break
 
 
-def run_detect(spec: str | Path, detector: FaceDetector, json_out: Path | None = None, csv_out: Path | None = None,
-               out: Path | None = None, smooth: bool = True, show: bool = False,
-               max_frames: int | None = None) -> Results:
+def run_detect(
+    spec: str | Path,
+    detector: FaceDetector,
+    json_out: Path | None = None,
+    csv_out: Path | None = None,
+    out: Path | None = None,
+    smooth: bool = True,
+    show: bool = False,
+    max_frames: int | None = None,
+) -> Results:
     """Detect faces in an image, a folder, a glob, a video file or a camera; write what is asked.
 
     Video and camera frames are smoothed over time (:class:`facedet.video.BoxSmoother`) unless
@@ -175,8 +202,7 @@ def run_detect(spec: str | Path, detector: FaceDetector, json_out: Path | None =
     results.data["model"] = detector.model_info  # which model, run and threshold made these boxes
     try:
         if source.kind in ("video", "camera"):
-            detect_video(detector, source.spec, results, out=out, smooth=smooth, display=display,
-                         max_frames=max_frames)
+            detect_video(detector, source.spec, results, out=out, smooth=smooth, display=display, max_frames=max_frames)
         else:
             _detect_images(detector, source, results, out, display)
     except KeyboardInterrupt:
@@ -198,9 +224,16 @@ def _video_target(out: Path, name: str) -> Path:
     return out / f"{Path(name).stem}.mp4"
 
 
-def detect_video(detector: FaceDetector, source: str | int | Path, results: Results, out: Path | None = None,
-                 smooth: bool = True, display: Display | None = None, max_frames: int | None = None,
-                 progress: bool = True) -> int:
+def detect_video(
+    detector: FaceDetector,
+    source: str | int | Path,
+    results: Results,
+    out: Path | None = None,
+    smooth: bool = True,
+    display: Display | None = None,
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> int:
     """Detect faces frame by frame; entries "<name>#<frame>" go to ``results``; an annotated video
     (boxes, scores, FPS) to ``out`` when given. Returns the number of frames done. Whatever stops
     it (end, ``max_frames``, q in the window, Ctrl-C), the writer and the source are released."""
@@ -214,8 +247,13 @@ def detect_video(detector: FaceDetector, source: str | int | Path, results: Resu
         total = video.frame_count
         if max_frames is not None:
             total = min(total, max_frames) if total is not None else max_frames
-        columns = [TextColumn("detect {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[fps]}"), TimeRemainingColumn()]
+        columns = [
+            TextColumn("detect {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]}"),
+            TimeRemainingColumn(),
+        ]
         with Progress(*columns, transient=True, disable=not progress, console=Console(stderr=True)) as bar:
             task = bar.add_task(video.name, total=total, fps="")
             try:
@@ -236,8 +274,12 @@ def detect_video(detector: FaceDetector, source: str | int | Path, results: Resu
                     picture = annotate(frame, faces, fps)
                     if out is not None:
                         if writer is None:
-                            writer = open_writer(_video_target(out, video.name), video.fps or FALLBACK_FPS,
-                                                  picture.shape[1], picture.shape[0])
+                            writer = open_writer(
+                                _video_target(out, video.name),
+                                video.fps or FALLBACK_FPS,
+                                picture.shape[1],
+                                picture.shape[0],
+                            )
                         writer.write(picture)
                     if display is not None and not display.show(picture):
                         break

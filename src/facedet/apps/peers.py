@@ -24,9 +24,9 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -34,8 +34,11 @@ import numpy as np
 from facedet.coco import Detection
 
 # name -> the Python module it needs and the pip package that provides it
-PEERS: dict[str, tuple[str, str]] = {"haar": ("cv2", "opencv-python-headless"), "yunet": ("yuface", "yuface"),
-                                     "dlib": ("dlib", "dlib-bin")}
+PEERS: dict[str, tuple[str, str]] = {
+    "haar": ("cv2", "opencv-python-headless"),
+    "yunet": ("yuface", "yuface"),
+    "dlib": ("dlib", "dlib-bin"),
+}
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 HAAR_SETTINGS = {"scaleFactor": 1.1, "minNeighbors": 5, "minSize": (30, 30)}
@@ -98,13 +101,23 @@ def haar(threads: int | None = None) -> Peer:
     def detect(rgb: np.ndarray) -> list[Detection]:
         grey = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         boxes, _, weights = cascade.detectMultiScale3(grey, **HAAR_SETTINGS, outputRejectLevels=True)
-        return _sorted([Detection((float(x), float(y), float(x + w), float(y + h)), _logistic(score))
-                        for (x, y, w, h), score in zip(np.reshape(boxes, (-1, 4)), np.ravel(weights))])
+        return _sorted(
+            [
+                Detection((float(x), float(y), float(x + w), float(y + h)), _logistic(score))
+                for (x, y, w, h), score in zip(np.reshape(boxes, (-1, 4)), np.ravel(weights))
+            ]
+        )
 
     stumps = sum(1 for line in path.read_text().splitlines() if "<internalNodes>" in line)
-    return Peer("haar", detect, 0.0, f"{_version('opencv-python-headless')} {HAAR_FILE}",
-                params_note=f"n/a ({stumps} decision stumps)", size_bytes=path.stat().st_size,
-                size_note="cascade XML")
+    return Peer(
+        "haar",
+        detect,
+        0.0,
+        f"{_version('opencv-python-headless')} {HAAR_FILE}",
+        params_note=f"n/a ({stumps} decision stumps)",
+        size_bytes=path.stat().st_size,
+        size_note="cascade XML",
+    )
 
 
 def _omp_set_threads(package_dir: Path, threads: int) -> bool:
@@ -136,9 +149,17 @@ def yunet(threads: int | None = None) -> Peer:
         return _sorted(out)
 
     library = sorted(package.glob("libfacedetection.so*"))
-    return Peer("yunet", detect, 0.5, _version("yuface") + " (libfacedetection)", params=YUNET_PARAMS,
-                params_note="published (YuNet paper)", size_bytes=library[0].stat().st_size if library else None,
-                size_note="libfacedetection.so, weights + code", notes=notes)
+    return Peer(
+        "yunet",
+        detect,
+        0.5,
+        _version("yuface") + " (libfacedetection)",
+        params=YUNET_PARAMS,
+        params_note="published (YuNet paper)",
+        size_bytes=library[0].stat().st_size if library else None,
+        size_note="libfacedetection.so, weights + code",
+        notes=notes,
+    )
 
 
 def dlib_hog(threads: int | None = None) -> Peer:
@@ -148,12 +169,23 @@ def dlib_hog(threads: int | None = None) -> Peer:
 
     def detect(rgb: np.ndarray) -> list[Detection]:
         rects, scores, _ = detector.run(np.ascontiguousarray(rgb), 1, -1)
-        return _sorted([Detection((float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)),
-                                  _logistic(s)) for r, s in zip(rects, scores)])
+        return _sorted(
+            [
+                Detection((float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)), _logistic(s))
+                for r, s in zip(rects, scores)
+            ]
+        )
 
     notes = ["single-threaded (dlib's HOG detector has no thread setting)"] if threads and threads > 1 else []
-    return Peer("dlib", detect, 0.5, _version("dlib-bin") + " HOG frontal", params_note="n/a (5 HOG filters)",
-                size_note="n/a (built into dlib)", notes=notes)
+    return Peer(
+        "dlib",
+        detect,
+        0.5,
+        _version("dlib-bin") + " HOG frontal",
+        params_note="n/a (5 HOG filters)",
+        size_note="n/a (built into dlib)",
+        notes=notes,
+    )
 
 
 FACTORIES: dict[str, Callable[[int | None], Peer]] = {"haar": haar, "yunet": yunet, "dlib": dlib_hog}

@@ -38,6 +38,7 @@ Proposer = Callable[[np.ndarray], list[tuple[Box, float]]]
 
 # --- where label files are -------------------------------------------------------------------------
 
+
 def dataset_root(folder: Path) -> Path:
     """The folder whose label files can label the images of ``folder``: the parent of an ``images``
     folder (``folder`` itself, or one above it with a ``labels`` folder beside it), else ``folder``."""
@@ -57,7 +58,7 @@ def target_for(image: Path, root: Path) -> Path:
     k = images_folder_index(folders)
     if k is None:
         return image.with_suffix(".json")
-    return root.joinpath(*folders[:k], "labels", *folders[k + 1:], image.stem + ".json")
+    return root.joinpath(*folders[:k], "labels", *folders[k + 1 :], image.stem + ".json")
 
 
 def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -66,12 +67,15 @@ def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
     from facedet.labels.labelme import label_files
 
     claimed, unusable = label_files(root)
-    problems = [(image_rel, f"not prelabelled: its label file {json_rel} cannot be used ({why}); fix or delete it")
-                for image_rel, json_rel, why in unusable]
+    problems = [
+        (image_rel, f"not prelabelled: its label file {json_rel} cannot be used ({why}); fix or delete it")
+        for image_rel, json_rel, why in unusable
+    ]
     return claimed, problems
 
 
 # --- proposers -------------------------------------------------------------------------------------
+
 
 def peer_proposer(name: str, threshold: float | None = None) -> Proposer:
     """A peer detector of :mod:`facedet.apps.peers` (``haar``, ``yunet``, ``dlib``: the same ones
@@ -103,6 +107,7 @@ def model_proposer(weights: Path | str, threshold: float | None = None) -> Propo
 
 # --- writing ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Summary:
     written: list[Path] = field(default_factory=list)
@@ -113,10 +118,12 @@ class Summary:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (file, why), unreadable images etc.
 
     def line(self) -> str:
-        return (f"{len(self.written)} LabelMe files written ({self.faces} faces proposed); skipped: "
-                f"{self.labelled} already labelled, {self.exists} with an existing file at the target "
-                f"(not overwritten), {self.no_face} with no face proposed (no file), "
-                f"{len(self.problems)} problems")
+        return (
+            f"{len(self.written)} LabelMe files written ({self.faces} faces proposed); skipped: "
+            f"{self.labelled} already labelled, {self.exists} with an existing file at the target "
+            f"(not overwritten), {self.no_face} with no face proposed (no file), "
+            f"{len(self.problems)} problems"
+        )
 
 
 def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: bool = True) -> Summary:
@@ -132,8 +139,9 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
     summary = Summary(problems=list(problems))
     unreadable_labels = {image for image, _ in problems}
     images = list_images(folder)
-    for image in track(images, description="prelabel", transient=True, disable=not progress,
-                       console=Console(stderr=True)):
+    for image in track(
+        images, description="prelabel", transient=True, disable=not progress, console=Console(stderr=True)
+    ):
         rel = image.relative_to(root).as_posix()
         if rel in unreadable_labels:
             continue
@@ -165,5 +173,13 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
     return summary
 
 
-__all__ = ["IMAGE_EXTENSIONS", "Summary", "dataset_root", "labelled_images", "model_proposer", "peer_proposer",
-           "prelabel", "target_for"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Summary",
+    "dataset_root",
+    "labelled_images",
+    "model_proposer",
+    "peer_proposer",
+    "prelabel",
+    "target_for",
+]

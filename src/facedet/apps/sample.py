@@ -70,21 +70,36 @@ INNER_GROW = 0.08  # fully opaque core = face box grown by this share; feathered
 OVAL_GROW, OVAL_FADE = 1.12, 1.4  # oval mask: opaque up to 1.12x the face box's inscribed ellipse, 0 at 1.4x
 
 # Face-free backgrounds available offline (no pooch download needed).
-SKIMAGE_BACKGROUNDS = ("coffee", "rocket", "chelsea", "hubble_deep_field", "brick", "grass", "gravel",
-                       "coins", "page", "moon", "clock", "text")
+SKIMAGE_BACKGROUNDS = (
+    "coffee",
+    "rocket",
+    "chelsea",
+    "hubble_deep_field",
+    "brick",
+    "grass",
+    "gravel",
+    "coins",
+    "page",
+    "moon",
+    "clock",
+    "text",
+)
 SKLEARN_BACKGROUNDS = ("china.jpg", "flower.jpg")
 _BACKGROUND_NAMES = SKLEARN_BACKGROUNDS + SKIMAGE_BACKGROUNDS  # the order _backgrounds() loads them in
 UNFLIPPABLE = ("page", "text", "clock")  # mirrored writing would look wrong
 
 # Skin tones (sRGB / 255), light to dark, used to tint faces.
-SKIN_TONES = np.array([
-    [1.00, 0.87, 0.77],
-    [0.95, 0.78, 0.64],
-    [0.88, 0.67, 0.50],
-    [0.78, 0.55, 0.37],
-    [0.58, 0.39, 0.25],
-    [0.40, 0.26, 0.17],
-], dtype=np.float32)
+SKIN_TONES = np.array(
+    [
+        [1.00, 0.87, 0.77],
+        [0.95, 0.78, 0.64],
+        [0.88, 0.67, 0.50],
+        [0.78, 0.55, 0.37],
+        [0.58, 0.39, 0.25],
+        [0.40, 0.26, 0.17],
+    ],
+    dtype=np.float32,
+)
 
 
 @dataclass(frozen=True)
@@ -151,8 +166,10 @@ def _heads() -> dict[str, tuple[_Head, ...]]:
     lfw = (np.clip(skimage.data.lfw_subset()[:100], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     x1, y1, x2, y2 = LFW_FACE
     p = LFW_PAD
-    lfw_heads = tuple(_Head(cv2.copyMakeBorder(face, p, p, p, p, cv2.BORDER_REPLICATE),
-                            (x1 + p, y1 + p, x2 + p, y2 + p), oval=True) for face in lfw)
+    lfw_heads = tuple(
+        _Head(cv2.copyMakeBorder(face, p, p, p, p, cv2.BORDER_REPLICATE), (x1 + p, y1 + p, x2 + p, y2 + p), oval=True)
+        for face in lfw
+    )
     return {
         "astronaut": (_cut(skimage.data.astronaut(), ASTRONAUT_FACE),),
         "hopper": (_cut(hopper, HOPPER_FACE),),
@@ -183,7 +200,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     crop_w = min(sw, crop_w)
     x0 = int(rng.integers(0, sw - crop_w + 1))
     y0 = int(rng.integers(0, sh - crop_h + 1))
-    crop = src[y0:y0 + crop_h, x0:x0 + crop_w]
+    crop = src[y0 : y0 + crop_h, x0 : x0 + crop_w]
     interp = cv2.INTER_AREA if crop_w > width else cv2.INTER_LINEAR
     out = cv2.resize(crop, (width, height), interpolation=interp)
     if rng.random() < 0.5 and _BACKGROUND_NAMES[index] not in UNFLIPPABLE:
@@ -281,8 +298,14 @@ def _geometry(head: _Head, side: float, flip: bool, angle: float) -> _Geometry:
     return _Geometry((nw, nh), matrix, (out_w, out_h), face, label)
 
 
-def _place_face(canvas: np.ndarray, rng: np.random.Generator, hi_side: float, cut_fraction: float,
-                max_rotation: float, taken: list[tuple[Box, Box]]) -> Face | None:
+def _place_face(
+    canvas: np.ndarray,
+    rng: np.random.Generator,
+    hi_side: float,
+    cut_fraction: float,
+    max_rotation: float,
+    taken: list[tuple[Box, Box]],
+) -> Face | None:
     """Paste one head onto ``canvas`` (in place); return its face, or None if it does not fit."""
     height, width = canvas.shape[:2]
     cut = bool(rng.random() < cut_fraction) and hi_side > 2.0 * MIN_CUT_FACE
@@ -327,10 +350,14 @@ def _place_face(canvas: np.ndarray, rng: np.random.Generator, hi_side: float, cu
                 box = clip_box(full, width, height)
                 if box[2] - box[0] < 1.0 or box[3] - box[1] < 1.0 or _area(box) < MIN_VISIBLE * _area(full):
                     continue
-                patch_rect = clip_box((float(ox), float(oy), float(ox + geo.size[0]), float(oy + geo.size[1])),
-                                   width, height)
-                if any(_inter(box, f) > MAX_COVER * min(_area(box), _area(f))
-                       or _inter(patch_rect, f) > MAX_PATCH_COVER * _area(f) for f, _ in taken):
+                patch_rect = clip_box(
+                    (float(ox), float(oy), float(ox + geo.size[0]), float(oy + geo.size[1])), width, height
+                )
+                if any(
+                    _inter(box, f) > MAX_COVER * min(_area(box), _area(f))
+                    or _inter(patch_rect, f) > MAX_PATCH_COVER * _area(f)
+                    for f, _ in taken
+                ):
                     continue
                 _paste(canvas, tinted, geo, flip, light, sigma, (ox, oy), head.oval)
                 taken.append((box, patch_rect))
@@ -341,8 +368,16 @@ def _place_face(canvas: np.ndarray, rng: np.random.Generator, hi_side: float, cu
     return None
 
 
-def _paste(canvas: np.ndarray, patch: np.ndarray, geo: _Geometry, flip: bool, light: tuple[float, float] | None,
-           blur_sigma: float, offset: tuple[int, int], oval: bool) -> None:
+def _paste(
+    canvas: np.ndarray,
+    patch: np.ndarray,
+    geo: _Geometry,
+    flip: bool,
+    light: tuple[float, float] | None,
+    blur_sigma: float,
+    offset: tuple[int, int],
+    oval: bool,
+) -> None:
     nw, nh = geo.scale
     box = geo.face
     interp = cv2.INTER_AREA if nw < patch.shape[1] else cv2.INTER_CUBIC
@@ -368,13 +403,13 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, geo: _Geometry, flip: bool, li
         alpha = _oval_alpha((nh, nw), box)
     else:
         gx, gy = INNER_GROW * (box[2] - box[0]), INNER_GROW * (box[3] - box[1])
-        inner = (max(0.0, box[0] - gx), max(0.0, box[1] - gy), min(float(nw), box[2] + gx),
-                 min(float(nh), box[3] + gy))
+        inner = (max(0.0, box[0] - gx), max(0.0, box[1] - gy), min(float(nw), box[2] + gx), min(float(nh), box[3] + gy))
         alpha = _alpha((nh, nw), inner)
     if geo.matrix is not None:
         img = cv2.warpAffine(img, geo.matrix, geo.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.warpAffine(alpha, geo.matrix, geo.size, flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        alpha = cv2.warpAffine(
+            alpha, geo.matrix, geo.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0
+        )
         if img.ndim == 2:
             img = img[..., None]
     alpha = alpha[..., None]
@@ -384,8 +419,8 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, geo: _Geometry, flip: bool, li
     x0, y0, x1, y1 = max(0, ox), max(0, oy), min(width, ox + w), min(height, oy + h)
     if x1 <= x0 or y1 <= y0:
         return
-    src = img[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-    a = alpha[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    src = img[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    a = alpha[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     dst = canvas[y0:y1, x0:x1].astype(np.float32)
     canvas[y0:y1, x0:x1] = np.clip(dst * (1.0 - a) + src * a + 0.5, 0, 255).astype(np.uint8)
 
@@ -415,8 +450,13 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -> list[list[Face]]:
     """Like :func:`generate`, and return each image's faces with how they were made (source, angle, cut)."""
     s = settings
-    if (s.n_images < 0 or not 0.0 <= s.negative_fraction <= 1.0 or s.max_faces < 1
-            or not 0.0 <= s.cut_fraction <= 1.0 or not 0.0 <= s.max_rotation <= 90.0):
+    if (
+        s.n_images < 0
+        or not 0.0 <= s.negative_fraction <= 1.0
+        or s.max_faces < 1
+        or not 0.0 <= s.cut_fraction <= 1.0
+        or not 0.0 <= s.max_rotation <= 90.0
+    ):
         raise ValueError(f"invalid sample settings: {s}")
     if s.width < 32 or s.height < 32:
         raise ValueError(f"sample images must be at least 32x32, got {s.width}x{s.height}")
@@ -445,14 +485,18 @@ def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -
                 if face is not None:
                     faces.append(face)
         image = _photometric(canvas, rng)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise RuntimeError(f"could not encode {name}.jpg")
         (images_dir / f"{name}.jpg").write_bytes(buf.tobytes())
         if faces:
-            write_labelme(labels_dir / f"{name}.json", images_dir / f"{name}.jpg",
-                          [rectangle("face", f.box) for f in faces], s.width, s.height)
+            write_labelme(
+                labels_dir / f"{name}.json",
+                images_dir / f"{name}.jpg",
+                [rectangle("face", f.box) for f in faces],
+                s.width,
+                s.height,
+            )
         scenes.append(faces)
     return scenes
 

@@ -45,8 +45,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import ConfigError, compose_config, derived_keys, project_root, stage_specs
-from facedet.config import tracking_uri
+from facedet.config import ConfigError, compose_config, derived_keys, project_root, stage_specs, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,10 @@ def reusable_keys(root: Path) -> dict[str, tuple[str, ...]]:
     """Stage -> the config keys its outputs depend on, from dvc.yaml (paths of other stages left out:
     a trial's own paths differ; each stage also depends on the stages before it)."""
     specs = stage_specs(root)
-    return {stage: tuple(k for k in specs[stage].params if not k.startswith("paths.") or k == "paths.data")
-            for stage in REUSABLE_STAGES}
+    return {
+        stage: tuple(k for k in specs[stage].params if not k.startswith("paths.") or k == "paths.data")
+        for stage in REUSABLE_STAGES
+    }
 
 
 # run_stage(name, cfg, callbacks): callbacks are Lightning callbacks for the train stage's Trainer.
@@ -307,8 +308,10 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     spec = composed.hparams_search
     metric = str(spec.get("metric", "best/val_ap50"))
     if any(part.startswith("test") for part in metric.split("/")):
-        raise ConfigError(f"config key 'hparams_search.metric' = {metric!r}: expected a validation metric "
-                          "(choosing on the test split would leak it)")
+        raise ConfigError(
+            f"config key 'hparams_search.metric' = {metric!r}: expected a validation metric "
+            "(choosing on the test split would leak it)"
+        )
     direction = str(spec.get("direction", "maximize"))
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"config key 'hparams_search.direction' = {direction!r}: expected maximize or minimize")
@@ -325,8 +328,16 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
 
     # Fail before any work on a key or value the config rejects (at both ends of each range).
     for pick in (0, -1):
-        trial_config({k: (d.choices[pick] if isinstance(d, optuna.distributions.CategoricalDistribution)
-                          else (d.low, d.high)[pick]) for k, d in space.items()})
+        trial_config(
+            {
+                k: (
+                    d.choices[pick]
+                    if isinstance(d, optuna.distributions.CategoricalDistribution)
+                    else (d.low, d.high)[pick]
+                )
+                for k, d in space.items()
+            }
+        )
 
     sweep_dir = root / "multirun" / name
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -339,24 +350,37 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
     def stale(study, trial) -> None:
-        _fail_child(MlflowClient(tracking_uri(composed)), composed, study.user_attrs.get("mlflow_parent_run_id", ""),
-                    trial.number, "KILLED")
+        _fail_child(
+            MlflowClient(tracking_uri(composed)),
+            composed,
+            study.user_attrs.get("mlflow_parent_run_id", ""),
+            trial.number,
+            "KILLED",
+        )
 
-    storage = optuna.storages.RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
-                                         heartbeat_stale_trial_callback=stale)
+    storage = optuna.storages.RDBStorage(
+        storage_url, heartbeat_interval=10, grace_period=30, heartbeat_stale_trial_callback=stale
+    )
     sampler = optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=int(spec.get("startup_trials", 10)))
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=int(spec.get("startup_trials", 10)),
-                                          n_warmup_steps=int(spec.get("prune_warmup_epochs", 2)))
-              if spec.get("prune", True) else optuna.pruners.NopPruner())
-    study = optuna.create_study(storage=storage, study_name=name, direction=direction, sampler=sampler,
-                                pruner=pruner, load_if_exists=True)
+    pruner = (
+        optuna.pruners.MedianPruner(
+            n_startup_trials=int(spec.get("startup_trials", 10)), n_warmup_steps=int(spec.get("prune_warmup_epochs", 2))
+        )
+        if spec.get("prune", True)
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        storage=storage, study_name=name, direction=direction, sampler=sampler, pruner=pruner, load_if_exists=True
+    )
     search_space = {k: str(v) for k, v in params.items()}
     settings = json.dumps({"space": search_space, "overrides": base, "metric": metric}, sort_keys=True)
     if study.user_attrs.setdefault("settings", settings) != settings and study.user_attrs.get("settings"):
-        raise ConfigError(f"config key 'hparams_search.name' = {name!r}: the study {name!r} in {storage_url} was made "
-                          f"with another search space, overrides or metric; give another name "
-                          f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {name} "
-                          f"--storage {storage_url}")
+        raise ConfigError(
+            f"config key 'hparams_search.name' = {name!r}: the study {name!r} in {storage_url} was made "
+            f"with another search space, overrides or metric; give another name "
+            f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {name} "
+            f"--storage {storage_url}"
+        )
     study.set_user_attr("settings", settings)
     # A resumed study, or a second process on it, must not draw the first one's sequence again.
     trials_so_far = study.get_trials(deepcopy=False)
@@ -371,21 +395,52 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     client = MlflowClient(uri)
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
     if parent_id is None:  # a new study; a resumed one (or another process of it) continues its parent run
-        parent_id = client.create_run(tracking.experiment_id(base_cfg), run_name=f"sweep {name}", tags={
-            **tracking.run_tags(), "sweep.name": name, "sweep.role": "parent", "sweep.storage": storage_url,
-            "sweep.search_space": json.dumps(search_space), "sweep.metric": metric, "sweep.direction": direction,
-            "sweep.overrides": " ".join(base)}).info.run_id
+        parent_id = client.create_run(
+            tracking.experiment_id(base_cfg),
+            run_name=f"sweep {name}",
+            tags={
+                **tracking.run_tags(),
+                "sweep.name": name,
+                "sweep.role": "parent",
+                "sweep.storage": storage_url,
+                "sweep.search_space": json.dumps(search_space),
+                "sweep.metric": metric,
+                "sweep.direction": direction,
+                "sweep.overrides": " ".join(base),
+            },
+        ).info.run_id
         study.set_user_attr("mlflow_parent_run_id", parent_id)
-        client.log_batch(parent_id, params=[Param("sweep.n_trials", str(n_trials)), Param("sweep.metric", metric),
-                                            *(Param(f"space.{k}", v[:6000]) for k, v in search_space.items())])
-        client.log_text(parent_id, yaml.safe_dump({"hparams_search": OmegaConf.to_container(spec, resolve=True),
-                                                   "overrides": base}, sort_keys=False), "sweep.yaml")
+        client.log_batch(
+            parent_id,
+            params=[
+                Param("sweep.n_trials", str(n_trials)),
+                Param("sweep.metric", metric),
+                *(Param(f"space.{k}", v[:6000]) for k, v in search_space.items()),
+            ],
+        )
+        client.log_text(
+            parent_id,
+            yaml.safe_dump(
+                {"hparams_search": OmegaConf.to_container(spec, resolve=True), "overrides": base}, sort_keys=False
+            ),
+            "sweep.yaml",
+        )
     else:
         client.update_run(parent_id, status="RUNNING")
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done_before = len(study.get_trials(deepcopy=False, states=counted))
-    log.info("sweep %s: %d of %d trials done, %s %s over %s; study %s; MLflow parent run %s in %s", name,
-             done_before, n_trials, direction, metric, ", ".join(space), storage_url, parent_id, uri)
+    log.info(
+        "sweep %s: %d of %d trials done, %s %s over %s; study %s; MLflow parent run %s in %s",
+        name,
+        done_before,
+        n_trials,
+        direction,
+        metric,
+        ", ".join(space),
+        storage_url,
+        parent_id,
+        uri,
+    )
 
     def objective(trial: optuna.Trial) -> float:
         values = {key: _suggest(trial, key, dist) for key, dist in space.items()}
@@ -393,10 +448,15 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         cfg, stages = runner.configure(trial_config(values), k)
         (sweep_dir / f"trial_{k}").mkdir(parents=True, exist_ok=True)
         (sweep_dir / f"trial_{k}" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        log.info("trial %d: %s (runs %s)", k, " ".join(override_text(a, b) for a, b in values.items()),
-                 ", ".join(stages))
-        tags = {"mlflow.parentRunId": parent_id, "sweep.name": name, "sweep.trial": str(k),
-                "sweep.values": json.dumps(values)}
+        log.info(
+            "trial %d: %s (runs %s)", k, " ".join(override_text(a, b) for a, b in values.items()), ", ".join(stages)
+        )
+        tags = {
+            "mlflow.parentRunId": parent_id,
+            "sweep.name": name,
+            "sweep.trial": str(k),
+            "sweep.values": json.dumps(values),
+        }
         pruning = PruneOnValidation(trial, metric.split("/", 1)[-1] if metric.startswith("best/") else metric)
         t0 = time.perf_counter()
         try:
@@ -413,16 +473,23 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
         metrics = json.loads((train_dir / "metrics.json").read_text())
         if metric not in metrics:
-            raise ConfigError(f"config key 'hparams_search.metric' = {metric!r}: not in {train_dir}/metrics.json "
-                              f"(keys: {', '.join(sorted(metrics))})")
+            raise ConfigError(
+                f"config key 'hparams_search.metric' = {metric!r}: not in {train_dir}/metrics.json "
+                f"(keys: {', '.join(sorted(metrics))})"
+            )
         value = float(metrics[metric])
         client.set_tag(run_id, "sweep.objective", str(value))
         now = int(time.time() * 1000)
         client.log_metric(parent_id, f"trial/{metric}", value, now, k)
         if pruning.pruned_at is not None:
             client.set_tag(run_id, "sweep.pruned", f"after epoch {pruning.pruned_at}")
-            log.info("trial %d: pruned after epoch %d (%s %.4f below the median of earlier trials)", k,
-                     pruning.pruned_at, pruning.monitor, pruning.last)
+            log.info(
+                "trial %d: pruned after epoch %d (%s %.4f below the median of earlier trials)",
+                k,
+                pruning.pruned_at,
+                pruning.monitor,
+                pruning.last,
+            )
             raise optuna.TrialPruned()
         log.info("trial %d: %s = %.4f (%.0f s)", k, metric, value, time.perf_counter() - t0)
         return value
@@ -430,8 +497,12 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     status = "FAILED"
     try:
         # Until the study holds n_trials complete or pruned trials, whichever process ran them.
-        study.optimize(objective, n_trials=max(n_trials - done_before, 0), catch=(Exception,),
-                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
+        study.optimize(
+            objective,
+            n_trials=max(n_trials - done_before, 0),
+            catch=(Exception,),
+            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)],
+        )
         optuna.storages.fail_stale_trials(study)  # e.g. the trial of a process killed before this one resumed
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         if not done:
@@ -443,24 +514,46 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         if spec.get("write_experiment"):
             experiment_file = root / "conf" / "experiment" / f"{spec.write_experiment}.yaml"
             use = spec.write_experiment
-            header = "\n".join([
-                f"Written by `facedet sweep` ({name}): trial {best.number} of {n_trials}, {metric} = {best.value:.4f}",
-                f"(MLflow run {best_run}, parent run {parent_id}); generated, git-ignored.",
-                "Searched: " + " ".join(override_text(k, v) for k, v in best.params.items()),
-                f"Use: facedet run STAGE experiment={use}   or   dvc exp run -S experiment={use}"])
+            header = "\n".join(
+                [
+                    f"Written by `facedet sweep` ({name}): trial {best.number} of {n_trials}, {metric} = {best.value:.4f}",
+                    f"(MLflow run {best_run}, parent run {parent_id}); generated, git-ignored.",
+                    "Searched: " + " ".join(override_text(k, v) for k, v in best.params.items()),
+                    f"Use: facedet run STAGE experiment={use}   or   dvc exp run -S experiment={use}",
+                ]
+            )
             experiment_file.parent.mkdir(parents=True, exist_ok=True)
             experiment_file.write_text(preset_text(best_cfg, base, root, header))
             client.log_artifact(parent_id, str(experiment_file), "experiment")
-        client.log_batch(parent_id, metrics=[Metric(metric, best.value, int(time.time() * 1000), 0)],
-                         params=[Param(f"best.{k}", str(v)) for k, v in best.params.items()
-                                 if f"best.{k}" not in client.get_run(parent_id).data.params])
+        client.log_batch(
+            parent_id,
+            metrics=[Metric(metric, best.value, int(time.time() * 1000), 0)],
+            params=[
+                Param(f"best.{k}", str(v))
+                for k, v in best.params.items()
+                if f"best.{k}" not in client.get_run(parent_id).data.params
+            ],
+        )
         finished = study.get_trials(deepcopy=False, states=counted)
-        trials = [{"trial": t.number, "params": t.params, "value": t.value, "state": t.state.name,
-                   "run_id": t.user_attrs.get("run_id"), "seconds": t.user_attrs.get("seconds")} for t in finished]
-        for key, value in {"sweep.best_value": str(best.value), "sweep.best_trial": str(best.number),
-                           "sweep.best_run_id": str(best_run), "sweep.best_params": json.dumps(best.params),
-                           "sweep.completed": str(len(done)),
-                           "sweep.pruned": str(len(finished) - len(done))}.items():
+        trials = [
+            {
+                "trial": t.number,
+                "params": t.params,
+                "value": t.value,
+                "state": t.state.name,
+                "run_id": t.user_attrs.get("run_id"),
+                "seconds": t.user_attrs.get("seconds"),
+            }
+            for t in finished
+        ]
+        for key, value in {
+            "sweep.best_value": str(best.value),
+            "sweep.best_trial": str(best.number),
+            "sweep.best_run_id": str(best_run),
+            "sweep.best_params": json.dumps(best.params),
+            "sweep.completed": str(len(done)),
+            "sweep.pruned": str(len(finished) - len(done)),
+        }.items():
             client.set_tag(parent_id, key, value)
         (sweep_dir / "trials.json").write_text(json.dumps(trials, indent=1) + "\n")
         seconds = time.perf_counter() - started
@@ -471,9 +564,19 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         raise
     finally:
         client.set_terminated(parent_id, status)
-    result = SweepResult(name=name, metric=metric, best_value=float(best.value), best_params=dict(best.params),
-                         best_trial=best.number, best_run_id=best_run, parent_run_id=parent_id,
-                         trials=trials, experiment_file=experiment_file, seconds=seconds, storage=storage_url)
+    result = SweepResult(
+        name=name,
+        metric=metric,
+        best_value=float(best.value),
+        best_params=dict(best.params),
+        best_trial=best.number,
+        best_run_id=best_run,
+        parent_run_id=parent_id,
+        trials=trials,
+        experiment_file=experiment_file,
+        seconds=seconds,
+        storage=storage_url,
+    )
     mlflow.set_tracking_uri(uri)
     return result
 
@@ -518,8 +621,10 @@ def _fail_child(client, cfg: DictConfig, parent_id: str, trial: int, status: str
     """End the failed or interrupted trial's MLflow run (if the train stage got to create it)."""
     try:
         exp = client.get_experiment_by_name(cfg.tracking.experiment)
-        runs = client.search_runs([exp.experiment_id], filter_string=(
-            f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`sweep.trial` = '{trial}'"))
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=(f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`sweep.trial` = '{trial}'"),
+        )
         for run in runs:
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, status)

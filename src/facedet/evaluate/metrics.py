@@ -87,8 +87,10 @@ def _match_image(gt_boxes, detections: list[Detection], iou_threshold: float, ig
 
 def _image_matches(truth, predictions, iou_threshold):
     """Per image: (scores, matched IoU or nan, ignored) for its detections, best first."""
-    return [_match_image(image.boxes, detections, iou_threshold, image.ignore)
-            for image, detections in zip(truth, predictions)]
+    return [
+        _match_image(image.boxes, detections, iou_threshold, image.ignore)
+        for image, detections in zip(truth, predictions)
+    ]
 
 
 def _all_matches(truth, predictions, iou_threshold):
@@ -122,8 +124,14 @@ def _coco_ap(truth: list[Image], predictions: list[list[Detection]]) -> dict[str
     for image_id, detections in enumerate(predictions, start=1):  # ids as in to_coco
         for det in detections:
             x1, y1, x2, y2 = (float(v) for v in det.box)
-            results.append({"image_id": image_id, "category_id": FACE_CATEGORY["id"],
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(det.score)})
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": FACE_CATEGORY["id"],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(det.score),
+                }
+            )
     quiet = lambda *args, **kwargs: None  # noqa: E731
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(to_coco(truth), print_function=quiet)
@@ -146,8 +154,9 @@ def _coco_ap(truth: list[Image], predictions: list[list[Detection]]) -> dict[str
     return {key: math.nan if values[key] < 0 else values[key] for key in keys}
 
 
-def detection_metrics(truth: list[Image], predictions: list[list[Detection]],
-                      threshold: float, iou_threshold: float = 0.5) -> dict[str, float]:
+def detection_metrics(
+    truth: list[Image], predictions: list[list[Detection]], threshold: float, iou_threshold: float = 0.5
+) -> dict[str, float]:
     """COCO AP over all detections (also by face size) plus P/R/F1, mean IoU, image accuracy and
     false positives per negative image at ``threshold``; ignore regions handled as in the module
     docstring."""
@@ -182,8 +191,9 @@ def detection_metrics(truth: list[Image], predictions: list[list[Detection]],
     }
 
 
-def pr_curve(truth: list[Image], predictions: list[list[Detection]],
-             iou_threshold: float = 0.5) -> dict[str, list[float]]:
+def pr_curve(
+    truth: list[Image], predictions: list[list[Detection]], iou_threshold: float = 0.5
+) -> dict[str, list[float]]:
     """{"threshold": [...], "precision": [...], "recall": [...]} sorted by descending score — one
     point per distinct detection score, using the same greedy matching. Empty lists if no detections.
     Detections in ignore regions are left out (they are neither TP nor FP and make no point).

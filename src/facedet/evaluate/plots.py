@@ -57,12 +57,18 @@ def plot_pr_curve(curve: dict, path: Path, title: str = "") -> None:
     """PNG (500 x 500 px) of precision against recall, both axes on [0, 1], best-F1 point marked."""
     fig, ax = new_chart(5, 5)
     if curve["recall"]:
-        ax.plot(curve["recall"], curve["precision"], color="tab:blue", lw=1.5,
-                label=f"AP ≈ {_interpolated_ap(curve):.3f}")
+        ax.plot(
+            curve["recall"], curve["precision"], color="tab:blue", lw=1.5, label=f"AP ≈ {_interpolated_ap(curve):.3f}"
+        )
         threshold, f1 = best_f1_threshold(curve)
         best = curve["threshold"].index(threshold)  # thresholds are distinct
-        ax.plot([curve["recall"][best]], [curve["precision"][best]], "o", color="tab:red",
-                label=f"best F1 {f1:.3f} @ score {threshold:.2f}")
+        ax.plot(
+            [curve["recall"][best]],
+            [curve["precision"][best]],
+            "o",
+            color="tab:red",
+            label=f"best F1 {f1:.3f} @ score {threshold:.2f}",
+        )
         ax.legend(loc="lower left")
     else:
         ax.text(0.5, 0.5, "no detections", ha="center", va="center", transform=ax.transAxes)
@@ -85,23 +91,27 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _dashed_rectangle(image: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color,
-                      thickness: int, dash: int = 4) -> None:
+def _dashed_rectangle(
+    image: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color, thickness: int, dash: int = 4
+) -> None:
     """Rectangle outline drawn as dashes of ``dash`` px separated by gaps of ``dash`` px, starting
     at each corner."""
     (x1, y1), (x2, y2) = p1, p2
-    for (ax, ay), (bx, by) in (((x1, y1), (x2, y1)), ((x1, y2), (x2, y2)),
-                               ((x1, y1), (x1, y2)), ((x2, y1), (x2, y2))):
+    for (ax, ay), (bx, by) in (((x1, y1), (x2, y1)), ((x1, y2), (x2, y2)), ((x1, y1), (x1, y2)), ((x2, y1), (x2, y2))):
         length = max(abs(bx - ax), abs(by - ay))
         for start in range(0, length + 1, 2 * dash):
             end = min(start + dash - 1, length)
             f0, f1 = start / max(length, 1), end / max(length, 1)
-            cv2.line(image, (round(ax + (bx - ax) * f0), round(ay + (by - ay) * f0)),
-                     (round(ax + (bx - ax) * f1), round(ay + (by - ay) * f1)), color, thickness)
+            cv2.line(
+                image,
+                (round(ax + (bx - ax) * f0), round(ay + (by - ay) * f0)),
+                (round(ax + (bx - ax) * f1), round(ay + (by - ay) * f1)),
+                color,
+                thickness,
+            )
 
 
-def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshold: float,
-          tile: int) -> np.ndarray:
+def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshold: float, tile: int) -> np.ndarray:
     image = _as_rgb(image)
     h, w = image.shape[:2]
     scale = min(tile / w, tile / h)
@@ -109,15 +119,17 @@ def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshol
     out = np.full((tile, tile, 3), BACKGROUND, dtype=np.uint8)
     ox, oy = (tile - new_w) // 2, (tile - new_h) // 2
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    out[oy:oy + new_h, ox:ox + new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp)
+    out[oy : oy + new_h, ox : ox + new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp)
     # boxes are in the Image's pixel frame; the array may be a resized copy of it
     sx = new_w / (truth.width or w)
     sy = new_h / (truth.height or h)
 
     def corners(box):
         x1, y1, x2, y2 = box
-        return (int(round(ox + x1 * sx)), int(round(oy + y1 * sy))), \
-            (int(round(ox + x2 * sx)), int(round(oy + y2 * sy)))
+        return (int(round(ox + x1 * sx)), int(round(oy + y1 * sy))), (
+            int(round(ox + x2 * sx)),
+            int(round(oy + y2 * sy)),
+        )
 
     thickness = max(1, tile // 128)
     font_scale = max(0.3, tile / 640)
@@ -130,19 +142,42 @@ def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshol
             continue
         p1, p2 = corners(det.box)
         cv2.rectangle(out, p1, p2, PRED_COLOR, thickness)
-        cv2.putText(out, f"{float(det.score):.2f}", (p1[0], max(p1[1] - 3, 10)),
-                    cv2.FONT_HERSHEY_SIMPLEX, font_scale, PRED_COLOR, 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            f"{float(det.score):.2f}",
+            (p1[0], max(p1[1] - 3, 10)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            PRED_COLOR,
+            1,
+            cv2.LINE_AA,
+        )
     caption = Path(truth.file_name).name
     if caption:
         (_, text_h), baseline = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, font_scale * 0.9, 1)
         cv2.rectangle(out, (0, tile - text_h - baseline - 4), (tile - 1, tile - 1), (0, 0, 0), -1)
-        cv2.putText(out, caption[:40], (3, tile - 4), cv2.FONT_HERSHEY_SIMPLEX, font_scale * 0.9,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            caption[:40],
+            (3, tile - 4),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale * 0.9,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return out
 
 
-def prediction_grid(images: list[np.ndarray], truth: list[Image], predictions: list[list[Detection]],
-                    path: Path, threshold: float, columns: int = 4, tile: int = 256) -> None:
+def prediction_grid(
+    images: list[np.ndarray],
+    truth: list[Image],
+    predictions: list[list[Detection]],
+    path: Path,
+    threshold: float,
+    columns: int = 4,
+    tile: int = 256,
+) -> None:
     """PNG grid: each RGB image resized to fit tile x tile (keep aspect, letterbox), ground-truth
     boxes green, ignore regions dashed yellow, predictions with score >= threshold red with the score printed, file name caption.
 
@@ -157,7 +192,7 @@ def prediction_grid(images: list[np.ndarray], truth: list[Image], predictions: l
     grid = np.full((rows * tile, cols * tile, 3), BACKGROUND, dtype=np.uint8)
     for k, (image, gt, dets) in enumerate(zip(images, truth, predictions)):
         r, c = divmod(k, columns)
-        grid[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = _tile(image, gt, dets, threshold, tile)
+        grid[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = _tile(image, gt, dets, threshold, tile)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, grid)

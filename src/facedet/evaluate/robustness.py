@@ -26,9 +26,9 @@ Each entry of :data:`PERTURBATIONS` maps ``(rgb, boxes) -> (rgb, boxes)`` (HxWx3
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -66,8 +66,9 @@ def rotate_boxes(boxes, width: int, height: int, degrees: float) -> np.ndarray:
 def _rotate_image(rgb: np.ndarray, degrees: float) -> np.ndarray:
     height, width = rgb.shape[:2]
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), degrees, 1.0)
-    return cv2.warpAffine(rgb, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return cv2.warpAffine(
+        rgb, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+    )
 
 
 def _darker(rgb: np.ndarray) -> np.ndarray:
@@ -109,18 +110,27 @@ class Perturbation:
 
 def _rotation(degrees: float) -> Perturbation:
     """``rotate_ccw15`` turns the picture 15 degrees counter-clockwise, ``rotate_cw15`` clockwise."""
-    return Perturbation(f"rotate_{'ccw' if degrees > 0 else 'cw'}{abs(degrees):g}", lambda rgb: _rotate_image(rgb, degrees),
-                        lambda boxes, width, height: rotate_boxes(boxes, width, height, degrees))
+    return Perturbation(
+        f"rotate_{'ccw' if degrees > 0 else 'cw'}{abs(degrees):g}",
+        lambda rgb: _rotate_image(rgb, degrees),
+        lambda boxes, width, height: rotate_boxes(boxes, width, height, degrees),
+    )
 
 
-PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
-    Perturbation("original", lambda rgb: rgb.copy()),
-    Perturbation("darker", _darker),
-    Perturbation("brighter", _brighter),
-    _rotation(15), _rotation(-15), _rotation(30), _rotation(-30),
-    Perturbation("blur", _blur),
-    Perturbation("jpeg_q10", _jpeg),
-)}
+PERTURBATIONS: dict[str, Perturbation] = {
+    p.name: p
+    for p in (
+        Perturbation("original", lambda rgb: rgb.copy()),
+        Perturbation("darker", _darker),
+        Perturbation("brighter", _brighter),
+        _rotation(15),
+        _rotation(-15),
+        _rotation(30),
+        _rotation(-30),
+        Perturbation("blur", _blur),
+        Perturbation("jpeg_q10", _jpeg),
+    )
+}
 
 
 def _perturb_truth(perturbation: Perturbation, image: Image, width: int, height: int) -> Image:
@@ -148,8 +158,9 @@ def _detect_all(detector, rgb: np.ndarray) -> list[Detection]:
     return detector(rgb)
 
 
-def robustness_report(detector, images: list[np.ndarray], truth: list[Image],
-                      threshold: float | None = None, iou_threshold: float = 0.5) -> list[dict]:
+def robustness_report(
+    detector, images: list[np.ndarray], truth: list[Image], threshold: float | None = None, iou_threshold: float = 0.5
+) -> list[dict]:
     """One row per perturbation, in :data:`PERTURBATIONS` order: ``{"name", "ap50", "recall",
     "precision", "faces"}``. AP uses every detection (``detect_batch(..., threshold=0.0)`` when the
     detector has it, else ``detector(rgb)``); recall and precision are at ``threshold``, by default
@@ -168,8 +179,15 @@ def robustness_report(detector, images: list[np.ndarray], truth: list[Image],
             moved_truth.append(_perturb_truth(perturbation, image, width, height))
             predictions.append(_detect_all(detector, perturbation.image(rgb)))
         m = detection_metrics(moved_truth, predictions, threshold, iou_threshold)
-        rows.append({"name": name, "ap50": m["ap50"], "recall": m["recall"], "precision": m["precision"],
-                     "faces": sum(len(image.boxes) for image in moved_truth)})
+        rows.append(
+            {
+                "name": name,
+                "ap50": m["ap50"],
+                "recall": m["recall"],
+                "precision": m["precision"],
+                "faces": sum(len(image.boxes) for image in moved_truth),
+            }
+        )
     return rows
 
 
@@ -183,9 +201,15 @@ def plot_robustness(rows: list[dict], path: Path, title: str = "") -> None:
         values = [float(row.get(key, math.nan)) for row in rows]
         bars = ax.bar(x + offset, [0.0 if v != v else v for v in values], width, label=key, color=color)
         for bar, value in zip(bars, values):
-            ax.annotate("n/a" if value != value else f"{value:.2f}",
-                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=7, xytext=(0, 1), textcoords="offset points")
+            ax.annotate(
+                "n/a" if value != value else f"{value:.2f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                xytext=(0, 1),
+                textcoords="offset points",
+            )
     if rows and rows[0]["name"] == "original" and rows[0].get("ap50") == rows[0].get("ap50"):
         ax.axhline(rows[0]["ap50"], color="tab:blue", lw=0.8, ls="--", alpha=0.6)
     ax.set_xticks(x, names, rotation=30, ha="right")

@@ -45,8 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SETTINGS", "THRESHOLDS", "evaluate_wider", "read_ground_truth", "read_predictions",
-           "wider_ap"]
+__all__ = ["SETTINGS", "THRESHOLDS", "evaluate_wider", "read_ground_truth", "read_predictions", "wider_ap"]
 
 SETTINGS = ("easy", "medium", "hard")
 THRESHOLDS = 1000
@@ -66,6 +65,7 @@ class WiderImage:
 
 
 # --- reading the ground truth -------------------------------------------------------------------
+
 
 def _cells(value) -> list:
     """The elements of a MATLAB cell array as loadmat returns it (an object ndarray of any shape)."""
@@ -125,8 +125,11 @@ def _read_val_mat(path: Path) -> list[WiderImage]:
         flags = _cells(invalid[e]) if invalid is not None else [None] * len(names)
         for name, image_boxes, flag in zip(names, event_boxes, flags):
             image = WiderImage(event, Path(_string(name)).stem, _boxes(image_boxes))
-            bad = np.zeros(len(image.boxes), dtype=bool) if flag is None else \
-                np.asarray(_unwrap(flag), dtype=np.float64).ravel()[:len(image.boxes)] == 1
+            bad = (
+                np.zeros(len(image.boxes), dtype=bool)
+                if flag is None
+                else np.asarray(_unwrap(flag), dtype=np.float64).ravel()[: len(image.boxes)] == 1
+            )
             bad = np.pad(bad, (0, len(image.boxes) - len(bad)))
             image.keep["all"] = np.flatnonzero(~bad & (image.boxes[:, 2] > 0) & (image.boxes[:, 3] > 0))
             images.append(image)
@@ -203,6 +206,7 @@ def read_ground_truth(gt: Path) -> tuple[list[WiderImage], tuple[str, ...]]:
 
 # --- reading predictions ------------------------------------------------------------------------
 
+
 def _read_pred_txt(path: Path) -> np.ndarray:
     lines = [line.strip() for line in path.read_text().splitlines()]
     while lines and not lines[-1]:
@@ -210,7 +214,7 @@ def _read_pred_txt(path: Path) -> np.ndarray:
     if len(lines) < 2:
         raise ValueError(f"{path}: expected the image name and the count on the first two lines")
     count = int(float(lines[1]))
-    rows = lines[2:2 + count]
+    rows = lines[2 : 2 + count]
     if len(rows) < count:
         raise ValueError(f"{path}: {count} boxes announced, {len(rows)} given")
     return np.array([[float(v) for v in row.split()[:5]] for row in rows], dtype=np.float64).reshape(-1, 5)
@@ -233,13 +237,15 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
     else:
         data = json.loads(path.read_text())
         for image in data["images"]:
-            rows = [[x1, y1, x2 - x1, y2 - y1, face["score"]]
-                    for face in image["faces"] for x1, y1, x2, y2 in [face["box"]]]
+            rows = [
+                [x1, y1, x2 - x1, y2 - y1, face["score"]] for face in image["faces"] for x1, y1, x2, y2 in [face["box"]]
+            ]
             put(Path(image["file"]).stem, np.array(rows, dtype=np.float64).reshape(-1, 5), path)
     return found
 
 
 # --- the protocol -------------------------------------------------------------------------------
+
 
 def _overlaps(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU [N, M] of x, y, w, h boxes with the official +1 convention (bbox_overlaps/boxoverlap.m):
@@ -300,8 +306,9 @@ def _normalise_scores(predictions: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def wider_ap(images: list[WiderImage], predictions: dict[str, np.ndarray], setting: str,
-             iou_threshold: float = 0.5) -> float:
+def wider_ap(
+    images: list[WiderImage], predictions: dict[str, np.ndarray], setting: str, iou_threshold: float = 0.5
+) -> float:
     """AP of one setting (a key of ``WiderImage.keep``); nan when no face counts."""
     preds = _normalise_scores([predictions.get(image.name, np.zeros((0, 5))) for image in images])
     thresholds = 1 - np.arange(1, THRESHOLDS + 1) / THRESHOLDS
@@ -336,8 +343,9 @@ def evaluate_wider(gt_dir: Path, predictions: Path, iou_threshold: float = 0.5) 
     if images and missing == len(images):
         raise ValueError(f"{predictions}: no prediction for any of the {len(images)} ground-truth images")
     if missing:
-        warnings.warn(f"{missing} of {len(images)} ground-truth images have no prediction; "
-                      "counted as no detection", stacklevel=2)
+        warnings.warn(
+            f"{missing} of {len(images)} ground-truth images have no prediction; counted as no detection", stacklevel=2
+        )
     return {setting: wider_ap(images, found, setting, iou_threshold) for setting in settings}
 
 

@@ -35,6 +35,7 @@ def default_weights(backend: str | None = None) -> Path:
         return onnx
     return PIPELINE_WEIGHTS if PIPELINE_WEIGHTS.is_file() else BUNDLED_WEIGHTS
 
+
 PIPELINE_WEIGHTS = Path("results/train/model.safetensors")
 BUNDLED_WEIGHTS = Path(__file__).parent.parent / "bundled" / "default.safetensors"
 DEFAULT_THRESHOLD, DEFAULT_NMS_IOU = 0.5, 0.4
@@ -43,6 +44,7 @@ MODEL_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
 # --- backends: batch [B, 3, H, W] float in [0, 1] -> decoded candidates [B, N, 5] (numpy) ------------
+
 
 class TorchBackend:
     name = "torch"
@@ -77,8 +79,9 @@ class OnnxBackend:
             raise weights.ModelFileError(f"{path}: not a usable ONNX file ({_first_line(err)})") from None
         props = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in props:
-            raise weights.ModelFileError(f"{path}: not a facedet ONNX file (no '{METADATA_KEY}' metadata; "
-                                         f"make it with `facedet export`)")
+            raise weights.ModelFileError(
+                f"{path}: not a facedet ONNX file (no '{METADATA_KEY}' metadata; make it with `facedet export`)"
+            )
         try:
             self.metadata = json.loads(props[METADATA_KEY])
         except (ValueError, RecursionError):
@@ -86,14 +89,17 @@ class OnnxBackend:
         self.metadata = weights.check_metadata(self.metadata, str(path))
         size, resize = self.metadata.get("input_size"), self.metadata.get("resize")
         if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= weights.MAX_INPUT_SIZE:
-            raise weights.ModelFileError(f"{path}: metadata 'input_size' = {size!r:.40}: expected an integer in "
-                                         f"[32, {weights.MAX_INPUT_SIZE}]")
+            raise weights.ModelFileError(
+                f"{path}: metadata 'input_size' = {size!r:.40}: expected an integer in [32, {weights.MAX_INPUT_SIZE}]"
+            )
         if resize not in RESIZE_MODES:
             raise weights.ModelFileError(f"{path}: metadata 'resize' = {resize!r:.40}: expected one of {RESIZE_MODES}")
         inputs, outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
         if inputs != [INPUT_NAME] or OUTPUT_NAME not in outputs:
-            raise weights.ModelFileError(f"{path}: the graph's inputs {inputs} and outputs {outputs} are not "
-                                         f"facedet's ([{INPUT_NAME!r}] -> {OUTPUT_NAME!r})")
+            raise weights.ModelFileError(
+                f"{path}: the graph's inputs {inputs} and outputs {outputs} are not "
+                f"facedet's ([{INPUT_NAME!r}] -> {OUTPUT_NAME!r})"
+            )
         self.input_size, self.resize = size, resize
         self._input, self._output = INPUT_NAME, OUTPUT_NAME
 
@@ -138,8 +144,14 @@ class FaceDetector:
     Calls keep no state, so one detector can serve several threads at once.
     """
 
-    def __init__(self, model: torch.nn.Module | TorchBackend | OnnxBackend, threshold: float = DEFAULT_THRESHOLD,
-                 nms_iou: float = DEFAULT_NMS_IOU, batch_size: int = 16, model_info: dict | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module | TorchBackend | OnnxBackend,
+        threshold: float = DEFAULT_THRESHOLD,
+        nms_iou: float = DEFAULT_NMS_IOU,
+        batch_size: int = 16,
+        model_info: dict | None = None,
+    ) -> None:
         self.backend = TorchBackend(model) if isinstance(model, torch.nn.Module) else model
         self.threshold, self.nms_iou, self.batch_size = float(threshold), float(nms_iou), int(batch_size)
         # Which model this is: {file, uri, mlflow_run_id, threshold, threshold_source, backend}
@@ -153,8 +165,10 @@ class FaceDetector:
         if info.get("uri"):
             where = f"{info['uri']} ({where})"
         run = f"MLflow run {info['mlflow_run_id']}" if info.get("mlflow_run_id") else "no MLflow run"
-        return (f"model {where}; {run}; threshold {info['threshold']:g} ({info.get('threshold_source', 'given')}); "
-                f"{info['backend']}")
+        return (
+            f"model {where}; {run}; threshold {info['threshold']:g} ({info.get('threshold_source', 'given')}); "
+            f"{info['backend']}"
+        )
 
     @property
     def net(self) -> torch.nn.Module:
@@ -164,8 +178,16 @@ class FaceDetector:
         return self.backend.net
 
     @classmethod
-    def load(cls, path: Path | str | None = None, *, backend: str | None = None, threshold: float | None = None,
-             nms_iou: float = DEFAULT_NMS_IOU, threads: int | None = None, batch_size: int = 16) -> FaceDetector:
+    def load(
+        cls,
+        path: Path | str | None = None,
+        *,
+        backend: str | None = None,
+        threshold: float | None = None,
+        nms_iou: float = DEFAULT_NMS_IOU,
+        threads: int | None = None,
+        batch_size: int = 16,
+    ) -> FaceDetector:
         """Load a model file: ``.safetensors`` (backend ``torch``, or ``onnx`` through its sibling
         ``.onnx`` / an export on the fly) or ``.onnx`` (backend ``onnx``, the default for it).
 
@@ -188,8 +210,10 @@ class FaceDetector:
             raise ValueError(f"backend {backend!r}: expected one of {BACKENDS}")
         if backend == "torch":
             if is_onnx:
-                raise ValueError(f"{path}: an ONNX file runs with the onnx backend only; "
-                                 f"give the .safetensors file for the torch backend")
+                raise ValueError(
+                    f"{path}: an ONNX file runs with the onnx backend only; "
+                    f"give the .safetensors file for the torch backend"
+                )
             net, metadata = weights.load(path)
             runner: TorchBackend | OnnxBackend = TorchBackend(net, threads)
         else:
@@ -199,8 +223,13 @@ class FaceDetector:
         if threshold is None:
             source = "the model's" if "threshold" in metadata else "the default"
             threshold = metadata.get("threshold", DEFAULT_THRESHOLD)
-        info = {"file": str(path), "uri": uri, "chosen": chosen, "mlflow_run_id": metadata.get("mlflow_run_id"),
-                "threshold_source": source}
+        info = {
+            "file": str(path),
+            "uri": uri,
+            "chosen": chosen,
+            "mlflow_run_id": metadata.get("mlflow_run_id"),
+            "threshold_source": source,
+        }
         return cls(runner, threshold, nms_iou, batch_size, model_info=info)
 
     def __call__(self, image: np.ndarray, threshold: float | None = None) -> list[Detection]:
@@ -211,14 +240,17 @@ class FaceDetector:
         threshold = self.threshold if threshold is None else threshold
         results: list[list[Detection]] = []
         for start in range(0, len(images), self.batch_size):
-            prepared = [prepare(image, self.backend.input_size, self.backend.resize)
-                        for image in images[start:start + self.batch_size]]
+            prepared = [
+                prepare(image, self.backend.input_size, self.backend.resize)
+                for image in images[start : start + self.batch_size]
+            ]
             decoded = self._decode([tensor for tensor, _ in prepared])
             for (_, placement), rows in zip(prepared, decoded):
                 rows = select(rows, threshold, self.nms_iou)
                 boxes = placement.to_picture(rows[:, :4]).round(2)
-                results.append([Detection(tuple(box.tolist()), round(float(score), 4))
-                                for box, score in zip(boxes, rows[:, 4])])
+                results.append(
+                    [Detection(tuple(box.tolist()), round(float(score), 4)) for box, score in zip(boxes, rows[:, 4])]
+                )
         return results
 
     def _decode(self, tensors: list[torch.Tensor]) -> list[np.ndarray]:

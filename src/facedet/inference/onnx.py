@@ -37,8 +37,12 @@ class Decoded(nn.Module):
 
 def onnx_metadata(net: nn.Module, metadata: dict, source: Path) -> dict:
     """What an ONNX backend needs besides the graph: the file's metadata plus how inputs are made."""
-    return {**metadata, "input_size": int(net.input_size), "resize": str(net.resize),
-            "source_sha256": file_sha256(source)}
+    return {
+        **metadata,
+        "input_size": int(net.input_size),
+        "resize": str(net.resize),
+        "source_sha256": file_sha256(source),
+    }
 
 
 def _check_shapes(net: nn.Module) -> list[tuple[int, int, int]]:
@@ -67,10 +71,19 @@ def export_onnx(weights_path: Path | str, out_path: Path | str, opset: int = 17)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # "legacy TorchScript exporter"
         torch.onnx.export(
-            model, (torch.rand(1, 3, size, size),), str(out_path), dynamo=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
-            dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                          OUTPUT_NAME: {0: "batch", 1: "candidates"}})
+            model,
+            (torch.rand(1, 3, size, size),),
+            str(out_path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            do_constant_folding=True,
+            dynamic_axes={
+                INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                OUTPUT_NAME: {0: "batch", 1: "candidates"},
+            },
+        )
 
     graph = onnx.load(str(out_path))
     onnx.checker.check_model(graph)
@@ -90,11 +103,13 @@ def export_onnx(weights_path: Path | str, out_path: Path | str, opset: int = 17)
         try:
             got = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})[0]
         except Exception as err:  # onnxruntime raises its own exception types
-            raise RuntimeError(f"{out_path}: the exported graph fails on input {list(images.shape)} "
-                               f"(shapes baked in while tracing?): {err}") from err
+            raise RuntimeError(
+                f"{out_path}: the exported graph fails on input {list(images.shape)} "
+                f"(shapes baked in while tracing?): {err}"
+            ) from err
         if got.shape != expected.shape:
-            raise RuntimeError(f"{out_path}: ONNX output {got.shape} != PyTorch {expected.shape} "
-                               f"on input {list(images.shape)}")
+            raise RuntimeError(
+                f"{out_path}: ONNX output {got.shape} != PyTorch {expected.shape} on input {list(images.shape)}"
+            )
         worst = max(worst, float(np.abs(got - expected).max()) if got.size else 0.0)
     return worst
-

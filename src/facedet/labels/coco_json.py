@@ -26,16 +26,37 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from facedet.coco import Image
-from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Size, Sizes, accept_box, dataset_root,
-                                    display_path, excerpt, finite, folder_inside, frame, names_option, option_path,
-                                    read_text, resolve_image, sorted_images)
+from facedet.labels.formats import (
+    MAX_DATASET_FILE_BYTES,
+    BadLabels,
+    Size,
+    Sizes,
+    accept_box,
+    dataset_root,
+    display_path,
+    excerpt,
+    finite,
+    folder_inside,
+    frame,
+    names_option,
+    option_path,
+    read_text,
+    resolve_image,
+    sorted_images,
+)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
 
 
-def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | None = None,
-                images: Path | str | None = None, categories: list[str] = ("face",)) -> list[Image]:
+def import_coco(
+    src: Path,
+    report: ProblemReport,
+    *,
+    annotations: Path | str | None = None,
+    images: Path | str | None = None,
+    categories: list[str] = ("face",),
+) -> list[Image]:
     """The images of a COCO detection file with their faces (and crowd regions as ignore).
 
     ``annotations``: the JSON file (default: the only ``*.json`` in ``src/annotations`` or in
@@ -51,8 +72,7 @@ def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | N
     try:
         data = json.loads(read_text(ann_path, limit=MAX_DATASET_FILE_BYTES))
     except (ValueError, RecursionError) as err:  # BadLabels too
-        report.error(name, f"annotation file unreadable ({type(err).__name__}: {excerpt(err, 80)}); "
-                           f"nothing imported")
+        report.error(name, f"annotation file unreadable ({type(err).__name__}: {excerpt(err, 80)}); nothing imported")
         return []
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         report.error(name, "not a COCO file (no 'images' list); nothing imported")
@@ -76,8 +96,7 @@ def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | N
             by_id[_key(entry["id"])] = None
             continue
         if rel in declared:
-            report.warning(name, f"{where}: {rel} is listed again (id {entry['id']}); its annotations "
-                                 f"are merged")
+            report.warning(name, f"{where}: {rel} is listed again (id {entry['id']}); its annotations are merged")
         by_id[_key(entry["id"])] = rel
         declared.setdefault(rel, (entry.get("width"), entry.get("height")))
         size = sizes.get(rel, name)
@@ -123,7 +142,8 @@ def import_coco(src: Path, report: ProblemReport, *, annotations: Path | str | N
         try:
             for where, crowd, box in found[rel]:
                 (image.ignore if crowd else image.boxes).append(
-                    accept_box(transform(box), size_of[rel], rel, name, where, report))
+                    accept_box(transform(box), size_of[rel], rel, name, where, report)
+                )
         except BadLabels as err:
             dropped.add(rel)
             report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
@@ -175,8 +195,10 @@ def _categories(data: dict, wanted: set[str], name: str) -> tuple[set, dict]:
         else:
             others[_key(cat["id"])] = cat_name
     if not face_ids:
-        raise ValueError(f"categories: none of {sorted(wanted)} is a category of {name} "
-                         f"(its categories: {', '.join(seen) or 'none'})")
+        raise ValueError(
+            f"categories: none of {sorted(wanted)} is a category of {name} "
+            f"(its categories: {', '.join(seen) or 'none'})"
+        )
     return face_ids, others
 
 
@@ -184,8 +206,13 @@ def _bbox(ann: dict) -> tuple[float, float, float, float]:
     bbox = ann.get("bbox")
     if bbox is None:
         polygons = ann.get("segmentation")
-        if isinstance(polygons, list) and polygons and all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
-                                                           and all(finite(v) for v in p) for p in polygons):
+        if (
+            isinstance(polygons, list)
+            and polygons
+            and all(
+                isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(finite(v) for v in p) for p in polygons
+            )
+        ):
             xs = [v for p in polygons for v in p[0::2]]
             ys = [v for p in polygons for v in p[1::2]]
             return min(xs), min(ys), max(xs), max(ys)

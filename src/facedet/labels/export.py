@@ -41,8 +41,9 @@ def _targets(images: list[Image], out_dir: Path, suffix: str) -> tuple[list[Path
     return targets, clashes
 
 
-def export_labelme(images: list[Image], images_root: Path, out_dir: Path, *,
-                   label: str = "face", ignore_label: str | None = "ignore") -> list[Path]:
+def export_labelme(
+    images: list[Image], images_root: Path, out_dir: Path, *, label: str = "face", ignore_label: str | None = "ignore"
+) -> list[Path]:
     """One LabelMe JSON per image with faces (or ignore regions); images without are negatives.
 
     ``imagePath`` is the image (``images_root / file_name``) relative to the JSON's folder, with
@@ -71,16 +72,17 @@ def export_yolo(images: list[Image], out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir).absolute()
     targets, clashes = _targets(images, out_dir, ".txt")
     if clashes:
-        raise ValueError(f"export_yolo: {', '.join(clashes)}: another image of the same name in the same "
-                         f"folder (x.jpg, x.png) would share its YOLO label file; rename one")
+        raise ValueError(
+            f"export_yolo: {', '.join(clashes)}: another image of the same name in the same "
+            f"folder (x.jpg, x.png) would share its YOLO label file; rename one"
+        )
     left_out = 0
     written = []
     for image, target in zip(images, targets):
         w, h = float(image.width), float(image.height)
         lines = []
         for x1, y1, x2, y2 in image.boxes:
-            lines.append(f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} "
-                         f"{(y2 - y1) / h:.6f}")
+            lines.append(f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
         left_out += len(image.ignore)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(line + "\n" for line in lines))

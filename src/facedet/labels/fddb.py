@@ -35,9 +35,22 @@ from pathlib import Path
 from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Malformed, Sizes, accept_box, dataset_root,
-                                    display_path, excerpt, folder_inside, option_path, parse_float, read_text,
-                                    resolve_image, sorted_images)
+from facedet.labels.formats import (
+    MAX_DATASET_FILE_BYTES,
+    BadLabels,
+    Malformed,
+    Sizes,
+    accept_box,
+    dataset_root,
+    display_path,
+    excerpt,
+    folder_inside,
+    option_path,
+    parse_float,
+    read_text,
+    resolve_image,
+    sorted_images,
+)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -50,8 +63,14 @@ def _ellipse_box(a: float, b: float, angle: float, cx: float, cy: float) -> tupl
     return ellipse_box(cx, cy, a, b, angle)
 
 
-def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | list | None = None,
-                images: Path | str | None = None, folds: list[int] | None = None) -> list[Image]:
+def import_fddb(
+    src: Path,
+    report: ProblemReport,
+    *,
+    annotations: Path | str | list | None = None,
+    images: Path | str | None = None,
+    folds: list[int] | None = None,
+) -> list[Image]:
     """The images listed in FDDB fold files, with the bounding boxes of their face ellipses.
 
     ``annotations``: an ellipse-list file, a folder of them, or a list of files (default
@@ -80,22 +99,29 @@ def import_fddb(src: Path, report: ProblemReport, *, annotations: Path | str | l
                 report.error(name, f"line {path_line}: {err}; image dropped")
                 continue
             if rel in listed:
-                report.error(name, f"line {path_line}: {rel} is listed again (first in {listed[rel]}); "
-                                   f"this record ignored")
+                report.error(
+                    name, f"line {path_line}: {rel} is listed again (first in {listed[rel]}); this record ignored"
+                )
                 continue
             listed[rel] = where
             size = sizes.get(rel, name)
             if size is None:
                 continue
             try:
-                boxes = [accept_box(_ellipse_box(*ellipse), size, rel, name, f"line {line}", report)
-                         for line, ellipse in faces]
+                boxes = [
+                    accept_box(_ellipse_box(*ellipse), size, rel, name, f"line {line}", report)
+                    for line, ellipse in faces
+                ]
             except BadLabels as err:
                 report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
                 continue
             result[rel] = Image(rel, size.width, size.height, boxes)
-    log.info("fddb: %d images, %d faces from %d fold file(s)", len(result),
-             sum(len(i.boxes) for i in result.values()), len(files))
+    log.info(
+        "fddb: %d images, %d faces from %d fold file(s)",
+        len(result),
+        sum(len(i.boxes) for i in result.values()),
+        len(files),
+    )
     return sorted_images(result)
 
 
@@ -131,7 +157,7 @@ def _image(root: Path, base: str, written: str) -> str:
     key = resolve_image(root, base, written + ".jpg")  # refuses paths outside before anything is opened
     if (root / key).is_file():
         return key
-    stem = key[:-len(".jpg")]
+    stem = key[: -len(".jpg")]
     for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
         if (root / (stem + ext)).is_file():
             return stem + ext
@@ -156,8 +182,11 @@ def _records(lines: list[str], name: str, report: ProblemReport):
             i += 1
             continue
         if not is_path(i):
-            report.error(name, f"line {i + 1}: expected an image path, got '{excerpt(lines[i].strip())}'; "
-                               f"skipped to the next image path")
+            report.error(
+                name,
+                f"line {i + 1}: expected an image path, got '{excerpt(lines[i].strip())}'; "
+                f"skipped to the next image path",
+            )
             i += 1
             while i < n and not is_path(i):
                 i += 1
@@ -173,8 +202,9 @@ def _records(lines: list[str], name: str, report: ProblemReport):
             faces = []
             for k in range(count):
                 if i >= n or not lines[i].strip() or is_path(i):
-                    raise Malformed(min(i + 1, n), f"the count on line {count_line} is {count} but {k} "
-                                                   f"ellipse line(s) follow")
+                    raise Malformed(
+                        min(i + 1, n), f"the count on line {count_line} is {count} but {k} ellipse line(s) follow"
+                    )
                 faces.append((i + 1, _ellipse(lines[i], i + 1)))
                 i += 1
             if i < n and lines[i].strip() and not is_path(i):
@@ -190,8 +220,10 @@ def _records(lines: list[str], name: str, report: ProblemReport):
 def _ellipse(text: str, line: int) -> tuple[float, float, float, float, float]:
     tokens = text.split()
     if len(tokens) not in (5, 6):
-        raise Malformed(line, f"an ellipse line has 6 numbers (a b angle cx cy 1), this one has "
-                              f"{len(tokens)}: '{excerpt(text.strip())}'")
+        raise Malformed(
+            line,
+            f"an ellipse line has 6 numbers (a b angle cx cy 1), this one has {len(tokens)}: '{excerpt(text.strip())}'",
+        )
     try:
         a, b, angle, cx, cy = (parse_float(t) for t in tokens[:5])
     except BadLabels as err:

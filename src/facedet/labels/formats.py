@@ -27,9 +27,9 @@ import math
 import os
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from facedet.boxes import Box, clip_box, has_area
 from facedet.coco import Image
@@ -94,8 +94,10 @@ def folder_inside(root: Path, folder: Path, option: str) -> str:
     """The folder as a POSIX path relative to root ('' for root itself); ValueError if outside."""
     rel = os.path.relpath(folder, root)
     if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
-        raise ValueError(f"{option}: {folder} is not inside the dataset folder {root} (image file "
-                         f"names are relative to the dataset folder)")
+        raise ValueError(
+            f"{option}: {folder} is not inside the dataset folder {root} (image file "
+            f"names are relative to the dataset folder)"
+        )
     if not folder.is_dir():
         raise FileNotFoundError(f"{option}: {folder} is not a folder")
     return "" if rel == "." else Path(rel).as_posix()
@@ -140,7 +142,7 @@ def resolve_image(root: Path, base: str, written: str) -> str:
         base_abs = root / base if base else root
         for prefix in (str(base_abs), os.path.realpath(base_abs)):
             if text == prefix or text.startswith(prefix.rstrip("/") + "/"):
-                text = text[len(prefix):].lstrip("/")
+                text = text[len(prefix) :].lstrip("/")
                 break
         else:
             raise Outside(f"image path '{written}' is an absolute path outside the images folder (refused)")
@@ -212,8 +214,8 @@ def parse_float(text: str) -> float:
 
 def excerpt(text: object, limit: int = EXCERPT) -> str:
     """At most ``limit`` characters of what a file holds, unprintable ones as '?', for messages."""
-    text = "".join(c if c.isprintable() else "?" for c in str(text)[:limit + 1])
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    text = "".join(c if c.isprintable() else "?" for c in str(text)[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def fmt(box: Box) -> str:
@@ -226,8 +228,7 @@ def clip(box: Box, width: int, height: int) -> Box | None:
     return clipped if has_area(clipped) else None
 
 
-def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str,
-               report: ProblemReport) -> Box:
+def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str, report: ProblemReport) -> Box:
     """The one box check of every importer: the box clipped to the image (warning when it crossed
     the border). BadLabels (the caller sets the image aside: its faces are unknown) for a box with
     a coordinate that is not a finite number, that lies more than the image's size beyond its
@@ -235,10 +236,16 @@ def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str
     if not all(finite(v) for v in box):
         raise BadLabels(f"{where}: box {fmt(box)} has a coordinate that is not a finite number")
     reach = max(size.width, size.height)
-    if min(box) < -reach or box[0] > size.width + reach or box[2] > size.width + reach \
-            or box[1] > size.height + reach or box[3] > size.height + reach:
-        raise BadLabels(f"{where}: box {fmt(box)} is far outside {image_rel} ({size.width}x{size.height}): "
-                        f"wrong units?")
+    if (
+        min(box) < -reach
+        or box[0] > size.width + reach
+        or box[2] > size.width + reach
+        or box[1] > size.height + reach
+        or box[3] > size.height + reach
+    ):
+        raise BadLabels(
+            f"{where}: box {fmt(box)} is far outside {image_rel} ({size.width}x{size.height}): wrong units?"
+        )
     x1, y1, x2, y2 = box
     if x2 <= x1 or y2 <= y1:
         raise BadLabels(f"{where}: box {fmt(box)} has no area")
@@ -246,13 +253,22 @@ def accept_box(box: Box, size: Size, image_rel: str, label_file: str, where: str
     if clipped is None:
         raise BadLabels(f"{where}: box {fmt(box)} is outside {image_rel} ({size.width}x{size.height})")
     if max(abs(a - b) for a, b in zip(box, clipped)) > EDGE_TOLERANCE:
-        report.warning(label_file, f"{where}: box {fmt(box)} crosses the border of {image_rel} "
-                                   f"({size.width}x{size.height}); clipped to {fmt(clipped)}")
+        report.warning(
+            label_file,
+            f"{where}: box {fmt(box)} crosses the border of {image_rel} "
+            f"({size.width}x{size.height}); clipped to {fmt(clipped)}",
+        )
     return clipped
 
 
-def frame(declared: tuple[object, object], size: Size, image_rel: str, label_file: str,
-          report: ProblemReport, what: str = "declared size") -> Callable[[Box], Box]:
+def frame(
+    declared: tuple[object, object],
+    size: Size,
+    image_rel: str,
+    label_file: str,
+    report: ProblemReport,
+    what: str = "declared size",
+) -> Callable[[Box], Box]:
     """Maps boxes from the size a label file declares to the real image's (after EXIF orientation).
 
     Same size: unchanged. The stored size of an image with EXIF orientation 5-8: rotated onto the
@@ -269,8 +285,11 @@ def frame(declared: tuple[object, object], size: Size, image_rel: str, label_fil
         return identity
     said = f"{what} {jw:g}x{jh:g} but {image_rel} is {w}x{h}"
     if size.orientation >= 5 and (jw, jh) == (h, w):
-        report.warning(label_file, f"{said}: labelled on the image as stored, without its EXIF "
-                                   f"rotation (orientation {size.orientation}); boxes rotated to match")
+        report.warning(
+            label_file,
+            f"{said}: labelled on the image as stored, without its EXIF "
+            f"rotation (orientation {size.orientation}); boxes rotated to match",
+        )
 
         def rotate(box: Box) -> Box:
             points = [_orient(x, y, size) for x, y in ((box[0], box[1]), (box[2], box[3]))]
@@ -296,8 +315,7 @@ def sorted_images(images: dict[str, Image]) -> list[Image]:
     return [images[name] for name in sorted(images)]
 
 
-def scan(root: Path, label_suffix: str,
-         report: ProblemReport | None = None) -> tuple[dict[str, Path], dict[str, Path]]:
+def scan(root: Path, label_suffix: str, report: ProblemReport | None = None) -> tuple[dict[str, Path], dict[str, Path]]:
     """Image files and label files (``label_suffix``, e.g. ".txt") under root, by POSIX path
     relative to root, walked as the collect stage walks (:func:`facedet.images.dataset_files`):
     links to folders are not followed; a link to a file that leads out of the dataset is refused
@@ -308,8 +326,9 @@ def scan(root: Path, label_suffix: str,
         rel = path.relative_to(root).as_posix()
         (images if path.suffix.lower() in IMAGE_EXTENSIONS else labels)[rel] = path
     for path in refused if report is not None else ():
-        report.error(path.relative_to(root).as_posix(), "a link that leads outside the dataset folder "
-                                                       "(refused, not read)")
+        report.error(
+            path.relative_to(root).as_posix(), "a link that leads outside the dataset folder (refused, not read)"
+        )
     return images, labels
 
 

@@ -36,14 +36,28 @@ import math
 import os
 import posixpath
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS  # noqa: F401 - re-exported (the tests import it here)
-from facedet.labels.formats import (_WINDOWS_ABSOLUTE, BadLabels, Box, Outside, Size, accept_box, excerpt, finite,
-                                    frame, image_size, names_option, read_text, really_inside, scan)
+from facedet.labels.formats import (
+    _WINDOWS_ABSOLUTE,
+    BadLabels,
+    Box,
+    Outside,
+    Size,
+    accept_box,
+    excerpt,
+    finite,
+    frame,
+    image_size,
+    names_option,
+    read_text,
+    really_inside,
+    scan,
+)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -53,22 +67,39 @@ LABELME_VERSION = "5.4.1"
 
 # --- writing LabelMe files (the one writer: prelabel, the sample, export-labels) -----------------
 
+
 def rectangle(label: str, box: Box) -> dict:
     """A LabelMe rectangle shape, corners rounded to 0.01 px."""
     x1, y1, x2, y2 = (round(float(v), 2) for v in box)
-    return {"label": label, "points": [[x1, y1], [x2, y2]], "group_id": None, "description": "",
-            "shape_type": "rectangle", "flags": {}, "mask": None}
+    return {
+        "label": label,
+        "points": [[x1, y1], [x2, y2]],
+        "group_id": None,
+        "description": "",
+        "shape_type": "rectangle",
+        "flags": {},
+        "mask": None,
+    }
 
 
 def labelme_text(image_path: str, shapes: list[dict], width: int, height: int) -> str:
     """A LabelMe 5.4.1 file as labelme writes it with ``--nodata`` (``imageData`` null; JSON
     indented by 2, ASCII, no final newline). ``image_path`` is relative to the file's folder."""
-    return json.dumps({"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path,
-                       "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}, indent=2)
+    return json.dumps(
+        {
+            "version": LABELME_VERSION,
+            "flags": {},
+            "shapes": shapes,
+            "imagePath": image_path,
+            "imageData": None,
+            "imageHeight": int(height),
+            "imageWidth": int(width),
+        },
+        indent=2,
+    )
 
 
-def write_labelme(path: Path, image: Path, shapes: list[dict], width: int, height: int,
-                  overwrite: bool = True) -> None:
+def write_labelme(path: Path, image: Path, shapes: list[dict], width: int, height: int, overwrite: bool = True) -> None:
     """Write the LabelMe file ``path`` for the image file ``image`` (its ``imagePath`` relative to
     ``path``'s folder, with ``/``). ``overwrite=False``: FileExistsError rather than replace a file."""
     path = Path(path)
@@ -82,6 +113,7 @@ def write_labelme(path: Path, image: Path, shapes: list[dict], width: int, heigh
 IGNORE_LABEL = "ignore"  # the label of ignore regions, read and written
 
 # --- where LabelMe files are ---------------------------------------------------------------------
+
 
 def images_folder_index(parts: tuple[str, ...]) -> int | None:
     """Index of the last folder named ``images`` among parts (folders only), or None."""
@@ -99,7 +131,7 @@ def label_candidates(image: Path) -> list[Path]:
     k = images_folder_index(folders)
     if k is None:
         return [beside]
-    mirrored = Path(*folders[:k], "labels", *folders[k + 1:], image.stem + ".json")
+    mirrored = Path(*folders[:k], "labels", *folders[k + 1 :], image.stem + ".json")
     return [mirrored, beside]
 
 
@@ -145,13 +177,19 @@ def import_folder(root: Path, report: ProblemReport, labels: Sequence[str] = ("f
             log.exception("labelme: unexpected failure on %s", json_rel)
             lost = sorted(image for image, by in state.claimed.items() if by == json_rel)
             state.dropped.update(lost)
-            report.error(json_rel, f"label file dropped: unexpected failure ({type(err).__name__}: {err})"
-                         + "".join(f"; its image {image} is dropped too" for image in lost))
+            report.error(
+                json_rel,
+                f"label file dropped: unexpected failure ({type(err).__name__}: {err})"
+                + "".join(f"; its image {image} is dropped too" for image in lost),
+            )
 
     if state.ignored:
         log.info("labelme: ignored shapes with other labels: %s", dict(sorted(state.ignored.items())))
-    return [Image(rel, size.width, size.height, state.boxes.get(rel, []), state.ignore.get(rel, []))
-            for rel, size in sorted(sizes.items()) if rel not in state.dropped]
+    return [
+        Image(rel, size.width, size.height, state.boxes.get(rel, []), state.ignore.get(rel, []))
+        for rel, size in sorted(sizes.items())
+        if rel not in state.dropped
+    ]
 
 
 def label_files(root: Path) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
@@ -184,7 +222,7 @@ class _State:
     """One import: what is known so far about the images, filled in one label file at a time."""
 
     root: Path
-    index: "_Index"
+    index: _Index
     sizes: dict[str, Size]
     wanted: set[str]
     report: ProblemReport
@@ -212,9 +250,11 @@ class _State:
             return
         if image_rel is None:
             embedded = isinstance(data.get("imageData"), str) and data["imageData"]
-            report.error(json_rel, f"label file dropped: label file's image is missing ({note})"
-                         + ("; the JSON embeds imageData, from which the image could be restored"
-                            if embedded else ""))
+            report.error(
+                json_rel,
+                f"label file dropped: label file's image is missing ({note})"
+                + ("; the JSON embeds imageData, from which the image could be restored" if embedded else ""),
+            )
             return
         if image_rel in self.claimed:
             previous = self.claimed[image_rel]
@@ -230,12 +270,14 @@ class _State:
         if image_rel not in self.sizes:
             return  # an unreadable image, already reported
         try:
-            self.boxes[image_rel], self.ignore[image_rel] = _boxes(data, json_rel, image_rel, self.sizes[image_rel],
-                                                                   self.wanted, self.ignored, report)
+            self.boxes[image_rel], self.ignore[image_rel] = _boxes(
+                data, json_rel, image_rel, self.sizes[image_rel], self.wanted, self.ignored, report
+            )
         except BadLabels as err:
             self.dropped.add(image_rel)
-            report.error(json_rel, f"label file dropped: {err}; its image {image_rel} is dropped too "
-                                   f"(its faces are unknown)")
+            report.error(
+                json_rel, f"label file dropped: {err}; its image {image_rel} is dropped too (its faces are unknown)"
+            )
 
 
 # --- finding files ---------------------------------------------------------------------------
@@ -308,7 +350,7 @@ def _lexical(written: str, json_dir: str, root: Path) -> str | None:
     if written.startswith("/"):
         for base in (str(root), os.path.realpath(root)):
             if written == base or written.startswith(base.rstrip("/") + "/"):
-                written = written[len(base):].lstrip("/") or "."
+                written = written[len(base) :].lstrip("/") or "."
                 break
         else:
             return None
@@ -384,13 +426,16 @@ def _shape_box(shape: dict, where: str, json_rel: str, report: ProblemReport) ->
     if len(points) >= 3:
         report.warning(json_rel, f"{where}: shape_type '{kind}' used as the box around its points")
         return _bbox(points)
-    report.warning(json_rel, f"{where}: shape_type '{kind}' with {len(points)} point(s) has no "
-                             f"box; skipped (this face stays unboxed)")
+    report.warning(
+        json_rel,
+        f"{where}: shape_type '{kind}' with {len(points)} point(s) has no box; skipped (this face stays unboxed)",
+    )
     return None
 
 
-def _boxes(data: dict, json_rel: str, image_rel: str, size: Size, wanted: set[str],
-           ignored: Counter, report: ProblemReport) -> tuple[list[Box], list[Box]]:
+def _boxes(
+    data: dict, json_rel: str, image_rel: str, size: Size, wanted: set[str], ignored: Counter, report: ProblemReport
+) -> tuple[list[Box], list[Box]]:
     """(face boxes, ignore regions) of a LabelMe file, in the image's pixels, inside it. Shapes labelled
     ``ignore`` (what ``facedet export-labels`` writes for ignore regions) are ignore regions: neither a
     face to find nor background."""
@@ -410,8 +455,10 @@ def _boxes(data: dict, json_rel: str, image_rel: str, size: Size, wanted: set[st
         if box is not None:
             raw_boxes.append((where, box, is_ignore))
     transform = _frame(data, json_rel, image_rel, size, report)
-    accepted = [(accept_box(transform(box), size, image_rel, json_rel, where, report), is_ignore)
-                for where, box, is_ignore in raw_boxes]
+    accepted = [
+        (accept_box(transform(box), size, image_rel, json_rel, where, report), is_ignore)
+        for where, box, is_ignore in raw_boxes
+    ]
     return [b for b, i in accepted if not i], [b for b, i in accepted if i]
 
 
@@ -421,7 +468,6 @@ def _frame(data: dict, json_rel: str, image_rel: str, size: Size, report: Proble
     if jw is None and jh is None:
         return lambda box: box
     if not (finite(jw) and finite(jh) and jw > 0 and jh > 0):
-        report.warning(json_rel, f"imageWidth/imageHeight ({_short(jw)}, {_short(jh)}) are not "
-                                 f"sizes; ignored")
+        report.warning(json_rel, f"imageWidth/imageHeight ({_short(jw)}, {_short(jh)}) are not sizes; ignored")
         return lambda box: box
     return frame((jw, jh), size, image_rel, json_rel, report, what="imageWidth x imageHeight")

@@ -7,8 +7,8 @@ and follows the rules of :mod:`facedet.labels.formats`.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from facedet.coco import Image
 from facedet.labels.coco_json import import_coco
@@ -21,8 +21,14 @@ from facedet.problems import ProblemReport
 
 Importer = Callable[..., list[Image]]
 
-IMPORTERS: dict[str, Importer] = {"labelme": import_labelme, "wider": import_wider, "fddb": import_fddb,
-                                  "coco": import_coco, "yolo": import_yolo, "voc": import_voc}
+IMPORTERS: dict[str, Importer] = {
+    "labelme": import_labelme,
+    "wider": import_wider,
+    "fddb": import_fddb,
+    "coco": import_coco,
+    "yolo": import_yolo,
+    "voc": import_voc,
+}
 
 
 def options_of(format: str) -> dict[str, object]:
@@ -42,6 +48,8 @@ def import_labels(format: str, src: Path, report: ProblemReport, **options) -> l
     accepted = options_of(format)
     for option in options:
         if option not in accepted:
-            raise ValueError(f"labels.{option}: not an option of the '{format}' format (its options: "
-                             f"{', '.join(accepted) or 'none'})")
+            raise ValueError(
+                f"labels.{option}: not an option of the '{format}' format (its options: "
+                f"{', '.join(accepted) or 'none'})"
+            )
     return IMPORTERS[format](Path(src), report, **options)

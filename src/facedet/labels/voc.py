@@ -33,9 +33,22 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (BadLabels, Outside, Size, accept_box, dataset_root, folder_really_inside,
-                                    frame, image_size, names_option, parse_float, read_text, resolve_image, scan,
-                                    sorted_images)
+from facedet.labels.formats import (
+    BadLabels,
+    Outside,
+    Size,
+    accept_box,
+    dataset_root,
+    folder_really_inside,
+    frame,
+    image_size,
+    names_option,
+    parse_float,
+    read_text,
+    resolve_image,
+    scan,
+    sorted_images,
+)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -43,8 +56,9 @@ log = logging.getLogger(__name__)
 _DANGEROUS = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
-def import_voc(src: Path, report: ProblemReport, *, names: list[str] = ("face",),
-               one_based: bool = True) -> list[Image]:
+def import_voc(
+    src: Path, report: ProblemReport, *, names: list[str] = ("face",), one_based: bool = True
+) -> list[Image]:
     """Every image under src with the faces of its VOC XML file (ignore regions for difficult)."""
     root = dataset_root(src)
     wanted = names_option(names, "names")
@@ -107,13 +121,17 @@ def import_voc(src: Path, report: ProblemReport, *, names: list[str] = ("face",)
             found[image_rel] = _objects(tree, image_rel, xml_rel, size, wanted, offset, ignored, report)
         except BadLabels as err:
             dropped.add(image_rel)
-            report.error(xml_rel, f"label file dropped: {err}; its image {image_rel} is dropped too "
-                                  f"(its faces are unknown)")
+            report.error(
+                xml_rel, f"label file dropped: {err}; its image {image_rel} is dropped too (its faces are unknown)"
+            )
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the import
             log.exception("voc: unexpected failure on %s", xml_rel)
             dropped.add(image_rel)
-            report.error(xml_rel, f"label file dropped: unexpected failure ({type(err).__name__}: {err}); "
-                                  f"its image {image_rel} is dropped too")
+            report.error(
+                xml_rel,
+                f"label file dropped: unexpected failure ({type(err).__name__}: {err}); "
+                f"its image {image_rel} is dropped too",
+            )
 
     result: dict[str, Image] = {}
     for rel in sorted(image_paths):
@@ -126,8 +144,11 @@ def import_voc(src: Path, report: ProblemReport, *, names: list[str] = ("face",)
     if ignored:
         log.info("voc: ignored objects with other names: %s", dict(sorted(ignored.items())))
         if not any(i.boxes or i.ignore for i in found.values()):
-            report.warning(str(src), f"no object named {sorted(wanted)} in any XML file (names seen: "
-                                     f"{', '.join(sorted(ignored))}); check the names option")
+            report.warning(
+                str(src),
+                f"no object named {sorted(wanted)} in any XML file (names seen: "
+                f"{', '.join(sorted(ignored))}); check the names option",
+            )
     return sorted_images(result)
 
 
@@ -153,13 +174,17 @@ def _images_folder(root: Path, xml_rel: str) -> str:
 
 def _by_stem(image_paths: dict[str, Path], base: str, xml_rel: str) -> str | None:
     stem = posixpath.splitext(posixpath.basename(xml_rel))[0]
-    found = [rel for rel in image_paths
-             if posixpath.dirname(rel) == base and posixpath.splitext(posixpath.basename(rel))[0] == stem]
+    found = [
+        rel
+        for rel in image_paths
+        if posixpath.dirname(rel) == base and posixpath.splitext(posixpath.basename(rel))[0] == stem
+    ]
     return sorted(found)[0] if len(found) == 1 else None
 
 
-def _pair(root: Path, image_paths: dict[str, Path], base: str, xml_rel: str, tree: ET.Element,
-          guess: str | None) -> tuple[str | None, str]:
+def _pair(
+    root: Path, image_paths: dict[str, Path], base: str, xml_rel: str, tree: ET.Element, guess: str | None
+) -> tuple[str | None, str]:
     """(image, warning) for an XML file, or (None, why not); Outside for a refused filename."""
     written = (tree.findtext("filename") or "").strip()
     if written:
@@ -190,8 +215,16 @@ def _number(element: ET.Element, tag: str, where: str) -> float:
         raise BadLabels(f"{where}: <{tag}> {err}") from None
 
 
-def _objects(tree: ET.Element, image_rel: str, xml_rel: str, size: Size, wanted: set[str], offset: float,
-             ignored: Counter, report: ProblemReport) -> Image:
+def _objects(
+    tree: ET.Element,
+    image_rel: str,
+    xml_rel: str,
+    size: Size,
+    wanted: set[str],
+    offset: float,
+    ignored: Counter,
+    report: ProblemReport,
+) -> Image:
     raw = []
     for k, obj in enumerate(tree.findall("object")):
         name = (obj.findtext("name") or "").strip()
@@ -217,6 +250,7 @@ def _objects(tree: ET.Element, image_rel: str, xml_rel: str, size: Size, wanted:
             pass
     transform = frame(dims, size, image_rel, xml_rel, report)
     for where, difficult, box in raw:
-        (image.ignore if difficult else image.boxes).append(accept_box(transform(box), size, image_rel, xml_rel,
-                                                                       where, report))
+        (image.ignore if difficult else image.boxes).append(
+            accept_box(transform(box), size, image_rel, xml_rel, where, report)
+        )
     return image

@@ -35,9 +35,23 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.labels.formats import (MAX_DATASET_FILE_BYTES, BadLabels, Malformed, Sizes, accept_box, dataset_root,
-                                    display_path, excerpt, folder_inside, number_option, option_path, parse_float,
-                                    read_text, resolve_image, sorted_images)
+from facedet.labels.formats import (
+    MAX_DATASET_FILE_BYTES,
+    BadLabels,
+    Malformed,
+    Sizes,
+    accept_box,
+    dataset_root,
+    display_path,
+    excerpt,
+    folder_inside,
+    number_option,
+    option_path,
+    parse_float,
+    read_text,
+    resolve_image,
+    sorted_images,
+)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -45,9 +59,17 @@ log = logging.getLogger(__name__)
 _SPLIT_FILE = re.compile(r"wider_face_(train|val)_bbx_gt", re.IGNORECASE)
 
 
-def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | None = None,
-                 images: Path | str | None = None, min_size: float = 10, split: str | None = None,
-                 max_blur: int = 2, max_occlusion: int = 2) -> list[Image]:
+def import_wider(
+    src: Path,
+    report: ProblemReport,
+    *,
+    annotations: Path | str | None = None,
+    images: Path | str | None = None,
+    min_size: float = 10,
+    split: str | None = None,
+    max_blur: int = 2,
+    max_occlusion: int = 2,
+) -> list[Image]:
     """The images listed in a WIDER FACE ground-truth file, with faces and ignore regions.
 
     ``annotations``: the ``wider_face_*_bbx_gt.txt`` file (default: under
@@ -80,8 +102,10 @@ def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | 
             report.error(ann_name, f"line {path_line}: {err}; image dropped")
             continue
         if rel in first_line:
-            report.error(ann_name, f"line {path_line}: {rel} is listed again (first on line "
-                                   f"{first_line[rel]}); this record ignored")
+            report.error(
+                ann_name,
+                f"line {path_line}: {rel} is listed again (first on line {first_line[rel]}); this record ignored",
+            )
             continue
         first_line[rel] = path_line
         size = sizes.get(rel, ann_name)
@@ -89,24 +113,37 @@ def import_wider(src: Path, report: ProblemReport, *, annotations: Path | str | 
             continue
         image = Image(rel, size.width, size.height)
         try:
-            boxes = [accept_box((x, y, x + w, y + h), size, rel, ann_name, f"line {line}", report)
-                     for line, (x, y, w, h), _ in faces]
+            boxes = [
+                accept_box((x, y, x + w, y + h), size, rel, ann_name, f"line {line}", report)
+                for line, (x, y, w, h), _ in faces
+            ]
         except BadLabels as err:
             report.error(ann_name, f"{err}; image {rel} set aside (its faces are unknown)")
             continue
-        for box, (line, (x, y, w, h), flags) in zip(boxes, faces):
+        for box, (_line, (_x, _y, w, h), flags) in zip(boxes, faces):
             blur, invalid, occlusion = flags.get("blur", 0), flags.get("invalid", 0), flags.get("occlusion", 0)
             stats[f"blur={blur}"] += 1
             stats[f"occlusion={occlusion}"] += 1
-            reasons = [reason for reason, hit in (("invalid", invalid == 1), ("small", min(w, h) < min_size),
-                                                  ("blur", blur > max_blur),
-                                                  ("occlusion", occlusion > max_occlusion)) if hit]
+            reasons = [
+                reason
+                for reason, hit in (
+                    ("invalid", invalid == 1),
+                    ("small", min(w, h) < min_size),
+                    ("blur", blur > max_blur),
+                    ("occlusion", occlusion > max_occlusion),
+                )
+                if hit
+            ]
             (image.ignore if reasons else image.boxes).append(box)
             stats.update(f"ignored:{reason}" for reason in reasons)
         result[rel] = image
-    log.info("wider: %d images, %d faces, %d ignore regions; flags %s", len(result),
-             sum(len(i.boxes) for i in result.values()), sum(len(i.ignore) for i in result.values()),
-             dict(sorted(stats.items())))
+    log.info(
+        "wider: %d images, %d faces, %d ignore regions; flags %s",
+        len(result),
+        sum(len(i.boxes) for i in result.values()),
+        sum(len(i.ignore) for i in result.values()),
+        dict(sorted(stats.items())),
+    )
     return sorted_images(result)
 
 
@@ -118,11 +155,14 @@ def _locate(root: Path, annotations, images, split) -> tuple[Path, Path]:
         found = [(s, root / "wider_face_split" / f"wider_face_{s}_bbx_gt.txt") for s in splits]
         found = [(s, p) for s, p in found if p.is_file()]
         if not found:
-            raise FileNotFoundError(f"annotations: no wider_face_{'|'.join(splits)}_bbx_gt.txt in "
-                                    f"{root / 'wider_face_split'}")
+            raise FileNotFoundError(
+                f"annotations: no wider_face_{'|'.join(splits)}_bbx_gt.txt in {root / 'wider_face_split'}"
+            )
         if len(found) > 1:
-            raise ValueError("split: both wider_face_train_bbx_gt.txt and wider_face_val_bbx_gt.txt "
-                             "exist; choose split=train or split=val (or give annotations)")
+            raise ValueError(
+                "split: both wider_face_train_bbx_gt.txt and wider_face_val_bbx_gt.txt "
+                "exist; choose split=train or split=val (or give annotations)"
+            )
         split, ann_path = found[0]
     else:
         ann_path = option_path(root, annotations, "")
@@ -162,8 +202,9 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
             i += 1
             continue
         if not _is_path(text):
-            report.error(ann_name, f"line {i + 1}: expected an image path, got '{excerpt(text)}'; skipped to "
-                                   f"the next image path")
+            report.error(
+                ann_name, f"line {i + 1}: expected an image path, got '{excerpt(text)}'; skipped to the next image path"
+            )
             i += 1
             while i < n and not _is_path(lines[i]):
                 i += 1
@@ -181,8 +222,9 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
             faces = []
             for k in range(count):
                 if i >= n or _is_path(lines[i]) or not lines[i].strip():
-                    raise Malformed(i + 1 if i < n else n, f"the count on line {count_line} is {count} "
-                                                          f"but {k} face line(s) follow")
+                    raise Malformed(
+                        i + 1 if i < n else n, f"the count on line {count_line} is {count} but {k} face line(s) follow"
+                    )
                 faces.append(_face(lines[i], i + 1))
                 i += 1
             if count == 0 and i < n and lines[i].strip() and not _is_path(lines[i]):
@@ -205,8 +247,11 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
 def _face(text: str, line: int) -> tuple[int, tuple[float, float, float, float], dict[str, int]]:
     tokens = text.split()
     if len(tokens) not in (4, 10):
-        raise Malformed(line, f"a face line has 10 numbers (x1 y1 w h and 6 flags), this one has "
-                              f"{len(tokens)}: '{excerpt(text.strip())}'")
+        raise Malformed(
+            line,
+            f"a face line has 10 numbers (x1 y1 w h and 6 flags), this one has "
+            f"{len(tokens)}: '{excerpt(text.strip())}'",
+        )
     try:
         values = [parse_float(t) for t in tokens]
     except BadLabels as err:

@@ -30,8 +30,19 @@ from collections import Counter
 from pathlib import Path
 
 from facedet.coco import Image
-from facedet.labels.formats import (BadLabels, Size, accept_box, dataset_root, excerpt, folder_really_inside,
-                                    image_size, parse_float, read_text, scan, sorted_images)
+from facedet.labels.formats import (
+    BadLabels,
+    Size,
+    accept_box,
+    dataset_root,
+    excerpt,
+    folder_really_inside,
+    image_size,
+    parse_float,
+    read_text,
+    scan,
+    sorted_images,
+)
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -63,13 +74,17 @@ def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,)) 
                     raise BadLabels("its folder leads outside the dataset folder through a link (refused)")
                 _read(read_text(txt_paths[label_rel]), image, size, label_rel, wanted, ignored, report)
             except BadLabels as err:
-                report.error(label_rel, f"label file dropped: {err}; its image {rel} is dropped too "
-                                        f"(its faces are unknown)")
+                report.error(
+                    label_rel, f"label file dropped: {err}; its image {rel} is dropped too (its faces are unknown)"
+                )
                 continue
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the import
                 log.exception("yolo: unexpected failure on %s", label_rel)
-                report.error(label_rel, f"label file dropped: unexpected failure ({type(err).__name__}: "
-                                        f"{err}); its image {rel} is dropped too")
+                report.error(
+                    label_rel,
+                    f"label file dropped: unexpected failure ({type(err).__name__}: "
+                    f"{err}); its image {rel} is dropped too",
+                )
                 continue
         result[rel] = image
     for label_rel in sorted(set(txt_paths) - used):
@@ -77,8 +92,11 @@ def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,)) 
         in_labels = "labels" in label_rel.split("/")[:-1]
         next_to_images = any(posixpath.dirname(r) == posixpath.dirname(label_rel) for r in image_paths)
         if name not in _NOT_LABELS and (in_labels or next_to_images):
-            report.warning(label_rel, "label file without an image (no image of the same name in the "
-                                      "matching images folder or next to it); ignored")
+            report.warning(
+                label_rel,
+                "label file without an image (no image of the same name in the "
+                "matching images folder or next to it); ignored",
+            )
     if ignored:
         log.info("yolo: ignored objects of other classes: %s", dict(sorted(ignored.items())))
     return sorted_images(result)
@@ -103,14 +121,15 @@ def _candidates(image_rel: str) -> list[str]:
     found = []
     for i in range(len(parts) - 2, -1, -1):  # the last "images" folder of the path
         if parts[i] == "images":
-            found.append("/".join(parts[:i] + ["labels"] + parts[i + 1:]) + ".txt")
+            found.append("/".join(parts[:i] + ["labels"] + parts[i + 1 :]) + ".txt")
             break
     found.append(stem + ".txt")
     return found
 
 
-def _read(text: str, image: Image, size: Size, label_rel: str, wanted: set[int], ignored: Counter,
-          report: ProblemReport) -> None:
+def _read(
+    text: str, image: Image, size: Size, label_rel: str, wanted: set[int], ignored: Counter, report: ProblemReport
+) -> None:
     boxes = []
     for n, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
@@ -118,8 +137,10 @@ def _read(text: str, image: Image, size: Size, label_rel: str, wanted: set[int],
             continue
         where = f"line {n}"
         if len(tokens) != 5 and (len(tokens) < 7 or len(tokens) % 2 == 0):
-            raise BadLabels(f"{where}: expected 'class cx cy w h' (5 values) or a polygon 'class x1 y1 x2 y2 "
-                            f"x3 y3 ...', got {len(tokens)} values")
+            raise BadLabels(
+                f"{where}: expected 'class cx cy w h' (5 values) or a polygon 'class x1 y1 x2 y2 "
+                f"x3 y3 ...', got {len(tokens)} values"
+            )
         try:
             cls_value, *values = (parse_float(t) for t in tokens)
         except BadLabels as err:
@@ -132,16 +153,22 @@ def _read(text: str, image: Image, size: Size, label_rel: str, wanted: set[int],
         if len(values) == 4:
             cx, cy, w, h = values
             named = dict(zip(("cx", "cy", "w", "h"), values))
-            box = (cx - w / 2) * size.width, (cy - h / 2) * size.height, \
-                  (cx + w / 2) * size.width, (cy + h / 2) * size.height
+            box = (
+                (cx - w / 2) * size.width,
+                (cy - h / 2) * size.height,
+                (cx + w / 2) * size.width,
+                (cy + h / 2) * size.height,
+            )
         else:
             xs, ys = values[0::2], values[1::2]
             named = {f"{axis}{i + 1}": v for i, (x, y) in enumerate(zip(xs, ys)) for axis, v in (("x", x), ("y", y))}
             box = min(xs) * size.width, min(ys) * size.height, max(xs) * size.width, max(ys) * size.height
         outside = [f"{k}={v:g}" for k, v in named.items() if not 0 <= v <= 1]
         if len(values) == 4 and min(values) > 1:
-            raise BadLabels(f"{where}: values {excerpt(' '.join(tokens[1:]))} are all above 1: pixel "
-                            f"coordinates? YOLO boxes are fractions of the image size")
+            raise BadLabels(
+                f"{where}: values {excerpt(' '.join(tokens[1:]))} are all above 1: pixel "
+                f"coordinates? YOLO boxes are fractions of the image size"
+            )
         if outside:
             where += f" (outside [0, 1]: {excerpt(', '.join(outside), 60)})"
         boxes.append(accept_box(box, size, image.file_name, label_rel, where, report))

@@ -27,7 +27,9 @@ def iou_family(pred: torch.Tensor, target: torch.Tensor, kind: str = "giou") -> 
     if kind not in IOU_TYPES:
         raise ValueError(f"config key 'loss.iou_type' = {kind!r}: expected one of {IOU_TYPES}")
     wh_p, wh_t = (pred[..., 2:] - pred[..., :2]).clamp(min=0), (target[..., 2:] - target[..., :2]).clamp(min=0)
-    inter_wh = (torch.minimum(pred[..., 2:], target[..., 2:]) - torch.maximum(pred[..., :2], target[..., :2])).clamp(min=0)
+    inter_wh = (torch.minimum(pred[..., 2:], target[..., 2:]) - torch.maximum(pred[..., :2], target[..., :2])).clamp(
+        min=0
+    )
     inter = inter_wh[..., 0] * inter_wh[..., 1]
     union = wh_p[..., 0] * wh_p[..., 1] + wh_t[..., 0] * wh_t[..., 1] - inter
     iou = inter / (union + _EPS)
@@ -49,8 +51,14 @@ def pairwise_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return iou_family(a[:, None, :], b[None, :, :], "iou")
 
 
-def atss_assign(gt: torch.Tensor, priors: torch.Tensor, topk: int = 9, anchor_scale: float = 4.0,
-                centre_inside: bool = True, levels: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def atss_assign(
+    gt: torch.Tensor,
+    priors: torch.Tensor,
+    topk: int = 9,
+    anchor_scale: float = 4.0,
+    centre_inside: bool = True,
+    levels: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Adaptive Training Sample Selection (Zhang et al. 2020) on point priors.
 
     gt [G, 4] boxes and priors [N, 3] (cx, cy, stride), both in pixels. Each prior stands for a square
@@ -83,8 +91,9 @@ def atss_assign(gt: torch.Tensor, priors: torch.Tensor, topk: int = 9, anchor_sc
         candidates.append(level[distance[:, level].topk(k, dim=1, largest=False).indices])
     candidates = torch.cat(candidates, dim=1)  # [G, K]
     candidate_iou = ious.gather(1, candidates)
-    threshold = candidate_iou.mean(1, keepdim=True) + (candidate_iou.std(1, keepdim=True)
-                                                         if candidates.shape[1] > 1 else 0.0)
+    threshold = candidate_iou.mean(1, keepdim=True) + (
+        candidate_iou.std(1, keepdim=True) if candidates.shape[1] > 1 else 0.0
+    )
     keep = candidate_iou >= threshold
     if centre_inside:
         points = priors[candidates, :2]  # [G, K, 2]
@@ -130,9 +139,18 @@ class DenseLoss(nn.Module):
     small to learn); background points inside one add no face-ness term.
     """
 
-    def __init__(self, face_weight: float = 1.0, box_weight: float = 2.0, face_loss: str = "qfl",
-                 gamma: float = 2.0, alpha: float = 0.25, iou_type: str = "giou", topk: int = 9,
-                 anchor_scale: float = 4.0, centre_inside: bool = True) -> None:
+    def __init__(
+        self,
+        face_weight: float = 1.0,
+        box_weight: float = 2.0,
+        face_loss: str = "qfl",
+        gamma: float = 2.0,
+        alpha: float = 0.25,
+        iou_type: str = "giou",
+        topk: int = 9,
+        anchor_scale: float = 4.0,
+        centre_inside: bool = True,
+    ) -> None:
         super().__init__()
         if face_loss not in FACE_LOSSES:
             raise ValueError(f"config key 'loss.face_loss' = {face_loss!r}: expected one of {FACE_LOSSES}")
@@ -142,7 +160,9 @@ class DenseLoss(nn.Module):
         self.gamma, self.alpha, self.iou_type = gamma, alpha, iou_type
         self.topk, self.anchor_scale, self.centre_inside = topk, anchor_scale, centre_inside
 
-    def forward(self, outputs: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, outputs: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
         """outputs: DenseNet.forward's dict; targets[i]["boxes"]: FloatTensor[N, 4] normalised (x1, y1, x2, y2)."""
         logits, raw, priors = outputs["face_logit"], outputs["box"], outputs["priors"]
         scale = outputs["size"].repeat(2)
@@ -154,8 +174,7 @@ class DenseLoss(nn.Module):
         with torch.no_grad():
             for i, target in enumerate(targets):
                 gt = target["boxes"].to(logits).reshape(-1, 4) * scale
-                assigned, positive = atss_assign(gt, priors, self.topk, self.anchor_scale, self.centre_inside,
-                                                 levels)
+                assigned, positive = atss_assign(gt, priors, self.topk, self.anchor_scale, self.centre_inside, levels)
                 ignore = target.get("ignore")
                 if ignore is not None and ignore.numel():
                     inside = _inside_any(priors[:, :2], ignore.to(logits).reshape(-1, 4) * scale)

@@ -20,7 +20,9 @@ class SingleFaceLoss(nn.Module):
         super().__init__()
         self.box_weight, self.face_weight = box_weight, face_weight
 
-    def forward(self, outputs: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, outputs: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
         """targets[i]["boxes"]: FloatTensor[N, 4], normalised (x1, y1, x2, y2); the largest face is the target."""
         has_face = torch.tensor([len(t["boxes"]) > 0 for t in targets], device=outputs["box"].device)
         face = F.binary_cross_entropy_with_logits(outputs["face_logit"], has_face.float())

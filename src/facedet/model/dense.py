@@ -52,8 +52,14 @@ class DenseNet(nn.Module):
     resize = "letterbox"
     strides = STRIDES
 
-    def __init__(self, input_size: int = 320, widths: tuple[int, ...] = (16, 32, 64, 96, 128), depth: int = 1,
-                 neck_width: int = 48, prior_prob: float = 0.01) -> None:
+    def __init__(
+        self,
+        input_size: int = 320,
+        widths: tuple[int, ...] = (16, 32, 64, 96, 128),
+        depth: int = 1,
+        neck_width: int = 48,
+        prior_prob: float = 0.01,
+    ) -> None:
         super().__init__()
         if len(widths) != 5:
             raise ValueError(f"config key 'model.widths' = {list(widths)}: expected 5 widths (strides 2..32)")
@@ -68,8 +74,9 @@ class DenseNet(nn.Module):
             self.stages.append(nn.Sequential(*units))
         self.lateral = nn.ModuleList([nn.Conv2d(w, neck_width, 1, bias=False) for w in widths[2:]])
         self.top_down = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES[:-1]])
-        self.downsample = nn.ModuleList([nn.Conv2d(neck_width, neck_width, 3, 2, 1, groups=neck_width, bias=False)
-                                         for _ in STRIDES[:-1]])
+        self.downsample = nn.ModuleList(
+            [nn.Conv2d(neck_width, neck_width, 3, 2, 1, groups=neck_width, bias=False) for _ in STRIDES[:-1]]
+        )
         self.bottom_up = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES[:-1]])
         self.head = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES])
         self.predict = nn.ModuleList([nn.Conv2d(neck_width, 5, 1) for _ in STRIDES])
@@ -105,8 +112,12 @@ class DenseNet(nn.Module):
         # (W, H) from the last stride-8 prior ((W - 4, H - 4)): tensor ops, so ONNX tracing keeps the
         # input size dynamic and torch.export (MLflow's log_model) can follow it.
         size = priors[0][-1, :2] + STRIDES[0] / 2
-        return {"face_logit": torch.cat(logits, 1), "box": torch.cat(boxes, 1), "priors": torch.cat(priors, 0),
-                "size": size}
+        return {
+            "face_logit": torch.cat(logits, 1),
+            "box": torch.cat(boxes, 1),
+            "priors": torch.cat(priors, 0),
+            "size": size,
+        }
 
     @staticmethod
     def boxes_in_pixels(box: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:

@@ -37,8 +37,9 @@ class Placement:
         return np.clip(out, 0, [self.width, self.height, self.width, self.height])
 
 
-def prepare(rgb: np.ndarray, size: int, mode: str = "stretch", stride: int = 32,
-            square: bool = True) -> tuple[torch.Tensor, Placement]:
+def prepare(
+    rgb: np.ndarray, size: int, mode: str = "stretch", stride: int = 32, square: bool = True
+) -> tuple[torch.Tensor, Placement]:
     """HxWx3 uint8 RGB -> float [3, H_in, W_in] in [0, 1] and its placement.
 
     ``stretch``: the whole picture resized to size x size (the seed's way).

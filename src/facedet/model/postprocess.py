@@ -17,8 +17,7 @@ def select(decoded: np.ndarray, threshold: float, nms_iou: float = 0.4, max_face
         return decoded
     xywh = np.column_stack([decoded[:, :2], decoded[:, 2:4] - decoded[:, :2]])
     # NMSBoxes wants integer-free xywh lists; 1000x keeps precision for normalised coordinates.
-    keep = cv2.dnn.NMSBoxes((xywh * 1000).tolist(), decoded[:, 4].tolist(), float(threshold), nms_iou,
-                            top_k=max_faces)
+    keep = cv2.dnn.NMSBoxes((xywh * 1000).tolist(), decoded[:, 4].tolist(), float(threshold), nms_iou, top_k=max_faces)
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)
     kept = decoded[keep]
     return kept[np.argsort(-kept[:, 4], kind="stable")]

@@ -17,8 +17,15 @@ class SingleFaceNet(nn.Module):
 
     resize = "stretch"
 
-    def __init__(self, input_size: int = 120, width: float = 1.0, stages: tuple[int, ...] = (2, 2, 3, 3, 3),
-                 hidden: int = 2048, dropout: float = 0.0, batch_norm: bool = True) -> None:
+    def __init__(
+        self,
+        input_size: int = 120,
+        width: float = 1.0,
+        stages: tuple[int, ...] = (2, 2, 3, 3, 3),
+        hidden: int = 2048,
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
         self.input_size = input_size
         layers: list[nn.Module] = []
@@ -37,8 +44,9 @@ class SingleFaceNet(nn.Module):
 
     @staticmethod
     def _head(in_features: int, hidden: int, dropout: float, out_features: int) -> nn.Sequential:
-        return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                             nn.Linear(hidden, out_features))
+        return nn.Sequential(
+            nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, out_features)
+        )
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = torch.amax(self.backbone(images), dim=(2, 3))  # global max pooling, as the seed

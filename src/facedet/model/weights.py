@@ -29,11 +29,21 @@ MAX_INPUT_SIZE = 2048
 # and the range of each element. A key that is absent takes the network's default.
 _INT, _FLOAT, _BOOL = int, float, bool
 MODEL_SCHEMA: dict[str, dict[str, tuple]] = {
-    "dense": {"input_size": (_INT, 32, MAX_INPUT_SIZE), "widths": ((_INT, 5), 1, 1024), "depth": (_INT, 0, 8),
-              "neck_width": (_INT, 1, 1024), "prior_prob": (_FLOAT, 1e-6, 1 - 1e-6)},
-    "single_face": {"input_size": (_INT, 32, MAX_INPUT_SIZE), "width": (_FLOAT, 0.01, 4.0),
-                    "stages": ((_INT, 5), 0, 8), "hidden": (_INT, 1, 16384), "dropout": (_FLOAT, 0.0, 1.0),
-                    "batch_norm": (_BOOL, None, None)},
+    "dense": {
+        "input_size": (_INT, 32, MAX_INPUT_SIZE),
+        "widths": ((_INT, 5), 1, 1024),
+        "depth": (_INT, 0, 8),
+        "neck_width": (_INT, 1, 1024),
+        "prior_prob": (_FLOAT, 1e-6, 1 - 1e-6),
+    },
+    "single_face": {
+        "input_size": (_INT, 32, MAX_INPUT_SIZE),
+        "width": (_FLOAT, 0.01, 4.0),
+        "stages": ((_INT, 5), 0, 8),
+        "hidden": (_INT, 1, 16384),
+        "dropout": (_FLOAT, 0.0, 1.0),
+        "batch_norm": (_BOOL, None, None),
+    },
 }
 
 
@@ -85,7 +95,9 @@ def check_metadata(metadata: object, where: str) -> dict:
             expected = f"a list of {length} {kind.__name__}s in [{low}, {high}]"
         else:
             ok = _number_ok(value, kind, low, high)
-            expected = "true or false" if kind is bool else f"a{'n' if kind is int else ''} {kind.__name__} in [{low}, {high}]"
+            expected = (
+                "true or false" if kind is bool else f"a{'n' if kind is int else ''} {kind.__name__} in [{low}, {high}]"
+            )
         if not ok:
             raise ModelFileError(f"{where}: metadata 'model.{key}' = {_shown(value)}: expected {expected}")
     return dict(metadata)
@@ -143,8 +155,13 @@ def load(path: Path) -> tuple[nn.Module, dict]:
     if found != expected:
         missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
         wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
-        detail = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
-                  else f"{wrong[0]} is {list(found[wrong[0]])}, the network's is {list(expected[wrong[0]])}")
+        detail = (
+            f"missing {missing[0]}"
+            if missing
+            else f"unexpected {extra[0]}"
+            if extra
+            else f"{wrong[0]} is {list(found[wrong[0]])}, the network's is {list(expected[wrong[0]])}"
+        )
         raise ModelFileError(f"{path}: its tensors do not match the network its metadata describes ({detail})")
     net = build_net(metadata["model"])
     try:

@@ -32,6 +32,7 @@ def run_stage(name: str, cfg: DictConfig, callbacks: list | tuple = ()) -> None:
     elif "callbacks" in inspect.signature(run).parameters:
         run(cfg, callbacks=list(callbacks))
     else:
-        logging.getLogger(__name__).warning("stage %s takes no callbacks: %s not used", name,
-                                            ", ".join(type(c).__name__ for c in callbacks))
+        logging.getLogger(__name__).warning(
+            "stage %s takes no callbacks: %s not used", name, ", ".join(type(c).__name__ for c in callbacks)
+        )
         run(cfg)

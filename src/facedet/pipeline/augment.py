@@ -36,8 +36,15 @@ def run(cfg: DictConfig) -> None:
     shown = [image for image in images if image.boxes][: cfg.augment.preview_images]
     grid = augment.preview(pipeline, shown, source_dir, cfg.augment.preview_draws, cfg.seed, read_rgb)
     write_image(out / "preview.png", grid)
-    stats = augment.statistics(pipeline, images[: cfg.augment.stats_images], source_dir, cfg.augment.preview_draws,
-                               cfg.seed, cfg.augment.min_face, read_rgb)
+    stats = augment.statistics(
+        pipeline,
+        images[: cfg.augment.stats_images],
+        source_dir,
+        cfg.augment.preview_draws,
+        cfg.seed,
+        cfg.augment.min_face,
+        read_rgb,
+    )
     (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     if cfg.augment.copies > 0:
         _materialise(pipeline, images, source_dir, out, cfg.augment.copies, cfg.seed)

@@ -100,15 +100,22 @@ def sources(cfg: DictConfig) -> list[FolderSource | VideoSourceSpec]:
             raise _bad(key, item, "a mapping such as {type: folder, path: data}")
         kind = item.get("type")
         if kind == "sample":
-            raise _bad(f"{key}.type", kind, "folder or video (there is no sample source: the sample's "
-                       "LabelMe files must be under paths.data for the labels stage, so write it there "
-                       "with `facedet sample data`)")
+            raise _bad(
+                f"{key}.type",
+                kind,
+                "folder or video (there is no sample source: the sample's "
+                "LabelMe files must be under paths.data for the labels stage, so write it there "
+                "with `facedet sample data`)",
+            )
         if kind not in SOURCE_KEYS:
             raise _bad(f"{key}.type", kind, "folder or video")
         unknown = sorted(set(item) - SOURCE_KEYS[kind])
         if unknown:
-            raise _bad(f"{key}.{unknown[0]}", item[unknown[0]], f"no such key for a {kind} source "
-                       f"(keys: {', '.join(sorted(SOURCE_KEYS[kind]))})")
+            raise _bad(
+                f"{key}.{unknown[0]}",
+                item[unknown[0]],
+                f"no such key for a {kind} source (keys: {', '.join(sorted(SOURCE_KEYS[kind]))})",
+            )
         written = item.get("path")
         if not isinstance(written, str) or not written:
             raise _bad(f"{key}.path", written, "a folder or file path (relative to the project root, or absolute)")
@@ -128,8 +135,11 @@ def sources(cfg: DictConfig) -> list[FolderSource | VideoSourceSpec]:
         else:
             every, frames = item.get("every"), item.get("frames")
             if (every is None) == (frames is None):
-                raise _bad(key, item, "a video source with either every: k (every k-th frame) or frames: N "
-                           "(N evenly spaced frames)")
+                raise _bad(
+                    key,
+                    item,
+                    "a video source with either every: k (every k-th frame) or frames: N (N evenly spaced frames)",
+                )
             if every is not None and not _positive(every):
                 raise _bad(f"{key}.every", every, "a positive integer")
             if frames is not None and not _positive(frames):
@@ -139,6 +149,7 @@ def sources(cfg: DictConfig) -> list[FolderSource | VideoSourceSpec]:
 
 
 # --- names -----------------------------------------------------------------------------------------
+
 
 def _inside(path: Path, root: Path) -> str | None:
     """path relative to root (POSIX, lexical: links are not resolved) when inside it, else None."""
@@ -186,6 +197,7 @@ def frame_indices(total: int, every: int | None = None, frames: int | None = Non
 
 # --- the stage -------------------------------------------------------------------------------------
 
+
 class _Collection:
     """The output folder, manifest and report of one run; writes one image at a time."""
 
@@ -210,9 +222,18 @@ class _Collection:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.folders.add(path.parent)
         write_image(path, rgb, self.jpeg_quality)
-        self.manifest.append({"file": target, "source": name, "width": rgb.shape[1], "height": rgb.shape[0],
-                              "source_width": width, "source_height": height, "sha256": sha256,
-                              "origin": origin})
+        self.manifest.append(
+            {
+                "file": target,
+                "source": name,
+                "width": rgb.shape[1],
+                "height": rgb.shape[0],
+                "source_width": width,
+                "source_height": height,
+                "sha256": sha256,
+                "origin": origin,
+            }
+        )
         return True
 
 
@@ -247,8 +268,15 @@ def _keepers(folders: list[tuple[FolderSource, list[Path]]], bar: Progress) -> d
     return kept
 
 
-def _collect_folder(folder: FolderSource, paths: list[Path], names: _Names, kept: dict, collection: _Collection,
-                    bar: Progress, name_of: dict[Path, str]) -> None:
+def _collect_folder(
+    folder: FolderSource,
+    paths: list[Path],
+    names: _Names,
+    kept: dict,
+    collection: _Collection,
+    bar: Progress,
+    name_of: dict[Path, str],
+) -> None:
     report = collection.report
     task = bar.add_task(folder.written, total=len(paths))
     origin = {"type": "folder", "path": folder.written}
@@ -257,8 +285,10 @@ def _collect_folder(folder: FolderSource, paths: list[Path], names: _Names, kept
         name, target = names(path.relative_to(folder.path).as_posix())
         digest, keeper = kept.get(path, (None, path))
         if keeper != path:
-            report.warning(name, f"skipped: duplicate of {name_of.get(keeper, keeper)} (identical content, "
-                                 f"sha256 {digest[:12]}...)")
+            report.warning(
+                name,
+                f"skipped: duplicate of {name_of.get(keeper, keeper)} (identical content, sha256 {digest[:12]}...)",
+            )
             continue
         try:
             rgb = read_rgb(path, max_side=collection.max_side)
@@ -267,8 +297,9 @@ def _collect_folder(folder: FolderSource, paths: list[Path], names: _Names, kept
             continue
         height, width = rgb.shape[:2]
         if min(width, height) < folder.min_size:
-            report.error(name, f"set aside: too small ({width}x{height} px; {folder.key}.min_size is "
-                               f"{folder.min_size})")
+            report.error(
+                name, f"set aside: too small ({width}x{height} px; {folder.key}.min_size is {folder.min_size})"
+            )
             continue
         collection.add(name, target, rgb, digest or file_sha256(path), origin)
     bar.remove_task(task)
@@ -280,13 +311,21 @@ def _videos_of(spec: VideoSourceSpec) -> list[Path]:
     return [spec.path]
 
 
-def _collect_video(spec: VideoSourceSpec, path: Path, data: Path, collection: _Collection, bar: Progress,
-                   stems: dict[str, str]) -> None:
+def _collect_video(
+    spec: VideoSourceSpec, path: Path, data: Path, collection: _Collection, bar: Progress, stems: dict[str, str]
+) -> None:
 
     report = collection.report
     in_data = _inside(path, data)
-    shown = in_data if in_data is not None else (
-        path.as_posix() if spec.path.is_file() else _join(spec.written.rstrip("/"), path.relative_to(spec.path).as_posix()))
+    shown = (
+        in_data
+        if in_data is not None
+        else (
+            path.as_posix()
+            if spec.path.is_file()
+            else _join(spec.written.rstrip("/"), path.relative_to(spec.path).as_posix())
+        )
+    )
     if path.stem in stems:
         report.error(shown, f"set aside: its frames would collect into {path.stem}/ like those of {stems[path.stem]}")
         return
@@ -324,9 +363,13 @@ def _collect_video(spec: VideoSourceSpec, path: Path, data: Path, collection: _C
                 ok, bgr = capture.retrieve()
                 if ok and bgr is not None:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    collection.add(name, f"{path.stem}/frame_{index:06d}.jpg", rgb,
-                                   hashlib.sha256(np.ascontiguousarray(rgb).data).hexdigest(),
-                                   {**origin_base, "frame": index})
+                    collection.add(
+                        name,
+                        f"{path.stem}/frame_{index:06d}.jpg",
+                        rgb,
+                        hashlib.sha256(np.ascontiguousarray(rgb).data).hexdigest(),
+                        {**origin_base, "frame": index},
+                    )
                     got += 1
                 else:
                     report.error(name, "frame set aside: cannot be decoded")
@@ -335,8 +378,11 @@ def _collect_video(spec: VideoSourceSpec, path: Path, data: Path, collection: _C
             index += 1
         bar.remove_task(task)
     if wanted is not None and next_wanted is not None and index > 0:
-        report.warning(shown, f"the video ended after {index} frames though its header says {total}: "
-                              f"{got} of {len(wanted)} wanted frames collected")
+        report.warning(
+            shown,
+            f"the video ended after {index} frames though its header says {total}: "
+            f"{got} of {len(wanted)} wanted frames collected",
+        )
     if index == 0:
         report.error(shown, "set aside: no frame could be read")
 
@@ -362,10 +408,13 @@ def run(cfg: DictConfig) -> None:
             paths, refused = list_folder(spec)
             folders.append((spec, paths))
             for link in refused:
-                report.error(_Names(spec, data)(link.relative_to(spec.path).as_posix())[0],
-                             "set aside: a link that leads outside the folder (not read)")
-    name_of = {path: _Names(spec, data)(path.relative_to(spec.path).as_posix())[0]
-               for spec, paths in folders for path in paths}
+                report.error(
+                    _Names(spec, data)(link.relative_to(spec.path).as_posix())[0],
+                    "set aside: a link that leads outside the folder (not read)",
+                )
+    name_of = {
+        path: _Names(spec, data)(path.relative_to(spec.path).as_posix())[0] for spec, paths in folders for path in paths
+    }
     stems: dict[str, str] = {}
     with _progress() as bar:
         kept = _keepers(folders, bar)
@@ -384,5 +433,8 @@ def run(cfg: DictConfig) -> None:
     by_type: dict[str, int] = {}
     for entry in collection.manifest:
         by_type[entry["origin"]["type"]] = by_type.get(entry["origin"]["type"], 0) + 1
-    report.write(out / "report.json", images=len(collection.manifest),
-                 **{f"{kind}_images": n for kind, n in sorted(by_type.items())})
+    report.write(
+        out / "report.json",
+        images=len(collection.manifest),
+        **{f"{kind}_images": n for kind, n in sorted(by_type.items())},
+    )

@@ -35,8 +35,10 @@ def run(cfg: DictConfig) -> None:
     tracking.experiment_id(cfg)
     with mlflow.start_run(run_id=run_id):  # the training run; marked FAILED if this stage fails
         metrics = _evaluate(cfg)
-    print(f"evaluate: test AP@0.5 {metrics['ap50']}, AP@[.5:.95] {metrics['ap50_95']}, F1 {metrics.get('f1')} at "
-          f"threshold {metrics['threshold']:g}; MLflow run {tracking.run_link(cfg, run_id)}")
+    print(
+        f"evaluate: test AP@0.5 {metrics['ap50']}, AP@[.5:.95] {metrics['ap50_95']}, F1 {metrics.get('f1')} at "
+        f"threshold {metrics['threshold']:g}; MLflow run {tracking.run_link(cfg, run_id)}"
+    )
 
 
 def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
@@ -53,8 +55,9 @@ def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     curve = pr_curve(truth, predictions, cfg.evaluate.iou_threshold)
-    (out / "pr_curve.json").write_text(json.dumps(
-        {"pr_curve": [dict(zip(curve, row)) for row in zip(*curve.values())]}, indent=1) + "\n")
+    (out / "pr_curve.json").write_text(
+        json.dumps({"pr_curve": [dict(zip(curve, row)) for row in zip(*curve.values())]}, indent=1) + "\n"
+    )
     plot_pr_curve(curve, out / "pr_curve.png", title=f"test AP@0.5 = {metrics['ap50']}")
 
     rows = robustness_report(detector, pictures, truth, threshold, cfg.evaluate.iou_threshold)

@@ -21,5 +21,7 @@ def run(cfg: DictConfig) -> None:
         diff = export_onnx(source, source.with_suffix(".onnx"))
         mlflow.log_artifact(str(source.with_suffix(".onnx")), "onnx")
         mlflow.log_metric("export/onnx_max_abs_diff", diff)
-    print(f"export: {source.with_suffix('.onnx')} (ONNX Runtime vs PyTorch max abs difference {diff:.2g}); "
-          f"MLflow run {tracking.run_link(cfg, run_id)}")
+    print(
+        f"export: {source.with_suffix('.onnx')} (ONNX Runtime vs PyTorch max abs difference {diff:.2g}); "
+        f"MLflow run {tracking.run_link(cfg, run_id)}"
+    )

@@ -39,10 +39,13 @@ def run(cfg: DictConfig) -> None:
     splits = split(images, cfg.split, cfg.seed)
     for name in SPLITS:
         coco.write(splits[name], out / f"{name}.json")
-    report.write(out / "report.json", images=len(images),
-                 faces=sum(len(i.boxes) for i in images),
-                 negatives=sum(not i.boxes for i in images),
-                 **{f"{name}_images": len(splits[name]) for name in SPLITS})
+    report.write(
+        out / "report.json",
+        images=len(images),
+        faces=sum(len(i.boxes) for i in images),
+        negatives=sum(not i.boxes for i in images),
+        **{f"{name}_images": len(splits[name]) for name in SPLITS},
+    )
 
 
 def rescale(image: coco.Image, entry: dict) -> coco.Image:
@@ -70,6 +73,8 @@ def split(images: list[coco.Image], settings: DictConfig, seed: int) -> dict[str
         random.Random(seed).shuffle(stratum)
         n_train = round(len(stratum) * settings.train)
         n_val = round(len(stratum) * settings.val)
-        for name, part in zip(SPLITS, (stratum[:n_train], stratum[n_train:n_train + n_val], stratum[n_train + n_val:])):
+        for name, part in zip(
+            SPLITS, (stratum[:n_train], stratum[n_train : n_train + n_val], stratum[n_train + n_val :])
+        ):
             result[name] += [image for unit in part for image in unit]
     return {name: sorted(items, key=lambda i: i.file_name) for name, items in result.items()}

@@ -46,12 +46,23 @@ from facedet.train.module import EpochLines, FaceDetectorModule
 def datamodule(cfg: DictConfig, resize: str) -> FaceDataModule:
     augmented, labels, images = Path(cfg.paths.augment), Path(cfg.paths.labels), Path(cfg.paths.collect) / "images"
     online = int(cfg.augment.copies) == 0
-    train_coco, train_images = (labels / "train.json", images) if online else (augmented / "train.json",
-                                                                              augmented / "images")
-    return FaceDataModule(train_coco, train_images, labels / "val.json", images, cfg.model.input_size, resize,
-                          cfg.train.batch_size, augmented / augment.PIPELINE_FILE if online else None,
-                          seed=cfg.seed, min_face=cfg.augment.min_face, num_workers=cfg.train.num_workers,
-                          pin_memory=cfg.train.pin_memory)
+    train_coco, train_images = (
+        (labels / "train.json", images) if online else (augmented / "train.json", augmented / "images")
+    )
+    return FaceDataModule(
+        train_coco,
+        train_images,
+        labels / "val.json",
+        images,
+        cfg.model.input_size,
+        resize,
+        cfg.train.batch_size,
+        augmented / augment.PIPELINE_FILE if online else None,
+        seed=cfg.seed,
+        min_face=cfg.augment.min_face,
+        num_workers=cfg.train.num_workers,
+        pin_memory=cfg.train.pin_memory,
+    )
 
 
 def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
@@ -59,23 +70,31 @@ def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
     out = Path(cfg.paths.train)
     checkpoints = out / "checkpoints"
     if cfg.train.max_epochs % cfg.train.val_every:
-        raise ConfigError(f"config key 'train.val_every' = {cfg.train.val_every}: expected a divisor of "
-                          f"train.max_epochs ({cfg.train.max_epochs}), so that the last epoch is validated")
+        raise ConfigError(
+            f"config key 'train.val_every' = {cfg.train.val_every}: expected a divisor of "
+            f"train.max_epochs ({cfg.train.max_epochs}), so that the last epoch is validated"
+        )
     pl.seed_everything(cfg.seed, workers=True)
     net = build_net(cfg.model)
     if cfg.train.init:
         load_initial_weights(net, cfg.model, str(cfg.train.init))
     data = datamodule(cfg, net.resize)
-    module = FaceDetectorModule(net, build_loss(cfg.loss), instantiate(cfg.optimizer),
-                                instantiate(cfg.scheduler) if cfg.scheduler else None, cfg.evaluate.threshold or 0.5)
+    module = FaceDetectorModule(
+        net,
+        build_loss(cfg.loss),
+        instantiate(cfg.optimizer),
+        instantiate(cfg.scheduler) if cfg.scheduler else None,
+        cfg.evaluate.threshold or 0.5,
+    )
     configured = {name: instantiate(spec) for name, spec in cfg.callbacks.items() if spec}
     if "best_checkpoint" not in configured:
         raise ConfigError("config key 'callbacks.best_checkpoint' is missing: the train stage keeps the best epoch")
     terminal = sys.stderr.isatty()
     extra = [*callbacks, *([] if terminal else [EpochLines()])]
     # The MLflow logger is attached below, once rank 0 has its run: no default logger meanwhile.
-    trainer = instantiate(cfg.trainer, callbacks=[*configured.values(), *extra], logger=False,
-                          enable_progress_bar=terminal)
+    trainer = instantiate(
+        cfg.trainer, callbacks=[*configured.values(), *extra], logger=False, enable_progress_bar=terminal
+    )
 
     key = resume.fingerprint(cfg)
     point = resume.resume_point(cfg, checkpoints, key)
@@ -90,18 +109,35 @@ def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
             _publish(cfg, trainer, module, configured["best_checkpoint"], run_id, out, checkpoints, key)
 
 
-def _publish(cfg: DictConfig, trainer: pl.Trainer, module: FaceDetectorModule, best, run_id: str, out: Path,
-             checkpoints: Path, key: str) -> None:
+def _publish(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    module: FaceDetectorModule,
+    best,
+    run_id: str,
+    out: Path,
+    checkpoints: Path,
+    key: str,
+) -> None:
     net = publish.best_network(module, Path(best.best_model_path))
-    threshold, val_f1 = publish.validation_threshold(net, Path(cfg.paths.labels) / "val.json",
-                                                     Path(cfg.paths.collect) / "images", cfg.evaluate.iou_threshold)
+    threshold, val_f1 = publish.validation_threshold(
+        net, Path(cfg.paths.labels) / "val.json", Path(cfg.paths.collect) / "images", cfg.evaluate.iou_threshold
+    )
     summary = {name: float(value) for name, value in trainer.callback_metrics.items()}
     summary.update({"best/val_ap50": float(best.best_model_score), "best/val_f1": val_f1, "best/threshold": threshold})
     augmented = Path(cfg.paths.augment)
-    summary = publish.publish(cfg, net, run_id, out, summary,
-                              [augmented / augment.PIPELINE_FILE, augmented / "preview.png", augmented / "stats.json"])
+    summary = publish.publish(
+        cfg,
+        net,
+        run_id,
+        out,
+        summary,
+        [augmented / augment.PIPELINE_FILE, augmented / "preview.png", augmented / "stats.json"],
+    )
     resume.mark_finished(checkpoints, run_id, key)
     registered = summary.get("registry/version")
-    print(f"train: best val AP@0.5 {summary['best/val_ap50']:.4f} at threshold {summary['best/threshold']:.3f}; "
-          f"{'registered as facedet version ' + str(registered) if registered else 'not registered'}; "
-          f"run {tracking.run_link(cfg, run_id)}")
+    print(
+        f"train: best val AP@0.5 {summary['best/val_ap50']:.4f} at threshold {summary['best/threshold']:.3f}; "
+        f"{'registered as facedet version ' + str(registered) if registered else 'not registered'}; "
+        f"run {tracking.run_link(cfg, run_id)}"
+    )

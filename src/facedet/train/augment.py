@@ -29,8 +29,13 @@ def build(augment_cfg: Mapping) -> A.Compose:
     """``augment_cfg.transforms`` (Hydra ``_target_`` entries, nested ``OneOf``/``Sequential`` too)."""
     entries = augment_cfg["transforms"]
     entries = OmegaConf.to_container(entries, resolve=True) if OmegaConf.is_config(entries) else list(entries)
-    bbox_params = A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True,
-                               min_visibility=float(augment_cfg["min_visibility"]), filter_invalid_bboxes=True)
+    bbox_params = A.BboxParams(
+        format="pascal_voc",
+        label_fields=["labels"],
+        clip=True,
+        min_visibility=float(augment_cfg["min_visibility"]),
+        filter_invalid_bboxes=True,
+    )
     return A.Compose([instantiate(entry) for entry in entries], bbox_params=bbox_params)
 
 
@@ -55,13 +60,15 @@ def draw_seed(seed: int, epoch: int, index: int) -> int:
 def apply(pipeline: A.Compose, rgb: np.ndarray, boxes: Sequence, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """One seeded draw: (augmented image, kept boxes [K, 4] in its pixels, index of each kept face)."""
     pipeline.set_random_seed(seed)
-    result = pipeline(image=rgb, bboxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                      labels=list(range(len(boxes))))
+    result = pipeline(
+        image=rgb, bboxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), labels=list(range(len(boxes)))
+    )
     return result["image"], np.asarray(result["bboxes"], dtype=np.float64).reshape(-1, 4), list(result["labels"])
 
 
-def statistics(pipeline: A.Compose, images: list[coco.Image], images_dir: Path, draws: int, seed: int,
-               min_face: float, read) -> dict[str, float]:
+def statistics(
+    pipeline: A.Compose, images: list[coco.Image], images_dir: Path, draws: int, seed: int, min_face: float, read
+) -> dict[str, float]:
     """Per draw of every image: faces kept, kept but below ``min_face`` pixels (trained as ignore
     regions), and dropped (cut away by a crop); and the share of draws left with no face."""
     counts = {"faces_in": 0, "kept": 0, "small": 0, "dropped": 0, "draws": 0, "draws_without_face": 0}
@@ -77,12 +84,17 @@ def statistics(pipeline: A.Compose, images: list[coco.Image], images_dir: Path, 
             counts["draws"] += 1
             counts["draws_without_face"] += int(len(boxes) - small == 0)
     faces = max(1, counts["faces_in"])
-    return {**counts, "kept_share": counts["kept"] / faces, "small_share": counts["small"] / faces,
-            "dropped_share": counts["dropped"] / faces}
+    return {
+        **counts,
+        "kept_share": counts["kept"] / faces,
+        "small_share": counts["small"] / faces,
+        "dropped_share": counts["dropped"] / faces,
+    }
 
 
-def preview(pipeline: A.Compose, images: list[coco.Image], images_dir: Path, draws: int, seed: int,
-            read, tile: int = 160) -> np.ndarray:
+def preview(
+    pipeline: A.Compose, images: list[coco.Image], images_dir: Path, draws: int, seed: int, read, tile: int = 160
+) -> np.ndarray:
     """An RGB grid: one row per image (the original, then ``draws`` augmented draws), boxes in green."""
     rows = []
     for index, image in enumerate(images):
@@ -97,10 +109,11 @@ def preview(pipeline: A.Compose, images: list[coco.Image], images_dir: Path, dra
 
 def _tile(rgb: np.ndarray, boxes: np.ndarray, side: int) -> np.ndarray:
     scale = side / max(rgb.shape[:2])
-    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA
+    )
     cell = np.full((side, side, 3), 255, np.uint8)
-    cell[:small.shape[0], :small.shape[1]] = small
+    cell[: small.shape[0], : small.shape[1]] = small
     for x1, y1, x2, y2 in boxes * scale:
         cv2.rectangle(cell, (int(x1), int(y1)), (int(x2), int(y2)), (0, 200, 0), 1)
     cv2.rectangle(cell, (0, 0), (side - 1, side - 1), (128, 128, 128), 1)

@@ -30,8 +30,16 @@ class FaceDataset(Dataset):
     regions: neither positives nor negatives for the loss.
     """
 
-    def __init__(self, coco_file: Path, images_dir: Path, input_size: int, resize: str,
-                 pipeline=None, seed: int = 0, min_face: float = 0.0) -> None:
+    def __init__(
+        self,
+        coco_file: Path,
+        images_dir: Path,
+        input_size: int,
+        resize: str,
+        pipeline=None,
+        seed: int = 0,
+        min_face: float = 0.0,
+    ) -> None:
         self.images = coco.read(coco_file)
         self.images_dir, self.input_size, self.resize = Path(images_dir), int(input_size), resize
         self.pipeline, self.seed, self.min_face = pipeline, int(seed), float(min_face)
@@ -45,8 +53,9 @@ class FaceDataset(Dataset):
         rgb = read_rgb(self.images_dir / image.file_name)
         boxes, ignore = np.asarray(image.boxes, np.float64).reshape(-1, 4), np.asarray(image.ignore).reshape(-1, 4)
         if self.pipeline is not None:  # ignore regions go through the transforms as boxes too
-            rgb, both, kept = augment.apply(self.pipeline, rgb, [*image.boxes, *image.ignore],
-                                            augment.draw_seed(self.seed, epoch, index))
+            rgb, both, kept = augment.apply(
+                self.pipeline, rgb, [*image.boxes, *image.ignore], augment.draw_seed(self.seed, epoch, index)
+            )
             is_face = np.asarray(kept) < len(image.boxes)
             boxes, ignore = both[is_face].reshape(-1, 4), both[~is_face].reshape(-1, 4)
         tensor, placement = prepare(rgb, self.input_size, self.resize)
@@ -55,9 +64,11 @@ class FaceDataset(Dataset):
             sides = (boxes[:, 2:] - boxes[:, :2]) * [placement.input_width, placement.input_height]
             small = sides.min(axis=1) < self.min_face
             boxes, ignore = boxes[~small], np.concatenate([ignore, boxes[small]])
-        return tensor, {"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-                        "ignore": torch.as_tensor(ignore, dtype=torch.float32).reshape(-1, 4),
-                        "index": torch.tensor(index)}
+        return tensor, {
+            "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "ignore": torch.as_tensor(ignore, dtype=torch.float32).reshape(-1, 4),
+            "index": torch.tensor(index),
+        }
 
 
 def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
@@ -97,25 +108,44 @@ class FaceDataModule(pl.LightningDataModule):
     """The training set (online: the labels stage's train split, augmented by ``pipeline_file``; offline:
     the augment stage's materialised copies, as they are) and the validation split, never augmented."""
 
-    def __init__(self, train_coco: Path, train_images: Path, val_coco: Path, val_images: Path,
-                 input_size: int, resize: str, batch_size: int, pipeline_file: Path | None = None,
-                 seed: int = 0, min_face: float = 0.0, num_workers: int = 0, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        train_coco: Path,
+        train_images: Path,
+        val_coco: Path,
+        val_images: Path,
+        input_size: int,
+        resize: str,
+        batch_size: int,
+        pipeline_file: Path | None = None,
+        seed: int = 0,
+        min_face: float = 0.0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         super().__init__()
         self.train_coco, self.train_images = Path(train_coco), Path(train_images)
         self.val_coco, self.val_images = Path(val_coco), Path(val_images)
         self.pipeline_file = Path(pipeline_file) if pipeline_file else None
         self.input_size, self.resize, self.seed, self.min_face = input_size, resize, seed, min_face
-        self.loader = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
-                           collate_fn=collate, persistent_workers=num_workers > 0)
+        self.loader = dict(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            collate_fn=collate,
+            persistent_workers=num_workers > 0,
+        )
         self.train_set = self.val_set = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             pipeline = augment.load(self.pipeline_file) if self.pipeline_file else None
-            self.train_set = FaceDataset(self.train_coco, self.train_images, self.input_size, self.resize,
-                                         pipeline, self.seed, self.min_face)
-            self.val_set = FaceDataset(self.val_coco, self.val_images, self.input_size, self.resize,
-                                       min_face=self.min_face)
+            self.train_set = FaceDataset(
+                self.train_coco, self.train_images, self.input_size, self.resize, pipeline, self.seed, self.min_face
+            )
+            self.val_set = FaceDataset(
+                self.val_coco, self.val_images, self.input_size, self.resize, min_face=self.min_face
+            )
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, sampler=EpochShuffle(len(self.train_set), self.seed), **self.loader)

@@ -44,13 +44,17 @@ def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str) -> Path:
     except (ValueError, OSError, SafetensorError) as err:
         raise ConfigError(f"config key 'train.init' = {init!r}: {path} is no facedet model file ({err})") from None
     here = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else dict(model_cfg)
-    differ = sorted(key for key in (set(saved) | set(here)) - _FREE_KEYS
-                    if _plain(saved.get(key)) != _plain(here.get(key)))
+    differ = sorted(
+        key for key in (set(saved) | set(here)) - _FREE_KEYS if _plain(saved.get(key)) != _plain(here.get(key))
+    )
     if differ:
-        detail = ", ".join(f"model.{k} = {_plain(here.get(k))!r} here, {_plain(saved.get(k))!r} in the file"
-                           for k in differ)
-        raise ConfigError(f"config key 'train.init' = {init!r}: {path} is another network ({detail}); "
-                          "choose the matching model config or train.init=null")
+        detail = ", ".join(
+            f"model.{k} = {_plain(here.get(k))!r} here, {_plain(saved.get(k))!r} in the file" for k in differ
+        )
+        raise ConfigError(
+            f"config key 'train.init' = {init!r}: {path} is another network ({detail}); "
+            "choose the matching model config or train.init=null"
+        )
     net.load_state_dict(load_file(str(path)))
     return path
 

@@ -43,9 +43,16 @@ class ValidationAP(torchmetrics.Metric):
             self.images.append(index)
             for boxes, flag in ((target["boxes"], 0.0), (target.get("ignore", torch.zeros(0, 4)), 1.0)):
                 boxes = boxes.reshape(-1, 4).to(self.device, torch.float64)
-                self.faces.append(torch.cat([index.expand(len(boxes), 1), boxes,
-                                             torch.full((len(boxes), 1), flag, dtype=torch.float64,
-                                                        device=self.device)], 1))
+                self.faces.append(
+                    torch.cat(
+                        [
+                            index.expand(len(boxes), 1),
+                            boxes,
+                            torch.full((len(boxes), 1), flag, dtype=torch.float64, device=self.device),
+                        ],
+                        1,
+                    )
+                )
             rows = torch.as_tensor(rows, dtype=torch.float64, device=self.device).reshape(-1, 5)
             self.detections.append(torch.cat([index.expand(len(rows), 1), rows], 1))
 
@@ -67,8 +74,10 @@ class ValidationAP(torchmetrics.Metric):
             predictions.append([Detection(tuple(r[1:5] * _VAL_SCALE), float(r[5])) for r in found])
         metrics = detection_metrics(truth, predictions, self.threshold)
         # nan when the validation split has no face: 0 keeps "best checkpoint" comparisons meaningful.
-        return {key: float(metrics[key]) if metrics[key] == metrics[key] else 0.0
-                for key in ("ap50", "ap50_95", "mean_iou", "f1", "recall")}
+        return {
+            key: float(metrics[key]) if metrics[key] == metrics[key] else 0.0
+            for key in ("ap50", "ap50_95", "mean_iou", "f1", "recall")
+        }
 
 
 class FaceDetectorModule(pl.LightningModule):
@@ -80,8 +89,14 @@ class FaceDetectorModule(pl.LightningModule):
     (conf/scheduler/), or None for a constant rate.
     """
 
-    def __init__(self, net: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        threshold: float = 0.5,
+    ) -> None:
         super().__init__()
         self.net, self.loss = net, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -94,8 +109,15 @@ class FaceDetectorModule(pl.LightningModule):
         images, targets = batch
         losses = self.loss(self.net(images), targets)
         for name, value in losses.items():
-            self.log(f"train/{name}", value, on_step=False, on_epoch=True, prog_bar=name == "loss",
-                     batch_size=len(images), sync_dist=True)
+            self.log(
+                f"train/{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=name == "loss",
+                batch_size=len(images),
+                sync_dist=True,
+            )
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -119,8 +141,13 @@ class FaceDetectorModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 100,
-                  warmup_ratio: float = 0.1, min_ratio: float = 0.01) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int = 100,
+    warmup_ratio: float = 0.1,
+    min_ratio: float = 0.01,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup from ``warmup_ratio`` x lr over ``warmup_steps`` optimiser steps (at most a tenth of
     the run), then cosine decay to ``min_ratio`` x lr at ``total_steps`` (SCRFD/YuNet's shape)."""
     warmup = max(1, min(int(warmup_steps), total_steps // 10))
@@ -155,13 +182,14 @@ class EpochSeed(pl.Callback):
 
 class EpochLines(pl.Callback):
     """One line per epoch with the key metrics, for logs without a terminal (``dvc queue logs``, CI,
-    ``| tee``), where Lightning's progress bar prints nothing until the end."""
-
-    KEYS = ("train/loss", "val/loss", "val/ap50")
+    ``| tee``), where Lightning's progress bar prints nothing until the end. Validation metrics are
+    shown on the epochs that were validated."""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        metrics = trainer.callback_metrics
-        shown = " ".join(f"{k} {float(metrics[k]):.4f}" for k in self.KEYS if k in metrics)
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {shown}", flush=True)
+        epoch, metrics = trainer.current_epoch + 1, trainer.callback_metrics
+        validated = trainer.check_val_every_n_epoch and epoch % trainer.check_val_every_n_epoch == 0
+        keys = ("train/loss", "val/loss", "val/ap50") if validated else ("train/loss",)
+        shown = " ".join(f"{k} {float(metrics[k]):.4f}" for k in keys if k in metrics)
+        print(f"epoch {epoch}/{trainer.max_epochs}: {shown}", flush=True)

@@ -37,8 +37,9 @@ def best_network(module: torch.nn.Module, checkpoint: Path) -> torch.nn.Module:
     return module.net.eval()
 
 
-def validation_threshold(net: torch.nn.Module, val_coco: Path, images_dir: Path, iou_threshold: float
-                         ) -> tuple[float, float]:
+def validation_threshold(
+    net: torch.nn.Module, val_coco: Path, images_dir: Path, iou_threshold: float
+) -> tuple[float, float]:
     """(score threshold of best F1, that F1) on the full-size validation pictures; 0.5 without a face."""
     truth = coco.read(val_coco)
     detector = FaceDetector(net, threshold=0.0)
@@ -47,12 +48,18 @@ def validation_threshold(net: torch.nn.Module, val_coco: Path, images_dir: Path,
     return (0.5 if threshold != threshold else round(threshold, 4)), f1
 
 
-def publish(cfg: DictConfig, net: torch.nn.Module, run_id: str, out: Path, summary: dict,
-            artifacts: list[Path]) -> dict:
+def publish(
+    cfg: DictConfig, net: torch.nn.Module, run_id: str, out: Path, summary: dict, artifacts: list[Path]
+) -> dict:
     """Write ``out``/model.safetensors and metrics.json; log weights, checkpoints, ``artifacts`` and the
     servable model to the MLflow run and register it. Returns the full summary."""
-    weights.save(net, OmegaConf.to_container(cfg.model, resolve=True), out / "model.safetensors",
-                 threshold=summary["best/threshold"], mlflow_run_id=run_id)
+    weights.save(
+        net,
+        OmegaConf.to_container(cfg.model, resolve=True),
+        out / "model.safetensors",
+        threshold=summary["best/threshold"],
+        mlflow_run_id=run_id,
+    )
     # The last epoch's values; from the MLflow run where this process trained no epoch itself (resumed
     # from a checkpoint of the last epoch, killed while logging the model).
     logged = MlflowClient(tracking_uri(cfg)).get_run(run_id).data.metrics
@@ -69,8 +76,9 @@ def publish(cfg: DictConfig, net: torch.nn.Module, run_id: str, out: Path, summa
         predictor = Predictor(net).eval()
         with torch.no_grad():
             output = predictor(example).numpy()
-        mlflow.pytorch.log_model(predictor, name="model", input_example=example.numpy(),
-                                 signature=infer_signature(example.numpy(), output))
+        mlflow.pytorch.log_model(
+            predictor, name="model", input_example=example.numpy(), signature=infer_signature(example.numpy(), output)
+        )
     registry = tracking.register(cfg, run_id)
     summary.update({"registry/version": registry["version"], "registry/champion": float(registry["champion"])})
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -30,8 +30,11 @@ def fingerprint(cfg: DictConfig, root: Path | None = None) -> str:
     """A hash of the train stage's params (values in ``cfg``), data deps and code deps."""
     spec = stage_spec("train", root)
     digest = hashlib.sha256()
-    values = {key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-              for key in spec.params for node in [OmegaConf.select(cfg, key, default=None)]}
+    values = {
+        key: OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        for key in spec.params
+        for node in [OmegaConf.select(cfg, key, default=None)]
+    }
     digest.update(json.dumps(values, sort_keys=True, default=str).encode())
     for dep in spec.deps:
         base = _SOURCE_ROOT if dep.startswith("src/") else Path(root or ".")
@@ -68,8 +71,7 @@ def resume_point(cfg: DictConfig, checkpoints: Path, key: str) -> tuple[str, Pat
     return state["run_id"], last, epoch
 
 
-def open_run(cfg: DictConfig, checkpoints: Path, key: str, resume: tuple[str, Path, int] | None,
-             run_name: str) -> str:
+def open_run(cfg: DictConfig, checkpoints: Path, key: str, resume: tuple[str, Path, int] | None, run_name: str) -> str:
     """Rank 0 only: the MLflow run to train into: the resumed one, or a new one (old checkpoints
     deleted: a new run is not a continuation of old ones)."""
     if resume is not None:

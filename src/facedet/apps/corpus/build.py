@@ -156,8 +156,9 @@ def read_frames(path: Path, indices: list[int]) -> Iterator[tuple[int, np.ndarra
         raise ValueError(f"the video ended before frame {min(wanted)}")
 
 
-def pictures(source: Source, archive: Path, workdir: Path, problems: list[str], every: int = EVERY,
-             max_frames: int = MAX_FRAMES) -> Iterator[Picture]:
+def pictures(
+    source: Source, archive: Path, workdir: Path, problems: list[str], every: int = EVERY, max_frames: int = MAX_FRAMES
+) -> Iterator[Picture]:
     """Every picture of a source: stills, then the chosen frames of each video, in member order."""
     try:
         got = extract(archive, workdir, wanted=set(source.media))
@@ -199,20 +200,32 @@ class Result:
         table: dict[tuple[str, str], Counter] = defaultdict(Counter)
         for e in self.entries:
             for key in ((e["split"], e["package"]), (e["split"], "all")):
-                table[key].update(images=1, faces=e["faces"], ignore=e["ignore"],
-                                   negatives=int(e["faces"] == 0 and e["ignore"] == 0))
+                table[key].update(
+                    images=1, faces=e["faces"], ignore=e["ignore"], negatives=int(e["faces"] == 0 and e["ignore"] == 0)
+                )
         return dict(table)
 
     def lines(self) -> list[str]:
         out = []
         for (split, package), c in sorted(self.counts().items()):
-            out.append(f"{split:5s} {package:10s} {c['images']:4d} images {c['faces']:4d} faces "
-                       f"{c['ignore']:3d} ignore regions {c['negatives']:4d} negatives")
+            out.append(
+                f"{split:5s} {package:10s} {c['images']:4d} images {c['faces']:4d} faces "
+                f"{c['ignore']:3d} ignore regions {c['negatives']:4d} negatives"
+            )
         return out
 
 
-def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_FRAMES, offline: bool = False,
-          draft: bool = False, labels: dict | None = None, sources: tuple[Source, ...] = SOURCES) -> Result:
+def build(
+    out: Path,
+    cache: Path,
+    *,
+    every: int = EVERY,
+    max_frames: int = MAX_FRAMES,
+    offline: bool = False,
+    draft: bool = False,
+    labels: dict | None = None,
+    sources: tuple[Source, ...] = SOURCES,
+) -> Result:
     """Write the corpus into ``out``: one LabelMe dataset per split (``out/train``, ``out/test``, each
     images/ + labels/, replaced), manifest.jsonl and label_report.md."""
     out = Path(out)
@@ -230,9 +243,17 @@ def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_F
         if archive is None:
             result.problems.append(why)
             continue
-        archives.append({"package": source.package, "version": source.version, "client": source.client,
-                         "archive": source.archive, "sha256": source.sha256, "licence": source.licence,
-                         "split": source.split})
+        archives.append(
+            {
+                "package": source.package,
+                "version": source.version,
+                "client": source.client,
+                "archive": source.archive,
+                "sha256": source.sha256,
+                "licence": source.licence,
+                "split": source.split,
+            }
+        )
         names = output_names(source)
         with tempfile.TemporaryDirectory(prefix="facedet-corpus-") as tmp:
             for picture in pictures(source, archive, Path(tmp), result.problems, every, max_frames):
@@ -246,11 +267,15 @@ def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_F
                         result.unlabelled.append(picture.key)
                         continue
                     if entry.get("sha256") != picture.member_sha256:
-                        result.problems.append(f"{picture.key}: labels.json was checked on other bytes "
-                                               f"(sha256 {str(entry.get('sha256'))[:12]}...); left out")
+                        result.problems.append(
+                            f"{picture.key}: labels.json was checked on other bytes "
+                            f"(sha256 {str(entry.get('sha256'))[:12]}...); left out"
+                        )
                         continue
                     for face in entry.get("faces", []):
-                        (ignore if face.get("ignore") else faces).append(tuple(round(v, 1) for v in clip_box(face["box"], width, height)))
+                        (ignore if face.get("ignore") else faces).append(
+                            tuple(round(v, 1) for v in clip_box(face["box"], width, height))
+                        )
                 data = picture.jpeg if picture.jpeg is not None else encode_jpeg(picture.rgb)
                 image_file = out / source.split / "images" / f"{stem}.jpg"
                 image_file.write_bytes(data)
@@ -259,18 +284,33 @@ def build(out: Path, cache: Path, *, every: int = EVERY, max_frames: int = MAX_F
                     label_file = f"{source.split}/labels/{stem}.json"
                     shapes = [rectangle("face", b) for b in faces] + [rectangle(IGNORE_LABEL, b) for b in ignore]
                     write_labelme(out / label_file, image_file, shapes, width, height)
-                result.entries.append({
-                    "file": f"{source.split}/images/{stem}.jpg", "labels": label_file, "package": source.package,
-                    "version": source.version, "member": picture.member, "frame": picture.frame,
-                    "member_sha256": picture.member_sha256, "sha256": hashlib.sha256(data).hexdigest(),
-                    "licence": source.licence, "split": source.split, "width": int(width), "height": int(height),
-                    "faces": len(faces), "ignore": len(ignore), "what": source.media[picture.member]})
+                result.entries.append(
+                    {
+                        "file": f"{source.split}/images/{stem}.jpg",
+                        "labels": label_file,
+                        "package": source.package,
+                        "version": source.version,
+                        "member": picture.member,
+                        "frame": picture.frame,
+                        "member_sha256": picture.member_sha256,
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "licence": source.licence,
+                        "split": source.split,
+                        "width": int(width),
+                        "height": int(height),
+                        "faces": len(faces),
+                        "ignore": len(ignore),
+                        "what": source.media[picture.member],
+                    }
+                )
     if result.unlabelled:
         by_member = Counter(key.split("#")[0] for key in result.unlabelled)
-        line = (f"{len(result.unlabelled)} pictures have no checked labels and were left out (other --every / "
-                f"--max-frames than the labels were made for?): "
-                + ", ".join(f"{m} ({n})" for m, n in sorted(by_member.items())[:5])
-                + (" ..." if len(by_member) > 5 else ""))
+        line = (
+            f"{len(result.unlabelled)} pictures have no checked labels and were left out (other --every / "
+            f"--max-frames than the labels were made for?): "
+            + ", ".join(f"{m} ({n})" for m, n in sorted(by_member.items())[:5])
+            + (" ..." if len(by_member) > 5 else "")
+        )
         result.problems.append(line)
     header = {
         "about": "facedet real-face corpus: pictures that ship inside pinned packages; see README 'Real-face corpus'",

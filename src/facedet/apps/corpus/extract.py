@@ -45,8 +45,9 @@ class Extracted:
     problems: list[str] = field(default_factory=list)  # one line each
 
 
-def extract(archive: Path, dest: Path, wanted: set[str] | None = None,
-            extensions: tuple[str, ...] | None = None) -> Extracted:
+def extract(
+    archive: Path, dest: Path, wanted: set[str] | None = None, extensions: tuple[str, ...] | None = None
+) -> Extracted:
     """Extract the wanted members (by name, and/or by extension) of a zip or tar archive into dest.
 
     Returns the extracted files and one line per refused or unreadable member. A member that is

