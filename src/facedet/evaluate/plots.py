@@ -61,7 +61,8 @@ def plot_pr_curve(curve: dict, path: Path, title: str = "") -> None:
             curve["recall"], curve["precision"], color="tab:blue", lw=1.5, label=f"AP ≈ {_interpolated_ap(curve):.3f}"
         )
         threshold, f1 = best_f1_threshold(curve)
-        best = curve["threshold"].index(threshold)  # thresholds are distinct
+        # the point the threshold keeps: the lowest score at or above it (thresholds descend)
+        best = max(i for i, score in enumerate(curve["threshold"]) if score >= threshold)
         ax.plot(
             [curve["recall"][best]],
             [curve["precision"][best]],
