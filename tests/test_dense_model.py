@@ -107,7 +107,7 @@ def test_onnx_export_with_dynamic_size_matches_pytorch(net, tmp_path):
 @pytest.mark.slow  # torch.export takes 10-30 s on 2 CPU cores
 def test_torch_export_works_for_mlflow_log_model(net):
     # The train stage logs Predictor (decode(forward)) with mlflow.pytorch.log_model, which runs torch.export.
-    from facedet.pipeline.train import Predictor
+    from facedet.train.publish import Predictor
 
     predictor = Predictor(net).eval()
     x = torch.rand(1, 3, 64, 64)
