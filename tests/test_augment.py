@@ -16,6 +16,7 @@ from facedet import coco
 from facedet.apps.sample import SampleSettings, generate
 from facedet.config import compose_config
 from facedet.images import read_rgb
+from facedet.model import build_net
 from facedet.model.inputs import prepare
 from facedet.pipeline import augment as augment_stage
 from facedet.pipeline import collect, labels
@@ -118,7 +119,7 @@ def test_the_augment_stage_writes_the_pipeline_preview_and_statistics(project, m
 def test_same_seed_epoch_and_index_give_the_same_sample_in_a_worker(project, monkeypatch):
     cfg = _cfg(project, monkeypatch)
     augment_stage.run(cfg)
-    data = datamodule(cfg, "letterbox")
+    data = datamodule(cfg, build_net(cfg.model))
     data.setup("fit")
     train = data.train_set
     image, target = train[(3, 2)]
@@ -136,14 +137,15 @@ def test_same_seed_epoch_and_index_give_the_same_sample_in_a_worker(project, mon
         assert torch.equal(expected, got) and torch.equal(expected_target["boxes"], got_target["boxes"])
 
 
-def test_validation_images_are_never_augmented(project, monkeypatch):
-    cfg = _cfg(project, monkeypatch)
+def test_validation_images_are_never_augmented_and_are_seen_at_detect_size(project, monkeypatch):
+    cfg = _cfg(project, monkeypatch, "model.detect_size=192")
     augment_stage.run(cfg)
-    data = datamodule(cfg, "letterbox")
+    data = datamodule(cfg, build_net(cfg.model))
     data.setup("fit")
+    assert data.train_set[(0, 0)][0].shape == (3, 128, 128)  # training crops: model.input_size
     truth = coco.read(project / "results/labels/val.json")
     for index, image in enumerate(truth):
-        expected, placement = prepare(read_rgb(project / "results/collect/images" / image.file_name), 128, "letterbox")
+        expected, placement = prepare(read_rgb(project / "results/collect/images" / image.file_name), 192, "letterbox")
         got, target = data.val_set[index]
         assert torch.equal(got, expected)
         boxes = placement.to_input(np.asarray(image.boxes).reshape(-1, 4))

@@ -114,3 +114,36 @@ def test_torch_export_works_for_mlflow_log_model(net):
     exported = torch.export.export(predictor, (x,))
     with torch.no_grad():
         assert torch.allclose(exported.module()(x), predictor(x), atol=1e-6)
+
+
+def _input_shapes(detector, picture) -> list[tuple[int, ...]]:
+    seen = []
+    hook = detector.net.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    detector(picture)
+    hook.remove()
+    return seen
+
+
+def test_pictures_are_scanned_at_detect_size_aspect_kept_and_size_overrides_it(tmp_path):
+    # Trained on 64 px crops, scanned at 128 px: a 256x192 picture becomes 128x96 (no square padding),
+    # and --size 64 makes it 64x64 (48 rows padded up to the stride, 64).
+    model_cfg = {"name": "dense", "input_size": 64, "detect_size": 128, "neck_width": 8}
+    torch.manual_seed(0)
+    weights.save(build_net(model_cfg), model_cfg, tmp_path / "m.safetensors", threshold=0.5)
+    from facedet.inference.detector import FaceDetector
+
+    picture = np.zeros((192, 256, 3), np.uint8)
+    detector = FaceDetector.load(tmp_path / "m.safetensors")
+    assert detector.net.input_size == 64 and _input_shapes(detector, picture) == [(1, 3, 96, 128)]
+    assert "scanned at 128 px" in detector.describe()
+    assert _input_shapes(FaceDetector.load(tmp_path / "m.safetensors", size=64), picture) == [(1, 3, 64, 64)]
+    with pytest.raises(ValueError, match="size 100: expected a multiple of 32"):
+        FaceDetector.load(tmp_path / "m.safetensors", size=100)
+
+
+def test_a_model_file_without_detect_size_scans_at_its_input_size(tmp_path):
+    # Model files written before detect_size existed keep behaving as they did.
+    model_cfg = {"name": "dense", "input_size": 64, "neck_width": 8}
+    weights.save(build_net(model_cfg), model_cfg, tmp_path / "old.safetensors")
+    net, _ = weights.load(tmp_path / "old.safetensors")
+    assert net.detect_size == 64

@@ -37,7 +37,8 @@ def picture(seed: int, width: int = 160, height: int = 120) -> np.ndarray:
 class FixedBox(nn.Module):
     """A stand-in network: always one face at (0.25, 0.25)-(0.5, 0.75) of its input, score 0.9."""
 
-    input_size, resize = 32, "stretch"
+    input_size = detect_size = 32
+    resize = "stretch"
 
     def forward(self, images):
         return images.mean(dim=(1, 2, 3))

@@ -47,7 +47,17 @@ def test_onnx_file_carries_the_facedet_metadata(exported):
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     meta = json.loads(props["facedet"])
     assert meta["model"] == TINY and meta["threshold"] == 0.25
-    assert meta["input_size"] == 64 and meta["resize"] == "stretch" and len(meta["source_sha256"]) == 64
+    assert meta["input_size"] == meta["detect_size"] == 64 and meta["resize"] == "stretch"
+    assert len(meta["source_sha256"]) == 64
+
+
+def test_onnx_backend_scans_at_the_dense_models_detect_size(tmp_path):
+    model_cfg = {"name": "dense", "input_size": 64, "detect_size": 96, "neck_width": 8}
+    torch.manual_seed(0)
+    weights.save(build_net(model_cfg), model_cfg, tmp_path / "m.safetensors")
+    export_onnx(tmp_path / "m.safetensors", tmp_path / "m.onnx")
+    assert FaceDetector.load(tmp_path / "m.onnx").backend.detect_size == 96
+    assert FaceDetector.load(tmp_path / "m.onnx", size=128).backend.detect_size == 128
 
 
 def test_onnx_and_torch_backends_give_the_same_faces(exported):

@@ -93,7 +93,9 @@ def _detect(args: argparse.Namespace) -> None:
     from facedet.problems import DataError
 
     try:
-        detector = FaceDetector.load(args.weights, backend=args.backend, threshold=args.threshold, threads=args.threads)
+        detector = FaceDetector.load(
+            args.weights, backend=args.backend, threshold=args.threshold, threads=args.threads, size=args.size
+        )
     except ValueError as err:  # not a facedet model, MLflow URI, backend mismatch
         raise DataError(str(err)) from None
     print(f"facedet detect: {detector.describe()}", file=sys.stderr)
@@ -333,6 +335,12 @@ def parser() -> argparse.ArgumentParser:
         "--threshold", type=float, help="minimum score (default: the model's, chosen on its validation split; printed)"
     )
     p.add_argument("--threads", type=int, help="intra-op threads for inference (default: the engine's)")
+    p.add_argument(
+        "--size",
+        type=int,
+        help="longest side in pixels pictures are scanned at, a multiple of 32 (default: the model's, "
+        "printed; larger finds smaller faces and is slower)",
+    )
     p.add_argument("--no-smooth", action="store_true", help="no box smoothing over video frames")
     p.add_argument("--show", action="store_true", help="show a live window (needs an OpenCV build with GUI)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop a video or camera after N frames")

@@ -251,6 +251,7 @@ RULES: dict[str, Check] = {
         "a list of {_target_: albumentations.NAME, ...} with p in [0, 1]",
     ),
     "model.input_size": POSITIVE_INT,
+    "model.detect_size": POSITIVE_INT,
     "model.widths": (
         lambda v: isinstance(v, list) and len(v) == 5 and all(POSITIVE_INT[0](w) for w in v),
         "5 positive integers (channels at strides 2, 4, 8, 16, 32)",
@@ -394,6 +395,8 @@ def _relations(values: dict) -> None:
     model = values.get("model") or {}
     if model.get("name") == "dense" and model.get("input_size", 0) % 32:
         raise _fail("model.input_size", model["input_size"], "a multiple of 32 for the dense model (strides 8-32)")
+    if model.get("name") == "dense" and model.get("detect_size", 0) % 32:
+        raise _fail("model.detect_size", model["detect_size"], "a multiple of 32 for the dense model (strides 8-32)")
 
 
 def tracking_uri(cfg: DictConfig) -> str:

@@ -51,7 +51,7 @@ class TorchBackend:
 
     def __init__(self, net: torch.nn.Module, threads: int | None = None) -> None:
         self.net = net.eval()
-        self.input_size, self.resize = int(net.input_size), str(net.resize)
+        self.detect_size, self.resize = int(net.detect_size), str(net.resize)
         if threads:
             torch.set_num_threads(threads)  # process-wide: PyTorch has no per-model setting
 
@@ -100,7 +100,16 @@ class OnnxBackend:
                 f"{path}: the graph's inputs {inputs} and outputs {outputs} are not "
                 f"facedet's ([{INPUT_NAME!r}] -> {OUTPUT_NAME!r})"
             )
-        self.input_size, self.resize = size, resize
+        detect_size = self.metadata.get("detect_size", size)  # files exported before detect_size: input_size
+        if (
+            isinstance(detect_size, bool)
+            or not isinstance(detect_size, int)
+            or not 32 <= detect_size <= weights.MAX_INPUT_SIZE
+        ):
+            raise weights.ModelFileError(
+                f"{path}: metadata 'detect_size' = {detect_size!r:.40}: expected an integer in [32, {weights.MAX_INPUT_SIZE}]"
+            )
+        self.detect_size, self.resize = detect_size, resize
         self._input, self._output = INPUT_NAME, OUTPUT_NAME
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
@@ -159,7 +168,8 @@ class FaceDetector:
         self.model_info = {"threshold": self.threshold, "backend": self.backend.name, **(model_info or {})}
 
     def describe(self) -> str:
-        """One line: the model file (and registry URI), its MLflow run, the threshold and where it comes from."""
+        """One line: the model file (and registry URI), its MLflow run, the threshold and where it comes from,
+        the scan size and the backend."""
         info = self.model_info
         where = info.get("file", "an in-memory network")
         if info.get("uri"):
@@ -167,7 +177,7 @@ class FaceDetector:
         run = f"MLflow run {info['mlflow_run_id']}" if info.get("mlflow_run_id") else "no MLflow run"
         return (
             f"model {where}; {run}; threshold {info['threshold']:g} ({info.get('threshold_source', 'given')}); "
-            f"{info['backend']}"
+            f"pictures scanned at {self.backend.detect_size} px; {info['backend']}"
         )
 
     @property
@@ -187,12 +197,15 @@ class FaceDetector:
         nms_iou: float = DEFAULT_NMS_IOU,
         threads: int | None = None,
         batch_size: int = 16,
+        size: int | None = None,
     ) -> FaceDetector:
         """Load a model file: ``.safetensors`` (backend ``torch``, or ``onnx`` through its sibling
         ``.onnx`` / an export on the fly) or ``.onnx`` (backend ``onnx``, the default for it).
 
         ``threshold`` defaults to the model's (its metadata key "threshold"), else 0.5. ``threads``
-        sets the intra-op threads (for PyTorch: process-wide). No path: :func:`default_weights`.
+        sets the intra-op threads (for PyTorch: process-wide). ``size``: the longest side pictures are
+        scanned at (default: the model's ``detect_size``; larger finds smaller faces, slower). No path:
+        :func:`default_weights`.
         """
         chosen = "default" if path is None else "given"
         path = default_weights(backend) if path is None else path
@@ -219,6 +232,10 @@ class FaceDetector:
         else:
             runner = OnnxBackend(path if is_onnx else _onnx_for(path), threads)
             metadata = runner.metadata
+        if size is not None:
+            if runner.resize == "letterbox" and (size < 32 or size % 32):
+                raise ValueError(f"size {size}: expected a multiple of 32 (the network's largest stride)")
+            runner.detect_size = int(size)
         source = "given"
         if threshold is None:
             source = "the model's" if "threshold" in metadata else "the default"
@@ -241,7 +258,7 @@ class FaceDetector:
         results: list[list[Detection]] = []
         for start in range(0, len(images), self.batch_size):
             prepared = [
-                prepare(image, self.backend.input_size, self.backend.resize)
+                prepare(image, self.backend.detect_size, self.backend.resize, square=False)
                 for image in images[start : start + self.batch_size]
             ]
             decoded = self._decode([tensor for tensor, _ in prepared])

@@ -40,6 +40,7 @@ def onnx_metadata(net: nn.Module, metadata: dict, source: Path) -> dict:
     return {
         **metadata,
         "input_size": int(net.input_size),
+        "detect_size": int(net.detect_size),
         "resize": str(net.resize),
         "source_sha256": file_sha256(source),
     }

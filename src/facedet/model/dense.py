@@ -40,7 +40,8 @@ class ConvDP(nn.Module):
 class DenseNet(nn.Module):
     """Input: float images [B, 3, H, W] in [0, 1], H and W multiples of 32 (any size), letterboxed.
 
-    ``widths``: channels of the backbone stages at strides 2, 4, 8, 16, 32; ``depth``: ConvDP units per
+    ``input_size``: side of the square training crops; ``detect_size``: longest side pictures are
+    scanned at for validation and detection (default ``input_size``). ``widths``: channels of the backbone stages at strides 2, 4, 8, 16, 32; ``depth``: ConvDP units per
     stage from stride 4 on; ``neck_width``: channels of the neck and head. The default (widths
     16/32/64/96/128, depth 1, neck 48) has about 87 k parameters.
 
@@ -55,6 +56,7 @@ class DenseNet(nn.Module):
     def __init__(
         self,
         input_size: int = 320,
+        detect_size: int | None = None,
         widths: tuple[int, ...] = (16, 32, 64, 96, 128),
         depth: int = 1,
         neck_width: int = 48,
@@ -64,6 +66,7 @@ class DenseNet(nn.Module):
         if len(widths) != 5:
             raise ValueError(f"config key 'model.widths' = {list(widths)}: expected 5 widths (strides 2..32)")
         self.input_size = input_size
+        self.detect_size = int(detect_size or input_size)
         widths = tuple(int(w) for w in widths)
         stem = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         # No ConvDP at stride 2: at half resolution every elementwise op costs as much as the rest of

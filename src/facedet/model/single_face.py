@@ -27,7 +27,7 @@ class SingleFaceNet(nn.Module):
         batch_norm: bool = True,
     ) -> None:
         super().__init__()
-        self.input_size = input_size
+        self.input_size = self.detect_size = input_size  # one face per picture, stretched to the input
         layers: list[nn.Module] = []
         in_channels = 3
         for convs, channels in zip(stages, VGG_CHANNELS):

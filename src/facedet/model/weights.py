@@ -31,6 +31,7 @@ _INT, _FLOAT, _BOOL = int, float, bool
 MODEL_SCHEMA: dict[str, dict[str, tuple]] = {
     "dense": {
         "input_size": (_INT, 32, MAX_INPUT_SIZE),
+        "detect_size": (_INT, 32, MAX_INPUT_SIZE),
         "widths": ((_INT, 5), 1, 1024),
         "depth": (_INT, 0, 8),
         "neck_width": (_INT, 1, 1024),

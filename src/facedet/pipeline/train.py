@@ -43,7 +43,7 @@ from facedet.train.finetune import load_initial_weights
 from facedet.train.module import EpochLines, FaceDetectorModule
 
 
-def datamodule(cfg: DictConfig, resize: str) -> FaceDataModule:
+def datamodule(cfg: DictConfig, net) -> FaceDataModule:
     augmented, labels, images = Path(cfg.paths.augment), Path(cfg.paths.labels), Path(cfg.paths.collect) / "images"
     online = int(cfg.augment.copies) == 0
     train_coco, train_images = (
@@ -54,8 +54,9 @@ def datamodule(cfg: DictConfig, resize: str) -> FaceDataModule:
         train_images,
         labels / "val.json",
         images,
-        cfg.model.input_size,
-        resize,
+        net.input_size,
+        net.detect_size,
+        net.resize,
         cfg.train.batch_size,
         augmented / augment.PIPELINE_FILE if online else None,
         seed=cfg.seed,
@@ -78,7 +79,7 @@ def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
     net = build_net(cfg.model)
     if cfg.train.init:
         load_initial_weights(net, cfg.model, str(cfg.train.init))
-    data = datamodule(cfg, net.resize)
+    data = datamodule(cfg, net)
     module = FaceDetectorModule(
         net,
         build_loss(cfg.loss),

@@ -115,6 +115,7 @@ class FaceDataModule(pl.LightningDataModule):
         val_coco: Path,
         val_images: Path,
         input_size: int,
+        detect_size: int,
         resize: str,
         batch_size: int,
         pipeline_file: Path | None = None,
@@ -127,7 +128,8 @@ class FaceDataModule(pl.LightningDataModule):
         self.train_coco, self.train_images = Path(train_coco), Path(train_images)
         self.val_coco, self.val_images = Path(val_coco), Path(val_images)
         self.pipeline_file = Path(pipeline_file) if pipeline_file else None
-        self.input_size, self.resize, self.seed, self.min_face = input_size, resize, seed, min_face
+        self.input_size, self.detect_size, self.resize = input_size, detect_size, resize
+        self.seed, self.min_face = seed, min_face
         self.loader = dict(
             batch_size=batch_size,
             num_workers=num_workers,
@@ -144,7 +146,7 @@ class FaceDataModule(pl.LightningDataModule):
                 self.train_coco, self.train_images, self.input_size, self.resize, pipeline, self.seed, self.min_face
             )
             self.val_set = FaceDataset(
-                self.val_coco, self.val_images, self.input_size, self.resize, min_face=self.min_face
+                self.val_coco, self.val_images, self.detect_size, self.resize, min_face=self.min_face
             )
 
     def train_dataloader(self) -> DataLoader:

@@ -16,7 +16,7 @@ from facedet.model import weights
 from facedet.tracking import resolve_model_uri
 
 # Keys of cfg.model that do not shape the weights: a model trained at one input size fine-tunes at another.
-_FREE_KEYS = {"input_size"}
+_FREE_KEYS = {"input_size", "detect_size"}
 
 
 def init_file(init: str) -> Path:
