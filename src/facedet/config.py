@@ -393,10 +393,9 @@ def _relations(values: dict) -> None:
             "expected fractions that add up to 1 with train > 0"
         )
     model = values.get("model") or {}
-    if model.get("name") == "dense" and model.get("input_size", 0) % 32:
-        raise _fail("model.input_size", model["input_size"], "a multiple of 32 for the dense model (strides 8-32)")
-    if model.get("name") == "dense" and model.get("detect_size", 0) % 32:
-        raise _fail("model.detect_size", model["detect_size"], "a multiple of 32 for the dense model (strides 8-32)")
+    for key in ("input_size", "detect_size"):
+        if model.get("name") == "dense" and model.get(key, 0) % 32:
+            raise _fail(f"model.{key}", model[key], "a multiple of 32 for the dense model (strides 8-32)")
 
 
 def tracking_uri(cfg: DictConfig) -> str:

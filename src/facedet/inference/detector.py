@@ -60,6 +60,16 @@ class TorchBackend:
             return self.net.decode(self.net(batch)).float().cpu().numpy()
 
 
+def _input_side(metadata: dict, key: str, path: Path) -> int:
+    """``metadata[key]``, a side in pixels the ONNX backend resizes to; else ModelFileError naming it."""
+    size = metadata.get(key)
+    if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= weights.MAX_INPUT_SIZE:
+        raise weights.ModelFileError(
+            f"{path}: metadata '{key}' = {size!r:.40}: expected an integer in [32, {weights.MAX_INPUT_SIZE}]"
+        )
+    return size
+
+
 class OnnxBackend:
     name = "onnx"
 
@@ -87,11 +97,10 @@ class OnnxBackend:
         except (ValueError, RecursionError):
             raise weights.ModelFileError(f"{path}: its '{METADATA_KEY}' metadata is not valid JSON") from None
         self.metadata = weights.check_metadata(self.metadata, str(path))
-        size, resize = self.metadata.get("input_size"), self.metadata.get("resize")
-        if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= weights.MAX_INPUT_SIZE:
-            raise weights.ModelFileError(
-                f"{path}: metadata 'input_size' = {size!r:.40}: expected an integer in [32, {weights.MAX_INPUT_SIZE}]"
-            )
+        size = _input_side(self.metadata, "input_size", path)
+        # Files exported before detect_size existed are scanned at their input_size.
+        detect_size = _input_side({"detect_size": size, **self.metadata}, "detect_size", path)
+        resize = self.metadata.get("resize")
         if resize not in RESIZE_MODES:
             raise weights.ModelFileError(f"{path}: metadata 'resize' = {resize!r:.40}: expected one of {RESIZE_MODES}")
         inputs, outputs = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
@@ -99,15 +108,6 @@ class OnnxBackend:
             raise weights.ModelFileError(
                 f"{path}: the graph's inputs {inputs} and outputs {outputs} are not "
                 f"facedet's ([{INPUT_NAME!r}] -> {OUTPUT_NAME!r})"
-            )
-        detect_size = self.metadata.get("detect_size", size)  # files exported before detect_size: input_size
-        if (
-            isinstance(detect_size, bool)
-            or not isinstance(detect_size, int)
-            or not 32 <= detect_size <= weights.MAX_INPUT_SIZE
-        ):
-            raise weights.ModelFileError(
-                f"{path}: metadata 'detect_size' = {detect_size!r:.40}: expected an integer in [32, {weights.MAX_INPUT_SIZE}]"
             )
         self.detect_size, self.resize = detect_size, resize
         self._input, self._output = INPUT_NAME, OUTPUT_NAME

@@ -41,8 +41,8 @@ class DenseNet(nn.Module):
     """Input: float images [B, 3, H, W] in [0, 1], H and W multiples of 32 (any size), letterboxed.
 
     ``input_size``: side of the square training crops; ``detect_size``: longest side pictures are
-    scanned at for validation and detection (default ``input_size``). ``widths``: channels of the backbone stages at strides 2, 4, 8, 16, 32; ``depth``: ConvDP units per
-    stage from stride 4 on; ``neck_width``: channels of the neck and head. The default (widths
+    scanned at for validation and detection (default ``input_size``). ``widths``: channels of the
+    backbone stages at strides 2, 4, 8, 16, 32; ``depth``: ConvDP units per stage from stride 4 on; ``neck_width``: channels of the neck and head. The default (widths
     16/32/64/96/128, depth 1, neck 48) has about 87 k parameters.
 
     forward -> {"face_logit": [B, N], "box": [B, N, 4] raw log-distances (l, t, r, b) in strides,

@@ -32,6 +32,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import MLFlowLogger
+from torch import nn
 
 from facedet import tracking
 from facedet.config import ConfigError, tracking_uri
@@ -43,7 +44,7 @@ from facedet.train.finetune import load_initial_weights
 from facedet.train.module import EpochLines, FaceDetectorModule
 
 
-def datamodule(cfg: DictConfig, net) -> FaceDataModule:
+def datamodule(cfg: DictConfig, net: nn.Module) -> FaceDataModule:
     augmented, labels, images = Path(cfg.paths.augment), Path(cfg.paths.labels), Path(cfg.paths.collect) / "images"
     online = int(cfg.augment.copies) == 0
     train_coco, train_images = (
