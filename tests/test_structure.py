@@ -164,3 +164,28 @@ def test_every_stage_module_is_a_dvc_stage():
     from facedet.pipeline import stage_names
 
     assert stage_names() == sorted(SPECS)
+
+
+def _hand_clipped_boxes(source: str) -> list[int]:
+    """Lines of ``np.clip(x, 0, [w, h, w, h])``: boxes clipped to a frame by hand."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "clip"
+        and len(node.args) == 3
+        and isinstance(node.args[2], (ast.List, ast.Tuple))
+        and len(node.args[2].elts) == 4
+    ]
+
+
+def test_boxes_are_clipped_only_by_the_boxes_module():
+    assert _hand_clipped_boxes("np.clip(out, 0, [w, h, w, h])") == [1]  # the check sees the pattern
+    hand_written = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for module, path in MODULES.items()
+        if module != "facedet.boxes"
+        for line in _hand_clipped_boxes(path.read_text())
+    ]
+    assert hand_written == [], "use facedet.boxes.clip_boxes / clip_box"

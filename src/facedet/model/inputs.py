@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import torch
 
+from facedet.boxes import clip_boxes
+
 RESIZE_MODES = ("stretch", "letterbox")
 
 
@@ -34,7 +36,7 @@ class Placement:
         """Normalised network-input coordinates [N, 4] -> picture pixels, clipped to the picture."""
         factor = np.array([self.input_width / self.scale_x, self.input_height / self.scale_y] * 2)
         out = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * factor
-        return np.clip(out, 0, [self.width, self.height, self.width, self.height])
+        return clip_boxes(out, self.width, self.height)
 
 
 def prepare(
