@@ -7,6 +7,7 @@ nor the apps; the pipeline and the apps do not import each other; only ``cli`` w
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -146,18 +147,56 @@ def test_stage_params_are_keys_of_params_yaml(stage):
     assert "paths" not in SPECS[stage].params, "declare the exact paths.* keys the stage reads"
 
 
+# Settings that change how a training runs or logs, not the model it makes: not params of train.
+RUNTIME_TRAIN_KEYS = (
+    "train.num_workers",
+    "train.pin_memory",
+    "train.devices",
+    "train.accelerator",
+    "train.strategy",
+    "train.num_nodes",
+    "train.resume",
+)
+RUNTIME_TRAINER_KEYS = ("trainer.log_every_n_steps", "trainer.enable_model_summary")
+
+
+def _declared(key: str, params: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in params)
+
+
 def test_runtime_knobs_do_not_retrain():
     params = SPECS["train"].params
-    for knob in (
-        "train.num_workers",
-        "train.devices",
-        "train.accelerator",
-        "train.resume",
-        "tracking",
-        "tracking.experiment",
-    ):
-        assert not any(knob == p or knob.startswith(p + ".") for p in params), knob
+    for knob in (*RUNTIME_TRAIN_KEYS, *RUNTIME_TRAINER_KEYS, "tracking", "tracking.experiment"):
+        assert not _declared(knob, params), knob
     assert "train" not in params and "model" in params and "src/facedet/evaluate" in SPECS["train"].deps
+
+
+def _stale_trainer_keys(trainer: dict, params: tuple[str, ...]) -> list[str]:
+    """Keys of a conf/trainer/ option that reach Lightning but would not retrain when changed: neither
+    ``${train.X}`` with train.X a train param or a runtime knob, nor a train param, nor a runtime knob."""
+    stale = []
+    for name, value in trainer.items():
+        key = f"trainer.{name}"
+        follows = re.fullmatch(r"\$\{(train\.[\w.]+)\}", value) if isinstance(value, str) else None
+        if follows:
+            ok = _declared(follows[1], params) or follows[1] in RUNTIME_TRAIN_KEYS
+        else:
+            ok = name == "defaults" or _declared(key, params) or key in RUNTIME_TRAINER_KEYS
+        if not ok:
+            stale.append(key)
+    return stale
+
+
+@pytest.mark.parametrize("option", sorted(p.name for p in (ROOT / "conf" / "trainer").glob("*.yaml")))
+def test_every_trainer_key_retrains_or_is_a_runtime_knob(option):
+    params = SPECS["train"].params
+    # The check is not vacuous: a new Trainer argument, or one following an unlisted train.* key, is stale.
+    assert _stale_trainer_keys({"gradient_clip_val": 1.0, "max_epochs": "${train.nope}"}, params) == [
+        "trainer.gradient_clip_val",
+        "trainer.max_epochs",
+    ]
+    trainer = yaml.safe_load((ROOT / "conf" / "trainer" / option).read_text())
+    assert _stale_trainer_keys(trainer, params) == [], "declare them as params of dvc.yaml's train stage"
 
 
 def test_every_stage_module_is_a_dvc_stage():
