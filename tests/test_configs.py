@@ -1,14 +1,17 @@
 """Every option of every conf group the train stage builds with Hydra composes and instantiates
 (after lightning-hydra-template's tests/test_configs.py)."""
 
+import shutil
+
 import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import ROOT
+from dvc.utils.hydra import compose_and_dump
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from facedet.config import compose_config
+from facedet.config import PRESET_GROUPS, ConfigError, compose_config, load_params, validate
 from facedet.loss import build_loss
 from facedet.model import build_net
 from facedet.train import augment
@@ -17,6 +20,58 @@ from facedet.train.module import FaceDetectorModule
 
 def _options(group):
     return sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+
+
+GROUPS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir())
+EVERY_OPTION = [f"{group}={option}" for group in GROUPS for option in _options(group)]
+
+
+def _composes_and_validates(override, root, params_file):
+    """Both ways a config reaches the stages: `facedet run STAGE OVERRIDES` (compose_config) and
+    `dvc exp run -S OVERRIDE` (params.yaml composed by DVC, read back by load_params)."""
+    cfg = compose_config([override], root=root)
+    validate(cfg, root / "conf")
+    compose_and_dump(params_file, str(root / "conf"), None, "config", "", [override])
+    return cfg, load_params(params_file)
+
+
+@pytest.mark.parametrize("override", EVERY_OPTION)
+def test_every_option_of_every_group_composes_and_validates(override, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # load_params checks a params file kept outside a project against this conf/
+    cfg, params = _composes_and_validates(override, ROOT, tmp_path / "params.yaml")
+    group, option = override.split("=")
+    assert group in cfg or group in PRESET_GROUPS
+    if group in PRESET_GROUPS:  # a preset over other keys (# @package _global_): its own values win
+        preset = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / group / f"{option}.yaml"))
+        for entry in preset.pop("defaults", []):  # `override /callbacks: ema`: that option is chosen
+            for chosen_group, chosen in entry.items() if isinstance(entry, dict) else []:
+                chosen_group = chosen_group.removeprefix("override /")
+                alone = compose_config([f"{chosen_group}={chosen}"], root=ROOT)
+                assert OmegaConf.to_container(cfg[chosen_group]) == OmegaConf.to_container(alone[chosen_group])
+        assert OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(preset)), resolve=True) == OmegaConf.to_container(
+            OmegaConf.merge(OmegaConf.masked_copy(cfg, list(preset)), preset), resolve=True
+        )
+    assert OmegaConf.to_container(cfg, resolve=True) == OmegaConf.to_container(params, resolve=True)
+
+
+def test_every_group_is_covered_and_a_broken_preset_fails(tmp_path, monkeypatch):
+    assert {"experiment=bundled", "experiment=quick", "hparams_search=sample_optuna", "trainer=default"} <= set(
+        EVERY_OPTION
+    )
+    assert set(GROUPS) >= {
+        *("experiment", "labels", "split", "collect", "hparams_search", "evaluate", "tracking", "paths", "model"),
+        *("loss", "optimizer", "scheduler", "callbacks", "train", "trainer", "augment"),
+    }
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "conf", root / "conf")
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(root)
+    (root / "conf/experiment/broken.yaml").write_text("# @package _global_\ntrain: {max_epochs: -1}\n")
+    with pytest.raises(ConfigError, match="train.max_epochs"):
+        _composes_and_validates("experiment=broken", root, root / "params.yaml")
+    (root / "conf/experiment/broken.yaml").write_text("# @package _global_\ndefaults: [{override /model: nope}]\n")
+    with pytest.raises(ConfigError):
+        _composes_and_validates("experiment=broken", root, root / "params.yaml")
 
 
 @pytest.mark.parametrize("name", _options("optimizer"))
