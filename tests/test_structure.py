@@ -228,3 +228,23 @@ def test_boxes_are_clipped_only_by_the_boxes_module():
         for line in _hand_clipped_boxes(path.read_text())
     ]
     assert hand_written == [], "use facedet.boxes.clip_boxes / clip_box"
+
+
+def _module_map() -> list[str]:
+    """The first word of each line of the README's module map (its code block)."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("**Module map.**") :].split("```")[1]
+    return [line.split()[0] for line in block.splitlines()[1:] if line.strip() and not line.startswith("──")]
+
+
+def _names_only(path: Path) -> bool:
+    """An ``__init__.py`` that holds nothing but its docstring."""
+    body = ast.parse(path.read_text()).body
+    return path.name == "__init__.py" and len(body) <= 1 and all(isinstance(n, ast.Expr) for n in body)
+
+
+def test_readme_module_map_has_one_line_per_module():
+    listed = _module_map()
+    modules = sorted(path.relative_to(SRC / "facedet").as_posix() for path in MODULES.values() if not _names_only(path))
+    assert len(listed) == len(set(listed)), "a module listed twice"
+    assert sorted(listed) == modules, "README.md's module map and src/facedet/ disagree"
