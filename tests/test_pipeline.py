@@ -87,6 +87,23 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     assert "Running stage" not in _sh(project, "dvc", "repro")
     assert "up to date" in _sh(project, "dvc", "status")
 
+    # The copy's own src/ is what dvc.yaml's code deps point at. The code that picks the best
+    # checkpoint and the threshold retrains; a runtime knob (train.num_workers) does not.
+    code = project / "src/facedet/evaluate/metrics.py"
+    original = code.read_text()
+    code.write_text(original + "# a change\n")
+    assert {"train", "evaluate"} <= set(json.loads(_sh(project, "dvc", "status", "--json")))
+    code.write_text(original)
+    params_file = project / "params.yaml"
+    params_text = params_file.read_text()
+    params = yaml.safe_load(params_text)
+    params["train"]["num_workers"] += 1
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = json.loads(_sh(project, "dvc", "status", "--json"))
+    assert "validate" in changed and "train" not in changed, changed  # validate reads the whole file
+    params_file.write_text(params_text)
+    assert "up to date" in _sh(project, "dvc", "status")
+
     # The stable detect contract, with the pipeline's model as the default weights and its
     # validation best-F1 threshold as the default threshold.
     threshold = weights.read_metadata(project / "results/train/model.safetensors")["threshold"]
