@@ -400,6 +400,60 @@ def test_importers_never_open_links_out_of_the_dataset_nor_quote_them(corpus, mo
     assert "images/deep16.png" in images and "images/negative.jpg" in images
 
 
+def _voc_xml(filename: str, box: tuple) -> str:
+    return (
+        f"<annotation><filename>{filename}</filename><object><name>face</name><bndbox>"
+        + "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+        + "</bndbox></object></annotation>"
+    )
+
+
+LINKED_LABELS = {  # format: (importer, label file of a.jpg / b.jpg, its text for a.jpg, a.jpg's box)
+    "yolo": (import_yolo, "{}.txt", "0 0.5 0.5 0.5 0.5\n", (24, 18, 72, 54)),
+    "voc": (import_voc, "{}.xml", _voc_xml("a.jpg", (11, 11, 40, 40)), (10, 10, 40, 40)),
+    "labelme": (import_folder, "{}.json", None, (10, 10, 40, 44)),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(LINKED_LABELS))
+def test_label_link_out_of_the_dataset_sets_its_image_aside(tmp_path, monkeypatch, fmt):
+    """A refused label link is a label file that could not be read: its image is set aside (its
+    faces are unknown), never kept as a negative; one error names the file; the link is not opened."""
+    importer, name, text, box = LINKED_LABELS[fmt]
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    outside.mkdir()
+    good_jpeg(root / "a.jpg")
+    good_jpeg(root / "b.jpg", seed=1)
+    if fmt == "labelme":
+        labelme(root / "a.json", "a.jpg", [box])
+        labelme(outside / "b.json", "b.jpg", [(1, 1, 20, 20)])  # usable, were it read
+    else:
+        (root / name.format("a")).write_text(text)
+        (outside / name.format("b")).write_text(text.replace("a.jpg", "b.jpg"))
+    os.symlink(outside / name.format("b"), root / name.format("b"))
+    os.symlink(outside / name.format("b"), root / name.format("c"))  # no image c.*: still an error
+    opened = []
+    real_open = open
+
+    def spy(file, *args, **kwargs):
+        opened.append(os.path.realpath(file) if isinstance(file, (str, bytes, os.PathLike)) else file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    report = ProblemReport("labels")
+    images = importer(root, report)
+    monkeypatch.undo()
+    assert [(i.file_name, i.boxes) for i in images] == [("a.jpg", [box])]  # b.jpg is no negative
+    assert not [p for p in opened if isinstance(p, str) and p.startswith(str(outside))]
+    assert [p.file for p in report.problems] == [name.format("b"), name.format("c")]
+    b, c = report.errors
+    assert b.problem == (
+        "label file dropped: a link that leads outside the dataset folder (refused, not read); "
+        "its image b.jpg is dropped too (its faces are unknown)"
+    )
+    assert c.problem == "label file dropped: a link that leads outside the dataset folder (refused, not read)"
+
+
 def test_label_file_excerpts_are_short_and_sanitised(tmp_path):
     good_jpeg(tmp_path / "a.jpg")
     (tmp_path / "a.txt").write_text("0 SECRET-TOKEN-abcdefghijklmnopqrstuvwxyz\x1b[31m 0.5 0.5 0.5\n")
