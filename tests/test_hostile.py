@@ -143,6 +143,9 @@ def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
     (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n" * 3)
     os.symlink(outside / "secret.jpg", root / "images/secret.jpg")
     os.symlink(outside / "passwd", root / "labels/passwd.json")
+    good_jpeg(root / "images/linked.jpg", seed=12)  # its label file is a link that leads outside
+    labelme(outside / "linked.json", "../images/linked.jpg", [(10, 10, 40, 44)])
+    os.symlink(outside / "linked.json", root / "labels/linked.json")
     os.symlink(outside, root / "images/outside_folder", target_is_directory=True)
     os.symlink(root / "images/good_0.jpg", root / "images/inside_link.jpg")  # fine: it stays inside
     gray16(root / "images/deep16.png")
@@ -543,10 +546,13 @@ def test_copier_leaves_out_links_that_leave_the_folder(corpus, tmp_path):
         "labels/passwd.json": "a link that leads outside the folder",
         "images/outside_folder": "a link to a folder (not followed)",
         "images/odd/" + os.fsdecode(ODD_NAME): "renamed caf\\xe9 \\xff.jpg (not UTF-8)",
+        "labels/linked.json": "a link that leads outside the folder",
+        "images/linked.jpg": "its label file labels/linked.json was left out (its faces are unknown)",
     }
     copy = tmp_path / "data"
     assert not (copy / "images/secret.jpg").exists() and not (copy / "labels/passwd.json").exists()
     assert not (copy / "images/outside_folder").exists()
+    assert not (copy / "images/linked.jpg").exists() and not (copy / "labels/linked.json").exists()
     inside = copy / "images/inside_link.jpg"
     assert inside.is_file() and not inside.is_symlink()
     assert inside.read_bytes() == (root / "images/good_0.jpg").read_bytes()
@@ -559,5 +565,30 @@ def test_copier_leaves_out_links_that_leave_the_folder(corpus, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 0 and done.stderr.count("left out") == 3 and "secret.jpg" in done.stderr
-    assert "3 left out" in done.stdout
+    assert done.returncode == 0 and done.stderr.count(": left out: ") == 5 and "secret.jpg" in done.stderr
+    assert "images/linked.jpg: left out: its label file labels/linked.json was left out" in done.stderr
+    assert "5 left out" in done.stdout and copied == len([p for p in copy.rglob("*") if p.is_file()])
+
+
+def test_copier_leaves_out_the_picture_of_each_label_link_it_leaves_out(tmp_path):
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.xml").write_text(_voc_xml("x.jpg", (1, 1, 9, 9)))
+    (outside / "y.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    for name in ("VOC/JPEGImages/x.jpg", "VOC/JPEGImages/w.jpg", "side/y.jpg", "side/z.jpg"):
+        good_jpeg(src / name)
+    (src / "VOC/Annotations").mkdir()
+    os.symlink(outside / "x.xml", src / "VOC/Annotations/x.xml")  # the VOC devkit layout
+    os.symlink(outside / "y.txt", src / "side/y.txt")  # side by side
+    copied, left_out = copy_dataset(src, tmp_path / "dst")
+    assert {p.relative_to(src).as_posix(): why for p, why in left_out} == {
+        "VOC/Annotations/x.xml": "a link that leads outside the folder",
+        "side/y.txt": "a link that leads outside the folder",
+        "VOC/JPEGImages/x.jpg": "its label file VOC/Annotations/x.xml was left out (its faces are unknown)",
+        "side/y.jpg": "its label file side/y.txt was left out (its faces are unknown)",
+    }
+    assert copied == 2
+    assert sorted(p.relative_to(tmp_path / "dst").as_posix() for p in (tmp_path / "dst").rglob("*.jpg")) == [
+        "VOC/JPEGImages/w.jpg",
+        "side/z.jpg",
+    ]
