@@ -292,6 +292,9 @@ def test_detect_names_each_bad_picture_writes_every_output_and_odd_names(corpus,
     errors = {e["file"]: e["problem"] for e in result["errors"]}
     for name, why in bad.items():
         assert why in errors[name.removeprefix("images/")], name
+    lines = [line for line in done.stderr.splitlines() if line.startswith("facedet detect: ")][1:]  # after the model
+    assert lines == [f"facedet detect: {e['file']}: {e['problem']}" for e in result["errors"]]  # one each, on stderr
+    assert len(lines) == len(bad) and done.stdout.decode().endswith(f"; {len(bad)} unreadable\n")
     assert "secret.jpg" not in {i["file"] for i in result["images"]}
     odd = "odd/" + os.fsdecode(ODD_NAME)
     assert odd in {i["file"] for i in result["images"]} and "good_0.jpg" in {i["file"] for i in result["images"]}
@@ -299,6 +302,11 @@ def test_detect_names_each_bad_picture_writes_every_output_and_odd_names(corpus,
     assert all(i["faces"] for i in result["images"])  # threshold 0.01: every picture has rows in the CSV
     assert b"\nodd/" + ODD_NAME + b",," in (tmp_path / "faces.csv").read_bytes()  # the name's own bytes
     assert peak < COMMAND_MB, peak
+    # without --json the problem is on stderr all the same; nothing readable at all: exit status 1
+    done, _ = measured(["detect", str(root / "images/text.jpg"), "--weights", str(BUNDLED)], tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == "facedet detect: text.jpg: not an image (unrecognised content)", done.stderr
+    assert done.stdout.decode() == "nothing written: 0 faces in 0 images/frames; 1 unreadable\n"
 
 
 def test_prelabel_reports_bad_pictures_and_labels_the_rest(corpus, tmp_path):
