@@ -600,3 +600,72 @@ def test_copier_leaves_out_the_picture_of_each_label_link_it_leaves_out(tmp_path
         "VOC/JPEGImages/w.jpg",
         "side/z.jpg",
     ]
+
+
+# --- the whole pipeline (issue 13's "done when") ------------------------------------------------------------
+
+LABEL_PROBLEMS = {  # label files of the corpus that make run DATA=... copies -> what the labels report says
+    "labels/nan_box.json": "not a number",
+    "labels/a_claim.json": "is labelled by its own file labels/good_5.json",
+}
+LEFT_OUT = {  # by the copier, named on its stderr: never in data/
+    "images/secret.jpg": "a link that leads outside the folder",
+    "labels/passwd.json": "a link that leads outside the folder",
+    "images/outside_folder": "a link to a folder (not followed)",
+    "labels/linked.json": "a link that leads outside the folder",
+    "images/linked.jpg": "its label file labels/linked.json was left out",
+}
+
+
+@pytest.mark.slow
+def test_make_run_on_the_hostile_corpus_completes_reports_each_bad_file_once_and_trains(tmp_path):
+    """`make run DATA=<hostile folder>` (copy, dvc add, dvc repro) with experiment=quick."""
+    from test_pipeline import _project, _sh
+
+    source, outside = tmp_path / "hostile", tmp_path / "outside"
+    outside.mkdir()
+    bad = hostile_dataset(source, outside)
+    project = _project(tmp_path, ["experiment=quick"])
+    copy = subprocess.run(
+        [sys.executable, "-m", "facedet.datacopy", str(source), str(project / "data")],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert copy.returncode == 0, copy.stderr
+    for name, why in LEFT_OUT.items():
+        (line,) = [line for line in copy.stderr.splitlines() if f"{source}/{name}: " in line]
+        assert f": left out: {why}" in line, line
+    _sh(project, "git", "init", "-q")
+    _sh(project, "dvc", "init", "-q")
+    _sh(project, "dvc", "add", "-q", "data")
+    _sh(project, "dvc", "repro")
+
+    reports = {
+        stage: json.loads((project / f"results/{stage}/report.json").read_text()) for stage in ("collect", "labels")
+    }
+    named = [p["file"] for report in reports.values() for p in report["problems"]]
+    assert len(named) == len(set(named)), f"a file reported twice: {sorted(named)}"  # across both stages
+    collect = {p["file"]: p["problem"] for p in reports["collect"]["problems"]}
+    labels = {p["file"]: p["problem"] for p in reports["labels"]["problems"]}
+    for name, why in bad.items():
+        if name not in LEFT_OUT:
+            assert why in collect[name], (name, collect.get(name))
+    for name, why in LABEL_PROBLEMS.items():
+        assert why in labels[name], (name, labels.get(name))
+    assert set(labels) == set(LABEL_PROBLEMS)
+    assert set(collect) == set(bad) - set(LEFT_OUT) | {"images/inside_link.jpg"}  # a duplicate of good_0.jpg
+    assert "skipped: duplicate of images/good_0.jpg" in collect["images/inside_link.jpg"]
+
+    collected = {e["source"]: e["file"] for e in json.loads((project / "results/collect/manifest.json").read_text())}
+    assert not set(bad) & set(collected) and "images/linked.jpg" not in collected
+    splits = {s: coco.read(project / f"results/labels/{s}.json") for s in ("train", "val", "test")}
+    kept = {i.file_name: i for images in splits.values() for i in images}  # by collected name
+    good = {f"images/good_{i}.jpg" for i in range(6)} | {"images/deep16.png", "images/negative.jpg"}
+    assert {collected[name] for name in good} <= set(kept)
+    assert all(kept[collected[f"images/good_{i}.jpg"]].boxes for i in range(6))
+    assert kept[collected["images/deep16.png"]].boxes and not kept[collected["images/negative.jpg"]].boxes
+    assert collected["images/nan_box.jpg"] not in kept  # its label file could not be read: set aside
+    assert sum(len(i.boxes) for i in splits["train"]) > 0
+    assert (project / "results/train/model.safetensors").is_file()
+    assert json.loads((project / "results/evaluate/metrics.json").read_text())["images"] == len(splits["test"])
