@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-data: setup  ## data/: DATA copied in (links leading out of it left out), or the embedded sample when data/ is empty; pinned by data.dvc
+data: setup  ## data/: DATA copied in (links leading out of it left out, with the pictures of such label files), or the embedded sample when data/ is empty; pinned by data.dvc
 ifneq ($(DATA),)
 	rm -rf data && python -m facedet.datacopy "$(DATA)" data
 else

@@ -143,6 +143,9 @@ def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
     (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n" * 3)
     os.symlink(outside / "secret.jpg", root / "images/secret.jpg")
     os.symlink(outside / "passwd", root / "labels/passwd.json")
+    good_jpeg(root / "images/linked.jpg", seed=12)  # its label file is a link that leads outside
+    labelme(outside / "linked.json", "../images/linked.jpg", [(10, 10, 40, 44)])
+    os.symlink(outside / "linked.json", root / "labels/linked.json")
     os.symlink(outside, root / "images/outside_folder", target_is_directory=True)
     os.symlink(root / "images/good_0.jpg", root / "images/inside_link.jpg")  # fine: it stays inside
     gray16(root / "images/deep16.png")
@@ -289,6 +292,9 @@ def test_detect_names_each_bad_picture_writes_every_output_and_odd_names(corpus,
     errors = {e["file"]: e["problem"] for e in result["errors"]}
     for name, why in bad.items():
         assert why in errors[name.removeprefix("images/")], name
+    lines = [line for line in done.stderr.splitlines() if line.startswith("facedet detect: ")][1:]  # after the model
+    assert lines == [f"facedet detect: {e['file']}: {e['problem']}" for e in result["errors"]]  # one each, on stderr
+    assert len(lines) == len(bad) and done.stdout.decode().endswith(f"; {len(bad)} unreadable\n")
     assert "secret.jpg" not in {i["file"] for i in result["images"]}
     odd = "odd/" + os.fsdecode(ODD_NAME)
     assert odd in {i["file"] for i in result["images"]} and "good_0.jpg" in {i["file"] for i in result["images"]}
@@ -296,6 +302,11 @@ def test_detect_names_each_bad_picture_writes_every_output_and_odd_names(corpus,
     assert all(i["faces"] for i in result["images"])  # threshold 0.01: every picture has rows in the CSV
     assert b"\nodd/" + ODD_NAME + b",," in (tmp_path / "faces.csv").read_bytes()  # the name's own bytes
     assert peak < COMMAND_MB, peak
+    # without --json the problem is on stderr all the same; nothing readable at all: exit status 1
+    done, _ = measured(["detect", str(root / "images/text.jpg"), "--weights", str(BUNDLED)], tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == "facedet detect: text.jpg: not an image (unrecognised content)", done.stderr
+    assert done.stdout.decode() == "nothing written: 0 faces in 0 images/frames; 1 unreadable\n"
 
 
 def test_prelabel_reports_bad_pictures_and_labels_the_rest(corpus, tmp_path):
@@ -400,6 +411,60 @@ def test_importers_never_open_links_out_of_the_dataset_nor_quote_them(corpus, mo
     assert "images/deep16.png" in images and "images/negative.jpg" in images
 
 
+def _voc_xml(filename: str, box: tuple) -> str:
+    return (
+        f"<annotation><filename>{filename}</filename><object><name>face</name><bndbox>"
+        + "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+        + "</bndbox></object></annotation>"
+    )
+
+
+LINKED_LABELS = {  # format: (importer, label file of a.jpg / b.jpg, its text for a.jpg, a.jpg's box)
+    "yolo": (import_yolo, "{}.txt", "0 0.5 0.5 0.5 0.5\n", (24, 18, 72, 54)),
+    "voc": (import_voc, "{}.xml", _voc_xml("a.jpg", (11, 11, 40, 40)), (10, 10, 40, 40)),
+    "labelme": (import_folder, "{}.json", None, (10, 10, 40, 44)),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(LINKED_LABELS))
+def test_label_link_out_of_the_dataset_sets_its_image_aside(tmp_path, monkeypatch, fmt):
+    """A refused label link is a label file that could not be read: its image is set aside (its
+    faces are unknown), never kept as a negative; one error names the file; the link is not opened."""
+    importer, name, text, box = LINKED_LABELS[fmt]
+    root, outside = tmp_path / "data", tmp_path / "outside"
+    outside.mkdir()
+    good_jpeg(root / "a.jpg")
+    good_jpeg(root / "b.jpg", seed=1)
+    if fmt == "labelme":
+        labelme(root / "a.json", "a.jpg", [box])
+        labelme(outside / "b.json", "b.jpg", [(1, 1, 20, 20)])  # usable, were it read
+    else:
+        (root / name.format("a")).write_text(text)
+        (outside / name.format("b")).write_text(text.replace("a.jpg", "b.jpg"))
+    os.symlink(outside / name.format("b"), root / name.format("b"))
+    os.symlink(outside / name.format("b"), root / name.format("c"))  # no image c.*: still an error
+    opened = []
+    real_open = open
+
+    def spy(file, *args, **kwargs):
+        opened.append(os.path.realpath(file) if isinstance(file, (str, bytes, os.PathLike)) else file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    report = ProblemReport("labels")
+    images = importer(root, report)
+    monkeypatch.undo()
+    assert [(i.file_name, i.boxes) for i in images] == [("a.jpg", [box])]  # b.jpg is no negative
+    assert not [p for p in opened if isinstance(p, str) and p.startswith(str(outside))]
+    assert [p.file for p in report.problems] == [name.format("b"), name.format("c")]
+    b, c = report.errors
+    assert b.problem == (
+        "label file dropped: a link that leads outside the dataset folder (refused, not read); "
+        "its image b.jpg is dropped too (its faces are unknown)"
+    )
+    assert c.problem == "label file dropped: a link that leads outside the dataset folder (refused, not read)"
+
+
 def test_label_file_excerpts_are_short_and_sanitised(tmp_path):
     good_jpeg(tmp_path / "a.jpg")
     (tmp_path / "a.txt").write_text("0 SECRET-TOKEN-abcdefghijklmnopqrstuvwxyz\x1b[31m 0.5 0.5 0.5\n")
@@ -489,10 +554,13 @@ def test_copier_leaves_out_links_that_leave_the_folder(corpus, tmp_path):
         "labels/passwd.json": "a link that leads outside the folder",
         "images/outside_folder": "a link to a folder (not followed)",
         "images/odd/" + os.fsdecode(ODD_NAME): "renamed caf\\xe9 \\xff.jpg (not UTF-8)",
+        "labels/linked.json": "a link that leads outside the folder",
+        "images/linked.jpg": "its label file labels/linked.json was left out (its faces are unknown)",
     }
     copy = tmp_path / "data"
     assert not (copy / "images/secret.jpg").exists() and not (copy / "labels/passwd.json").exists()
     assert not (copy / "images/outside_folder").exists()
+    assert not (copy / "images/linked.jpg").exists() and not (copy / "labels/linked.json").exists()
     inside = copy / "images/inside_link.jpg"
     assert inside.is_file() and not inside.is_symlink()
     assert inside.read_bytes() == (root / "images/good_0.jpg").read_bytes()
@@ -505,5 +573,99 @@ def test_copier_leaves_out_links_that_leave_the_folder(corpus, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 0 and done.stderr.count("left out") == 3 and "secret.jpg" in done.stderr
-    assert "3 left out" in done.stdout
+    assert done.returncode == 0 and done.stderr.count(": left out: ") == 5 and "secret.jpg" in done.stderr
+    assert "images/linked.jpg: left out: its label file labels/linked.json was left out" in done.stderr
+    assert "5 left out" in done.stdout and copied == len([p for p in copy.rglob("*") if p.is_file()])
+
+
+def test_copier_leaves_out_the_picture_of_each_label_link_it_leaves_out(tmp_path):
+    src, outside = tmp_path / "src", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.xml").write_text(_voc_xml("x.jpg", (1, 1, 9, 9)))
+    (outside / "y.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    for name in ("VOC/JPEGImages/x.jpg", "VOC/JPEGImages/w.jpg", "side/y.jpg", "side/z.jpg"):
+        good_jpeg(src / name)
+    (src / "VOC/Annotations").mkdir()
+    os.symlink(outside / "x.xml", src / "VOC/Annotations/x.xml")  # the VOC devkit layout
+    os.symlink(outside / "y.txt", src / "side/y.txt")  # side by side
+    copied, left_out = copy_dataset(src, tmp_path / "dst")
+    assert {p.relative_to(src).as_posix(): why for p, why in left_out} == {
+        "VOC/Annotations/x.xml": "a link that leads outside the folder",
+        "side/y.txt": "a link that leads outside the folder",
+        "VOC/JPEGImages/x.jpg": "its label file VOC/Annotations/x.xml was left out (its faces are unknown)",
+        "side/y.jpg": "its label file side/y.txt was left out (its faces are unknown)",
+    }
+    assert copied == 2
+    assert sorted(p.relative_to(tmp_path / "dst").as_posix() for p in (tmp_path / "dst").rglob("*.jpg")) == [
+        "VOC/JPEGImages/w.jpg",
+        "side/z.jpg",
+    ]
+
+
+# --- the whole pipeline (issue 13's "done when") ------------------------------------------------------------
+
+LABEL_PROBLEMS = {  # label files of the corpus that make run DATA=... copies -> what the labels report says
+    "labels/nan_box.json": "not a number",
+    "labels/a_claim.json": "is labelled by its own file labels/good_5.json",
+}
+LEFT_OUT = {  # by the copier, named on its stderr: never in data/
+    "images/secret.jpg": "a link that leads outside the folder",
+    "labels/passwd.json": "a link that leads outside the folder",
+    "images/outside_folder": "a link to a folder (not followed)",
+    "labels/linked.json": "a link that leads outside the folder",
+    "images/linked.jpg": "its label file labels/linked.json was left out",
+}
+
+
+@pytest.mark.slow
+def test_make_run_on_the_hostile_corpus_completes_reports_each_bad_file_once_and_trains(tmp_path):
+    """`make run DATA=<hostile folder>` (copy, dvc add, dvc repro) with experiment=quick."""
+    from test_pipeline import _project, _sh
+
+    source, outside = tmp_path / "hostile", tmp_path / "outside"
+    outside.mkdir()
+    bad = hostile_dataset(source, outside)
+    project = _project(tmp_path, ["experiment=quick"])
+    copy = subprocess.run(
+        [sys.executable, "-m", "facedet.datacopy", str(source), str(project / "data")],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert copy.returncode == 0, copy.stderr
+    for name, why in LEFT_OUT.items():
+        (line,) = [line for line in copy.stderr.splitlines() if f"{source}/{name}: " in line]
+        assert f": left out: {why}" in line, line
+    _sh(project, "git", "init", "-q")
+    _sh(project, "dvc", "init", "-q")
+    _sh(project, "dvc", "add", "-q", "data")
+    _sh(project, "dvc", "repro")
+
+    reports = {
+        stage: json.loads((project / f"results/{stage}/report.json").read_text()) for stage in ("collect", "labels")
+    }
+    named = [p["file"] for report in reports.values() for p in report["problems"]]
+    assert len(named) == len(set(named)), f"a file reported twice: {sorted(named)}"  # across both stages
+    collect = {p["file"]: p["problem"] for p in reports["collect"]["problems"]}
+    labels = {p["file"]: p["problem"] for p in reports["labels"]["problems"]}
+    for name, why in bad.items():
+        if name not in LEFT_OUT:
+            assert why in collect[name], (name, collect.get(name))
+    for name, why in LABEL_PROBLEMS.items():
+        assert why in labels[name], (name, labels.get(name))
+    assert set(labels) == set(LABEL_PROBLEMS)
+    assert set(collect) == set(bad) - set(LEFT_OUT) | {"images/inside_link.jpg"}  # a duplicate of good_0.jpg
+    assert "skipped: duplicate of images/good_0.jpg" in collect["images/inside_link.jpg"]
+
+    collected = {e["source"]: e["file"] for e in json.loads((project / "results/collect/manifest.json").read_text())}
+    assert not set(bad) & set(collected) and "images/linked.jpg" not in collected
+    splits = {s: coco.read(project / f"results/labels/{s}.json") for s in ("train", "val", "test")}
+    kept = {i.file_name: i for images in splits.values() for i in images}  # by collected name
+    good = {f"images/good_{i}.jpg" for i in range(6)} | {"images/deep16.png", "images/negative.jpg"}
+    assert {collected[name] for name in good} <= set(kept)
+    assert all(kept[collected[f"images/good_{i}.jpg"]].boxes for i in range(6))
+    assert kept[collected["images/deep16.png"]].boxes and not kept[collected["images/negative.jpg"]].boxes
+    assert collected["images/nan_box.jpg"] not in kept  # its label file could not be read: set aside
+    assert sum(len(i.boxes) for i in splits["train"]) > 0
+    assert (project / "results/train/model.safetensors").is_file()
+    assert json.loads((project / "results/evaluate/metrics.json").read_text())["images"] == len(splits["test"])

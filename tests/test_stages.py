@@ -77,6 +77,16 @@ def test_labels_rescale_boxes_to_the_collected_images_and_split_everything(cfg, 
     assert everything["png_named.jpg"].boxes == []  # no JSON: a negative
 
 
+def test_labels_does_not_repeat_the_pictures_collect_set_aside(cfg, tmp_path):
+    (tmp_path / "data/face0.json").write_text("{")  # a label problem only the labels stage sees
+    collect.run(cfg)
+    labels.run(cfg)
+    report = json.loads((tmp_path / "results/labels/report.json").read_text())
+    # empty.jpg and text.jpg (the importer cannot read their headers either) are named by collect only
+    assert [p["file"] for p in report["problems"]] == ["face0.json"]
+    assert "face0.jpg is dropped too" in report["problems"][0]["problem"]
+
+
 def test_augment_writes_copies_with_valid_boxes(cfg, tmp_path):
     collect.run(cfg)
     labels.run(cfg)

@@ -87,7 +87,7 @@ def _export_labels(args: argparse.Namespace) -> None:
     print(f"wrote {len(written)} {args.to} files to {args.out}")
 
 
-def _detect(args: argparse.Namespace) -> None:
+def _detect(args: argparse.Namespace) -> int:
     from facedet.apps.detect import run_detect
     from facedet.inference.detector import FaceDetector
     from facedet.problems import DataError
@@ -109,11 +109,14 @@ def _detect(args: argparse.Namespace) -> None:
         show=args.show,
         max_frames=args.max_frames,
     )
+    for error in results.data["errors"]:  # one line each, with or without --json
+        print(f"facedet detect: {error['file']}: {error['problem']}", file=sys.stderr)
     written = ", ".join(str(p) for p in (args.json, args.csv, args.out) if p is not None) or "nothing written"
     print(
         f"{written}: {results.faces} faces in {len(results.data['images'])} images/frames; "
         f"{len(results.data['errors'])} unreadable"
     )
+    return 1 if results.data["errors"] and not results.data["images"] else 0  # nothing could be read
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -305,7 +308,10 @@ def parser() -> argparse.ArgumentParser:
         help="detect faces in images, folders, globs, videos or a camera",
         description="Detect faces; boxes are [x1, y1, x2, y2] in pixels of the original image. "
         "Video and camera boxes are smoothed over frames (see --no-smooth). "
-        "Ctrl-C (or q in the window) stops early, keeping what was written.",
+        "Ctrl-C (or q in the window) stops early, keeping what was written. "
+        "Each input that cannot be read is named on stderr ('facedet detect: FILE: problem') and "
+        "skipped. Exit status: 0; 1 when no input could be read; 2 on an error that stops the run "
+        "(no such source, an unusable model file).",
     )
     p.add_argument(
         "src",
@@ -524,11 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     from facedet.problems import DataError
 
     try:
-        args.func(args)
+        status = args.func(args)
     except (ConfigError, DataError, FileNotFoundError) as err:
         print(f"facedet {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ list[Image]`` and follows the conventions of :mod:`facedet.labels.labelme`:
 - An image path written in a label file can only name a file of the images folder: a path that
   leaves it (``../``, an absolute path elsewhere, a folder link that leads out) is refused with an
   error and nothing there is opened. Image files that are links (a DVC cache) are fine.
+- A label file that is a link leading out of the dataset is refused and never opened (see
+  :func:`scan`); it counts as a label file that cannot be read, so its image is set aside.
 - One bad file or entry never stops an import: it is reported and the rest goes on. A label entry
   that cannot be read drops its image too (its faces are unknown; keeping it as a negative would
   teach the detector that its faces are background).
@@ -41,6 +43,7 @@ _SCALE_TOLERANCE = 0.01  # relative difference between the x and y factors of a 
 EXCERPT = 24  # characters of a label file quoted in a message, at most
 MAX_LABEL_BYTES = 30_000_000  # one label file (a LabelMe JSON may embed its image)
 MAX_DATASET_FILE_BYTES = 300_000_000  # one file for a whole dataset (WIDER train: 8 MB; COCO, FDDB)
+REFUSED_LINK = "a link that leads outside the dataset folder (refused, not read)"
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:/|//)")  # C:/... or //server/share (after \ -> /)
 
 # --- shared rules ------------------------------------------------------------------------------
@@ -184,7 +187,7 @@ class Sizes:
         if rel not in self._known:
             try:
                 if not link_allowed(self.root / rel, self.root):
-                    raise BadLabels("a link that leads outside the dataset folder (refused, not read)")
+                    raise BadLabels(REFUSED_LINK)
                 self._known[rel] = image_size(self.root / rel)
             except BadLabels as err:
                 self._known[rel] = None
@@ -315,21 +318,37 @@ def sorted_images(images: dict[str, Image]) -> list[Image]:
     return [images[name] for name in sorted(images)]
 
 
-def scan(root: Path, label_suffix: str, report: ProblemReport | None = None) -> tuple[dict[str, Path], dict[str, Path]]:
+def scan(
+    root: Path, label_suffix: str, report: ProblemReport | None = None
+) -> tuple[dict[str, Path], dict[str, Path | None]]:
     """Image files and label files (``label_suffix``, e.g. ".txt") under root, by POSIX path
     relative to root, walked as the collect stage walks (:func:`facedet.images.dataset_files`):
-    links to folders are not followed; a link to a file that leads out of the dataset is refused
-    (error in ``report``) and never opened."""
-    images, labels = {}, {}
+    links to folders are not followed; a link to a file that leads out of the dataset is refused and
+    never opened. A refused image link is an error in ``report``. A refused label link stays among
+    the label files with the path None, so that it pairs with its image like any label file and
+    :func:`label_path` refuses it: an unreadable label file, whose image is set aside (its faces
+    are unknown), never a missing one that would make its image a negative. The importer reports it."""
+    images: dict[str, Path] = {}
+    labels: dict[str, Path | None] = {}
     files, refused = dataset_files(root, IMAGE_EXTENSIONS + (label_suffix,))
     for path in files:
         rel = path.relative_to(root).as_posix()
         (images if path.suffix.lower() in IMAGE_EXTENSIONS else labels)[rel] = path
-    for path in refused if report is not None else ():
-        report.error(
-            path.relative_to(root).as_posix(), "a link that leads outside the dataset folder (refused, not read)"
-        )
+    for path in refused:
+        rel = path.relative_to(root).as_posix()
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            if report is not None:
+                report.error(rel, REFUSED_LINK)
+        else:
+            labels[rel] = None
     return images, labels
+
+
+def label_path(path: Path | None) -> Path:
+    """A label file of :func:`scan` that may be opened; BadLabels for a refused link (None)."""
+    if path is None:
+        raise BadLabels(REFUSED_LINK)
+    return path
 
 
 def read_text(path: Path, limit: int = MAX_LABEL_BYTES) -> str:

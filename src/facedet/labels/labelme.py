@@ -23,7 +23,7 @@ Rules worth knowing:
   to that fallback.
 - Boxes are in the image's pixels after EXIF orientation, which is how LabelMe shows images.
 - A label file that cannot be read (not JSON, not LabelMe, malformed shapes, non-numeric
-  coordinates) is dropped and so is its image: its faces are unknown, and keeping it as a negative
+  coordinates, a link that leads out of the dataset folder: refused, never opened) is dropped and so is its image: its faces are unknown, and keeping it as a negative
   would teach the detector that its faces are background.
 - ``imageData`` (the whole image in base64) is never decoded.
 """
@@ -53,6 +53,7 @@ from facedet.labels.formats import (
     finite,
     frame,
     image_size,
+    label_path,
     names_option,
     read_text,
     really_inside,
@@ -363,11 +364,12 @@ def _lexical(written: str, json_dir: str, root: Path) -> str | None:
 # --- reading files ---------------------------------------------------------------------------
 
 
-def _load(path: Path) -> dict:
+def _load(path: Path | None) -> dict:
     """A LabelMe file's JSON (at most :data:`~facedet.labels.formats.MAX_LABEL_BYTES`, refused
-    before it is read); BadLabels when it is not one."""
+    before it is read); BadLabels when it is not one, or when it is a link that :func:`scan` refused
+    (None: never opened)."""
     try:
-        text = read_text(path)
+        text = read_text(label_path(path))
     except BadLabels as err:
         raise BadLabels(f"not a LabelMe file ({err})" if "UTF-8" in str(err) else str(err)) from None
     try:

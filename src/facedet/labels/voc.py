@@ -42,6 +42,7 @@ from facedet.labels.formats import (
     folder_really_inside,
     frame,
     image_size,
+    label_path,
     names_option,
     parse_float,
     read_text,
@@ -83,9 +84,10 @@ def import_voc(
         base = _images_folder(root, xml_rel)
         guess = _by_stem(image_paths, base, xml_rel)
         try:
-            if not folder_really_inside(xml_paths[xml_rel], root):
+            path = label_path(xml_paths[xml_rel])  # a refused link: BadLabels, never opened
+            if not folder_really_inside(path, root):
                 raise BadLabels("its folder leads outside the dataset folder through a link (refused)")
-            tree = _parse(read_text(xml_paths[xml_rel], limit=10_000_000))
+            tree = _parse(read_text(path, limit=10_000_000))
             if tree.tag != "annotation":
                 raise BadLabels(f"not a VOC file (root element <{tree.tag}>, not <annotation>)")
             image_rel, note = _pair(root, image_paths, base, xml_rel, tree, guess)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.labels.formats import (
+    REFUSED_LINK,
     BadLabels,
     Size,
     accept_box,
@@ -38,6 +39,7 @@ from facedet.labels.formats import (
     excerpt,
     folder_really_inside,
     image_size,
+    label_path,
     parse_float,
     read_text,
     scan,
@@ -70,9 +72,10 @@ def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,)) 
         image = Image(rel, size.width, size.height)
         if label_rel is not None:
             try:
-                if not folder_really_inside(txt_paths[label_rel], root):
+                path = label_path(txt_paths[label_rel])  # a refused link: BadLabels, never opened
+                if not folder_really_inside(path, root):
                     raise BadLabels("its folder leads outside the dataset folder through a link (refused)")
-                _read(read_text(txt_paths[label_rel]), image, size, label_rel, wanted, ignored, report)
+                _read(read_text(path), image, size, label_rel, wanted, ignored, report)
             except BadLabels as err:
                 report.error(
                     label_rel, f"label file dropped: {err}; its image {rel} is dropped too (its faces are unknown)"
@@ -88,6 +91,9 @@ def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,)) 
                 continue
         result[rel] = image
     for label_rel in sorted(set(txt_paths) - used):
+        if txt_paths[label_rel] is None:
+            report.error(label_rel, f"label file dropped: {REFUSED_LINK}")
+            continue
         name = posixpath.basename(label_rel).lower()
         in_labels = "labels" in label_rel.split("/")[:-1]
         next_to_images = any(posixpath.dirname(r) == posixpath.dirname(label_rel) for r in image_paths)

@@ -3,7 +3,8 @@
 Reads the labels in ``labels.format`` (LabelMe by default; WIDER FACE, FDDB, COCO, YOLO, Pascal
 VOC, see :mod:`facedet.labels.formats`) and the collect stage's manifest; writes
 ``paths.labels``/{train,val,test}.json (file names relative to the collected images) and
-``report.json``. Boxes are rescaled to the collected images' size.
+``report.json``. Boxes are rescaled to the collected images' size. A picture the collect stage set
+aside is reported there only (its ``report.json``), not again here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def run(cfg: DictConfig) -> None:
     options = OmegaConf.to_container(cfg.labels.options, resolve=True) or {}
     labelled = import_labels(cfg.labels.format, Path(cfg.paths.data), report, **options)
     manifest = {e["source"]: e for e in json.loads((Path(cfg.paths.collect) / "manifest.json").read_text())}
+    # A picture the collect stage set aside is named in its report, with why: not a second time here.
+    set_aside = {p["file"] for p in _collect_problems(Path(cfg.paths.collect)) if p["file"] not in manifest}
+    report.problems = [p for p in report.problems if p.file not in set_aside]
     images = []
     for image in labelled:
         entry = manifest.get(image.file_name)
@@ -46,6 +50,11 @@ def run(cfg: DictConfig) -> None:
         negatives=sum(not i.boxes for i in images),
         **{f"{name}_images": len(splits[name]) for name in SPLITS},
     )
+
+
+def _collect_problems(collect: Path) -> list[dict]:
+    path = collect / "report.json"
+    return json.loads(path.read_text())["problems"] if path.is_file() else []
 
 
 def rescale(image: coco.Image, entry: dict) -> coco.Image:
