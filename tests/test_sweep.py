@@ -76,10 +76,10 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
 
     # The objective is the validation AP@0.5 of the best child (no evaluate stage ran: no test metric exists).
     by_id = {c.info.run_id: c for c in children}
-    val = {run_id: c.data.metrics["best/val_ap50"] for run_id, c in by_id.items()}
-    assert not any(k.startswith("test/") for c in children for k in c.data.metrics)
+    val = {run_id: c.data.metrics["best.val_ap50"] for run_id, c in by_id.items()}  # MLflow: dots, single values
+    assert not any(k.startswith("test") for c in children for k in c.data.metrics)
     assert result.best_value == max(val.values()) == val[result.best_run_id]
-    assert parent.data.metrics["best/val_ap50"] == result.best_value
+    assert parent.data.metrics["best.val_ap50"] == result.best_value
     assert parent.data.tags["sweep.best_run_id"] == result.best_run_id
     trial_metrics = json.loads(
         (project / f"multirun/tiny/trial_{result.best_trial}/results/train/metrics.json").read_text()

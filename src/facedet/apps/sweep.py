@@ -527,7 +527,7 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
             client.log_artifact(parent_id, str(experiment_file), "experiment")
         client.log_batch(
             parent_id,
-            metrics=[Metric(metric, best.value, int(time.time() * 1000), 0)],
+            metrics=[Metric(tracking.result_metric(metric), best.value, int(time.time() * 1000), 0)],
             params=[
                 Param(f"best.{k}", str(v))
                 for k, v in best.params.items()
@@ -557,7 +557,7 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
             client.set_tag(parent_id, key, value)
         (sweep_dir / "trials.json").write_text(json.dumps(trials, indent=1) + "\n")
         seconds = time.perf_counter() - started
-        client.log_metric(parent_id, "sweep/seconds", seconds)
+        client.log_metric(parent_id, tracking.result_metric("sweep/seconds"), seconds)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -65,7 +65,7 @@ def publish(
     logged = MlflowClient(tracking_uri(cfg)).get_run(run_id).data.metrics
     summary = {**{k: v for k, v in logged.items() if k.startswith(("train/", "val/"))}, **summary}
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({k: v for k, v in summary.items() if k.startswith("best/")})
+        mlflow.log_metrics({tracking.result_metric(k): v for k, v in summary.items() if k.startswith("best/")})
         mlflow.log_artifact(str(out / "model.safetensors"), "weights")
         mlflow.log_artifacts(str(out / "checkpoints"), "checkpoints")
         for path in artifacts:
