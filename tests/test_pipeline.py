@@ -69,7 +69,19 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
         ).fetchall()
     assert params["train.max_epochs"] == "2" and params["model.name"] == "dense"
     steps = dict(metric_steps)
-    assert steps["val/ap50"] == 2 and steps["test/ap50"] == 1
+    assert steps["val/ap50"] == 2 and steps["test.ap50"] == 1
+
+    # The order of MLflow 3's metric charts (run page and compare view): grouped by the part before the
+    # last "/", groups alphabetically, then the names without "/"; by name within a group. The
+    # per-epoch train/val curves come before every single-value result.
+    def chart_position(key):
+        group = key.rsplit("/", 1)[0] if "/" in key else None
+        return (group is None, group or "", key)
+
+    curves = [k for k in steps if k.startswith(("train/", "val/"))]
+    single = [k for k, n in steps.items() if n == 1]
+    assert curves and len(single) > 20
+    assert max(map(chart_position, curves)) < min(map(chart_position, single)), sorted(steps, key=chart_position)
     assert (project / "mlartifacts").is_dir()
     logged = {p.name for p in (project / "mlartifacts").rglob("*")}
     assert {

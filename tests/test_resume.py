@@ -93,7 +93,7 @@ def runs(tmp_path_factory):
     whole = tiny_project(tmp_path / "whole")
     shutil.copytree(whole, tmp_path / "killed")
     killed = tmp_path / "killed"
-    train(whole, epochs)
+    fresh = train(whole, epochs)
 
     # The real scenario: the process dies (no cleanup, no exception handler) once epoch 1 is checkpointed.
     process = subprocess.Popen(
@@ -117,11 +117,11 @@ def runs(tmp_path_factory):
     assert _last_epoch(killed) < 2, "killed after the last epoch: nothing left to resume"
     first_run = json.loads((killed / "results/train/run.json").read_text())["run_id"]
     resumed = train(killed, epochs)
-    return whole, killed, first_run, resumed
+    return whole, killed, first_run, resumed, fresh
 
 
 def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(runs):
-    whole, killed, first_run, done = runs
+    whole, killed, first_run, done, _ = runs
     assert f"resuming MLflow run {first_run}" in done.stderr
     assert "Restoring states from the checkpoint path" in done.stderr
     assert json.loads((killed / "results/train/run.json").read_text())["run_id"] == first_run
@@ -144,6 +144,16 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run_with_the_same_result(runs
     )
 
 
+def test_lightning_finds_no_file_of_ours_in_the_checkpoint_folder(runs):
+    """The resume record lives beside checkpoints/, not in it: no "exists and is not empty" warning,
+    neither on a fresh run nor on the resumed one (whose checkpoints are the ones it continues)."""
+    whole, killed, _, resumed, fresh = runs
+    for done in (fresh, resumed):
+        assert "exists and is not empty" not in done.stdout + done.stderr
+    for project in (whole, killed):
+        assert sorted(p.name for p in (project / "results/train/checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
 def test_checkpoints_hold_only_tensors_and_primitive_types(runs):
     for project in runs[:2]:
         for name in ("last.ckpt", "best.ckpt"):
@@ -156,16 +166,16 @@ def test_checkpoints_hold_only_tensors_and_primitive_types(runs):
 def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs, monkeypatch):
     killed = runs[1]
     monkeypatch.chdir(killed)
-    checkpoints = killed / "results/train/checkpoints"
+    out = killed / "results/train"
     cfg = compose_config([*TINY, "train.max_epochs=3"])
     key = fingerprint(cfg)
-    assert key == json.loads((killed / "results/train/run.json").read_text())["config_hash"]
-    assert resume_point(cfg, checkpoints, key) is None  # finished: the next run is a new one
+    assert key == json.loads((out / "run.json").read_text())["config_hash"]
+    assert resume_point(cfg, out, key) is None  # finished: the next run is a new one
 
-    state = json.loads((checkpoints / "resume.json").read_text())
+    state = json.loads((out / "run.json").read_text())
     assert state.pop("finished") is True
-    (checkpoints / "resume.json").write_text(json.dumps(state))  # as if killed while logging the model
-    assert resume_point(cfg, checkpoints, key) == (runs[2], checkpoints / "last.ckpt", 2)
+    (out / "run.json").write_text(json.dumps(state))  # as if killed while logging the model
+    assert resume_point(cfg, out, key) == (runs[2], out / "checkpoints/last.ckpt", 2)
 
     for change in (
         ["train.lr=0.003"],
@@ -177,9 +187,9 @@ def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs,
         ["scheduler.warmup_steps=3"],
     ):
         other = compose_config([*TINY, "train.max_epochs=3", *change])
-        assert fingerprint(other) != key and resume_point(other, checkpoints, fingerprint(other)) is None, change
+        assert fingerprint(other) != key and resume_point(other, out, fingerprint(other)) is None, change
     assert fingerprint(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"])) == key
-    assert resume_point(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"]), checkpoints, key) is None
+    assert resume_point(compose_config([*TINY, "train.max_epochs=3", "train.resume=false"]), out, key) is None
 
     images = {path: path.read_bytes() for path in (killed / "results/collect/images").rglob("*") if path.is_file()}
     try:

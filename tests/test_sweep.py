@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from facedet import tracking
 from facedet.apps.sample import SampleSettings, generate
-from facedet.apps.sweep import override_text, parse_space, preset_text, split_overrides, sweep
+from facedet.apps.sweep import parse_space, preset_text, split_overrides, sweep, trial_overrides
 from facedet.config import ConfigError, compose_config, tracking_uri
 from facedet.pipeline import run_stage
 
@@ -32,6 +32,7 @@ write_experiment: best
 params:
   train.lr: tag(log, interval(0.0005, 0.005))
   loss.box_weight: choice(0.5, 1.0)
+  callbacks: choice(default, ema)
   model.neck_width: 16
 """
 
@@ -76,10 +77,10 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
 
     # The objective is the validation AP@0.5 of the best child (no evaluate stage ran: no test metric exists).
     by_id = {c.info.run_id: c for c in children}
-    val = {run_id: c.data.metrics["best/val_ap50"] for run_id, c in by_id.items()}
-    assert not any(k.startswith("test/") for c in children for k in c.data.metrics)
+    val = {run_id: c.data.metrics["best.val_ap50"] for run_id, c in by_id.items()}  # MLflow: dots, single values
+    assert not any(k.startswith("test") for c in children for k in c.data.metrics)
     assert result.best_value == max(val.values()) == val[result.best_run_id]
-    assert parent.data.metrics["best/val_ap50"] == result.best_value
+    assert parent.data.metrics["best.val_ap50"] == result.best_value
     assert parent.data.tags["sweep.best_run_id"] == result.best_run_id
     trial_metrics = json.loads(
         (project / f"multirun/tiny/trial_{result.best_trial}/results/train/metrics.json").read_text()
@@ -110,6 +111,9 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
         cfg.train.lr == result.best_params["train.lr"] and cfg.loss.box_weight == result.best_params["loss.box_weight"]
     )
     assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.model.neck_width, cfg.augment.copies) == (1, 8, 16, 0)
+    # A searched config group (callbacks=ema) is selected in the preset's defaults, like an override.
+    assert {"override /callbacks": result.best_params["callbacks"]} in written["defaults"]
+    assert ("ema" in cfg.callbacks) == (result.best_params["callbacks"] == "ema")
 
 
 def test_queued_dvc_experiment_logs_to_the_original_store_and_is_tagged(tmp_path, monkeypatch, clean_env):
@@ -154,17 +158,29 @@ def test_extra_tags_reach_run_tags_only_inside(clean_env):
 def test_search_space_syntax_and_the_shipped_search_composes():
     spec = compose_config(["hparams_search=sample_optuna"], root=ROOT).hparams_search
     space, fixed = parse_space(OmegaConf.to_container(spec.params))
-    assert space["train.lr"] == D.FloatDistribution(0.0002, 0.005, log=True)
-    assert space["augment.copies"] == D.IntDistribution(2, 10, step=2)
-    assert isinstance(space["model.neck_width"], D.CategoricalDistribution) and fixed == {}
+    assert space["train.lr"] == D.FloatDistribution(0.001, 0.01, log=True)
+    assert space["callbacks"] == D.CategoricalDistribution(["default", "ema"]) and fixed == {}
+    assert "augment.copies" not in space  # the recipe augments online
     assert spec.metric == "best/val_ap50"
+    # The current recipe (the defaults of conf/) lies inside the space: a search around it.
+    recipe = compose_config([], root=ROOT)
+    for key, dist in space.items():
+        value = OmegaConf.select(recipe, key) if key != "callbacks" else "default"
+        inside = (
+            value in dist.choices if isinstance(dist, D.CategoricalDistribution) else dist.low <= value <= dist.high
+        )
+        assert inside, (key, value, dist)
     for pick in (0, -1):  # every searched key exists and both ends of each range pass validation
         values = {
             k: d.choices[pick] if isinstance(d, D.CategoricalDistribution) else (d.low, d.high)[pick]
             for k, d in space.items()
         }
-        cfg = compose_config([override_text(k, v) for k, v in values.items()], root=ROOT)
+        cfg = compose_config(trial_overrides(values, ROOT / "conf"), root=ROOT)
+        crops = cfg.augment.transforms[0]
+        assert crops["_target_"].endswith("OneOf") and len(crops.transforms) == 3
+        assert crops.transforms[1].p == values["augment.transforms.0.transforms.1.p"]
         assert cfg.augment.transforms[2]["_target_"].endswith("RandomBrightnessContrast")
+        assert ("ema" in cfg.callbacks) == (values["callbacks"] == "ema")
 
     space, fixed = parse_space({"a": "int(interval(1, 4))", "b": "range(0.1, 0.5, 0.2)", "c": "3", "d": "choice(x, 2)"})
     assert space["a"] == D.IntDistribution(1, 4) and space["b"] == D.FloatDistribution(0.1, 0.3, step=0.2)

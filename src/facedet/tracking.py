@@ -281,7 +281,18 @@ def run_link(cfg: DictConfig, run_id: str) -> str:
 
 MODEL_NAME = "facedet"
 CHAMPION = "champion"
-PRIMARY_METRIC = "best/val_ap50"
+
+
+def result_metric(key: str) -> str:
+    """The MLflow name of a single-value result: ``best/val_ap50`` -> ``best.val_ap50``, ``test/ap50`` ->
+    ``test.ap50`` (the DVC metrics files keep the ``/`` names). MLflow 3's run and compare charts group
+    metrics by the part of the name before the last "/", show those groups in alphabetical order, then
+    the names without "/" ("Model metrics"): named with dots, the ~29 single-value bars come after the
+    per-epoch train/ and val/ curves instead of before them (best/, export/, robustness/, test/)."""
+    return key.replace("/", ".")
+
+
+PRIMARY_METRIC = result_metric("best/val_ap50")
 
 
 def register(cfg: DictConfig, run_id: str) -> dict[str, object]:
@@ -294,7 +305,8 @@ def register(cfg: DictConfig, run_id: str) -> dict[str, object]:
     score = run.data.metrics[PRIMARY_METRIC]
     try:
         champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
-        best = client.get_run(champion.run_id).data.metrics.get(PRIMARY_METRIC, float("-inf"))
+        logged = client.get_run(champion.run_id).data.metrics
+        best = logged.get(PRIMARY_METRIC, logged.get("best/val_ap50", float("-inf")))  # or a champion of before
     except mlflow.exceptions.MlflowException:
         champion, best = None, float("-inf")
     promoted = score > best

@@ -160,6 +160,12 @@ def override_text(key: str, value: object) -> str:
     return f"{key}={value!r}"
 
 
+def trial_overrides(values: dict[str, object], conf_dir: Path) -> list[str]:
+    """The overrides that set ``values``: ``group=option`` for a config group (``callbacks=ema``),
+    :func:`override_text` for a value."""
+    return [f"{k}={v}" if (conf_dir / k).is_dir() else override_text(k, v) for k, v in values.items()]
+
+
 # ----------------------------------------------------------------------------------------------
 # Trials
 
@@ -321,10 +327,10 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
     name = str(spec.get("name") or search_overrides[0].split("=", 1)[1])
     params = OmegaConf.to_container(spec.params, resolve=True) if spec.get("params") else {}
     space, fixed = parse_space(params)
-    base = [*base, *(override_text(k, v) for k, v in fixed.items())]
+    base = [*base, *trial_overrides(fixed, root / "conf")]
 
     def trial_config(values: dict[str, object]) -> DictConfig:
-        return compose_config([*base, *(override_text(k, v) for k, v in values.items())], root=root)
+        return compose_config([*base, *trial_overrides(values, root / "conf")], root=root)
 
     # Fail before any work on a key or value the config rejects (at both ends of each range).
     for pick in (0, -1):
@@ -448,9 +454,7 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
         cfg, stages = runner.configure(trial_config(values), k)
         (sweep_dir / f"trial_{k}").mkdir(parents=True, exist_ok=True)
         (sweep_dir / f"trial_{k}" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        log.info(
-            "trial %d: %s (runs %s)", k, " ".join(override_text(a, b) for a, b in values.items()), ", ".join(stages)
-        )
+        log.info("trial %d: %s (runs %s)", k, " ".join(trial_overrides(values, root / "conf")), ", ".join(stages))
         tags = {
             "mlflow.parentRunId": parent_id,
             "sweep.name": name,
@@ -518,16 +522,17 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
                 [
                     f"Written by `facedet sweep` ({name}): trial {best.number} of {n_trials}, {metric} = {best.value:.4f}",
                     f"(MLflow run {best_run}, parent run {parent_id}); generated, git-ignored.",
-                    "Searched: " + " ".join(override_text(k, v) for k, v in best.params.items()),
+                    "Searched: " + " ".join(trial_overrides(best.params, root / "conf")),
                     f"Use: facedet run STAGE experiment={use}   or   dvc exp run -S experiment={use}",
                 ]
             )
             experiment_file.parent.mkdir(parents=True, exist_ok=True)
-            experiment_file.write_text(preset_text(best_cfg, base, root, header))
+            searched = trial_overrides(best.params, root / "conf")  # a searched group goes to its defaults
+            experiment_file.write_text(preset_text(best_cfg, [*base, *searched], root, header))
             client.log_artifact(parent_id, str(experiment_file), "experiment")
         client.log_batch(
             parent_id,
-            metrics=[Metric(metric, best.value, int(time.time() * 1000), 0)],
+            metrics=[Metric(tracking.result_metric(metric), best.value, int(time.time() * 1000), 0)],
             params=[
                 Param(f"best.{k}", str(v))
                 for k, v in best.params.items()
@@ -557,7 +562,7 @@ def _sweep(run_stage: StageRunner, overrides: list[str] | None, root: Path) -> S
             client.set_tag(parent_id, key, value)
         (sweep_dir / "trials.json").write_text(json.dumps(trials, indent=1) + "\n")
         seconds = time.perf_counter() - started
-        client.log_metric(parent_id, "sweep/seconds", seconds)
+        client.log_metric(parent_id, tracking.result_metric("sweep/seconds"), seconds)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

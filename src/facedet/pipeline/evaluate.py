@@ -68,8 +68,9 @@ def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
     shown = slice(0, cfg.evaluate.grid_images)
     prediction_grid(pictures[shown], truth[shown], predictions[shown], out / "predictions.png", threshold=threshold)
 
-    mlflow.log_metrics({f"test/{key}": value for key, value in metrics.items() if value is not None})
-    mlflow.log_metrics({f"robustness/{row['name']}_ap50": row["ap50"] for row in rows if row["ap50"] is not None})
+    results = {f"test/{k}": v for k, v in metrics.items()} | {f"robustness/{r['name']}_ap50": r["ap50"] for r in rows}
+    # Single values, named test.KEY / robustness.NAME_ap50: after the train/val curves in the UI's charts.
+    mlflow.log_metrics({tracking.result_metric(k): v for k, v in results.items() if v is not None})
     for name in ("metrics.json", "pr_curve.json", "robustness.json", *PICTURES):
         mlflow.log_artifact(str(out / name), "evaluate")
     for stage in ("collect", "labels"):

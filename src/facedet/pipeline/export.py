@@ -20,7 +20,7 @@ def run(cfg: DictConfig) -> None:
     with mlflow.start_run(run_id=run_id):  # the training run; marked FAILED if the export fails
         diff = export_onnx(source, source.with_suffix(".onnx"))
         mlflow.log_artifact(str(source.with_suffix(".onnx")), "onnx")
-        mlflow.log_metric("export/onnx_max_abs_diff", diff)
+        mlflow.log_metric(tracking.result_metric("export/onnx_max_abs_diff"), diff)
     print(
         f"export: {source.with_suffix('.onnx')} (ONNX Runtime vs PyTorch max abs difference {diff:.2g}); "
         f"MLflow run {tracking.run_link(cfg, run_id)}"

@@ -10,11 +10,12 @@ continues). The logged model is registered as a new version of ``facedet`` in ML
 Trainer, optimiser, schedule and callbacks are built from conf/trainer, conf/optimizer, conf/scheduler
 and conf/callbacks (``hydra.utils.instantiate``); ``train.init`` starts from a model file's weights.
 
-**Resume.** ``last.ckpt`` is written after every epoch, and ``checkpoints/resume.json`` records the MLflow
-run and a fingerprint of the train stage's params, data and code (as dvc.yaml lists them). A killed run
-continues from ``last.ckpt`` into the same MLflow run when ``train.resume`` is true and the fingerprint
-is the same; anything else starts afresh. The shuffle, the augmented draws and the RNGs are functions
-of (seed, epoch[, index]), so the resumed run ends with the same metrics.
+**Resume.** ``last.ckpt`` is written after every epoch, and ``run.json`` (beside ``checkpoints/``, kept
+by DVC) records the MLflow run and a fingerprint of the train stage's params, data and code (as
+dvc.yaml lists them). A killed run continues from ``last.ckpt`` into the same MLflow run when
+``train.resume`` is true and the fingerprint is the same; anything else starts afresh. The shuffle,
+the augmented draws and the RNGs are functions of (seed, epoch[, index]), so the resumed run ends
+with the same metrics.
 
 **Several processes (DDP).** ``train.strategy``/``train.devices``/``train.num_nodes`` go to the Lightning
 Trainer. Only global rank 0 creates the MLflow run, deletes/writes files and logs; the other ranks only
@@ -23,8 +24,8 @@ train (the MLflow logger is rank-zero-only in Lightning, so they need no run id)
 
 from __future__ import annotations
 
-import json
 import sys
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -70,7 +71,6 @@ def datamodule(cfg: DictConfig, net: nn.Module) -> FaceDataModule:
 def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
     """The train stage; ``callbacks``: extra Lightning callbacks (the sweep's pruning callback)."""
     out = Path(cfg.paths.train)
-    checkpoints = out / "checkpoints"
     if cfg.train.max_epochs % cfg.train.val_every:
         raise ConfigError(
             f"config key 'train.val_every' = {cfg.train.val_every}: expected a divisor of "
@@ -99,16 +99,17 @@ def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
     )
 
     key = resume.fingerprint(cfg)
-    point = resume.resume_point(cfg, checkpoints, key)
+    point = resume.resume_point(cfg, out, key)
     run_id = None
     if trainer.is_global_zero:
-        run_id = resume.open_run(cfg, checkpoints, key, point, run_name=str(cfg.model.name))
-        (out / "run.json").write_text(json.dumps({"run_id": run_id, "config_hash": key}) + "\n")
+        run_id = resume.open_run(cfg, out, key, point, run_name=str(cfg.model.name))  # writes run.json
     trainer.logger = MLFlowLogger(tracking_uri=tracking_uri(cfg), run_id=run_id)  # rank-zero-only
-    with tracking.failed_run_on_error(cfg, run_id) if run_id else nullcontext():
+    with tracking.failed_run_on_error(cfg, run_id) if run_id else nullcontext(), warnings.catch_warnings():
+        if point:  # the checkpoints there are the ones this run continues (a new run empties the folder)
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         trainer.fit(module, datamodule=data, ckpt_path=str(point[1]) if point else None, weights_only=True)
         if trainer.is_global_zero:
-            _publish(cfg, trainer, module, configured["best_checkpoint"], run_id, out, checkpoints, key)
+            _publish(cfg, trainer, module, configured["best_checkpoint"], run_id, out, key)
 
 
 def _publish(
@@ -118,7 +119,6 @@ def _publish(
     best,
     run_id: str,
     out: Path,
-    checkpoints: Path,
     key: str,
 ) -> None:
     net = publish.best_network(module, Path(best.best_model_path))
@@ -136,7 +136,7 @@ def _publish(
         summary,
         [augmented / augment.PIPELINE_FILE, augmented / "preview.png", augmented / "stats.json"],
     )
-    resume.mark_finished(checkpoints, run_id, key)
+    resume.mark_finished(out, run_id, key)
     registered = summary.get("registry/version")
     print(
         f"train: best val AP@0.5 {summary['best/val_ap50']:.4f} at threshold {summary['best/threshold']:.3f}; "

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import torch
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
 from facedet import coco, tracking
@@ -21,14 +24,53 @@ from facedet.model import weights
 
 class Predictor(torch.nn.Module):
     """What MLflow serves: images [B, 3, H, W] in [0, 1] -> [B, N, 5] candidates (x1, y1, x2, y2
-    normalised, score) before non-maximum suppression."""
+    normalised, score) before non-maximum suppression. The dense model takes any batch and any H, W
+    that are multiples of its largest stride (32; letterboxed pictures, e.g. 640 x 480), the
+    single-face model S x S pictures (S = its input size)."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
+        strides = getattr(net, "strides", None)
+        self.multiple = max(strides) if strides else None  # None: a fixed input size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.multiple:
+            # A no-op at the sizes the model takes (anything else loses its right/bottom remainder):
+            # it lets torch.export (MLflow's pt2 format) trace H and W as dynamic sizes.
+            m = self.multiple
+            images = images[:, :, : images.shape[2] // m * m, : images.shape[3] // m * m]
         return self.net.decode(self.net(images))
+
+    def input_example(self) -> np.ndarray:
+        """What MLflow traces the model with (pt2) and stores as its input example, kept small (about
+        100 KB of JSON, not the ~10 MB of a 320 x 320 float image): 2 pictures (torch.export fixes a
+        dimension of size 1, the batch would be static) of the smallest size the model takes (dense:
+        twice the largest stride, so that the coarsest feature map is not 1 x 1 either), values on a
+        1/4 grid (short JSON numbers)."""
+        side = 2 * self.multiple if self.multiple else int(self.net.input_size)
+        pattern = np.add.outer(np.arange(side), np.arange(side)) % 5 / 4  # diagonal stripes in [0, 1]
+        return np.stack([np.stack([pattern, 1 - pattern, pattern[::-1]])] * 2).astype(np.float32)
+
+    def signature(self, example: np.ndarray, output: np.ndarray) -> ModelSignature:
+        """float32 [-1, 3, H, W] -> float32 [-1, N, 5]; H, W (and N) -1 (any) for the dense model."""
+        size = (-1, -1) if self.multiple else example.shape[2:]
+        faces = (-1, 5) if self.multiple else output.shape[1:]
+        return ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, *size))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *faces))]),
+        )
+
+
+def log_servable(net: torch.nn.Module) -> ModelInfo:
+    """Log ``net`` as the active run's servable model ``model`` (mlflow.pytorch, pt2: torch.export)."""
+    predictor = Predictor(net).eval()
+    example = predictor.input_example()
+    with torch.no_grad():
+        output = predictor(torch.from_numpy(example)).numpy()
+    return mlflow.pytorch.log_model(
+        predictor, name="model", input_example=example, signature=predictor.signature(example, output)
+    )
 
 
 def best_network(module: torch.nn.Module, checkpoint: Path) -> torch.nn.Module:
@@ -65,20 +107,13 @@ def publish(
     logged = MlflowClient(tracking_uri(cfg)).get_run(run_id).data.metrics
     summary = {**{k: v for k, v in logged.items() if k.startswith(("train/", "val/"))}, **summary}
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({k: v for k, v in summary.items() if k.startswith("best/")})
+        mlflow.log_metrics({tracking.result_metric(k): v for k, v in summary.items() if k.startswith("best/")})
         mlflow.log_artifact(str(out / "model.safetensors"), "weights")
         mlflow.log_artifacts(str(out / "checkpoints"), "checkpoints")
         for path in artifacts:
             if path.is_file():
                 mlflow.log_artifact(str(path), "augment")
-        size = int(cfg.model.input_size)
-        example = torch.rand(1, 3, size, size)
-        predictor = Predictor(net).eval()
-        with torch.no_grad():
-            output = predictor(example).numpy()
-        mlflow.pytorch.log_model(
-            predictor, name="model", input_example=example.numpy(), signature=infer_signature(example.numpy(), output)
-        )
+        log_servable(net)
     registry = tracking.register(cfg, run_id)
     summary.update({"registry/version": registry["version"], "registry/champion": float(registry["champion"])})
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -22,7 +22,11 @@ from facedet.config import stage_spec, tracking_uri
 
 log = logging.getLogger(__name__)
 
-RESUME_FILE = "resume.json"
+# The resume record is the train stage's run.json (the MLflow run the later stages continue), kept by DVC
+# (persist) beside checkpoints/: a file of ours inside checkpoints/ makes Lightning warn that the
+# checkpoint directory "exists and is not empty" at the start of every training.
+STATE_FILE = "run.json"
+CHECKPOINTS = "checkpoints"
 _SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the folder holding src/facedet
 
 
@@ -46,10 +50,10 @@ def fingerprint(cfg: DictConfig, root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def resume_point(cfg: DictConfig, checkpoints: Path, key: str) -> tuple[str, Path, int] | None:
-    """(MLflow run id, last.ckpt, its epoch) when the last run can be continued, else None.
-    Reads only, so that every DDP rank comes to the same answer."""
-    state_file, last = checkpoints / RESUME_FILE, checkpoints / "last.ckpt"
+def resume_point(cfg: DictConfig, out: Path, key: str) -> tuple[str, Path, int] | None:
+    """(MLflow run id, last.ckpt, its epoch) when the last run in ``out`` (``paths.train``) can be
+    continued, else None. Reads only, so that every DDP rank comes to the same answer."""
+    state_file, last = out / STATE_FILE, out / CHECKPOINTS / "last.ckpt"
     if not cfg.train.get("resume", True) or not (state_file.is_file() and last.is_file()):
         return None
     try:
@@ -71,18 +75,23 @@ def resume_point(cfg: DictConfig, checkpoints: Path, key: str) -> tuple[str, Pat
     return state["run_id"], last, epoch
 
 
-def open_run(cfg: DictConfig, checkpoints: Path, key: str, resume: tuple[str, Path, int] | None, run_name: str) -> str:
+def open_run(cfg: DictConfig, out: Path, key: str, resume: tuple[str, Path, int] | None, run_name: str) -> str:
     """Rank 0 only: the MLflow run to train into: the resumed one, or a new one (old checkpoints
-    deleted: a new run is not a continuation of old ones)."""
+    deleted, an empty checkpoints/ left for Lightning: a new run is not a continuation of old ones)."""
     if resume is not None:
         log.info("resuming MLflow run %s from %s (epoch %d done)", resume[0], resume[1], resume[2] + 1)
         return resume[0]
+    checkpoints = out / CHECKPOINTS
     shutil.rmtree(checkpoints, ignore_errors=True)
     checkpoints.mkdir(parents=True)
     run_id = tracking.start_run(cfg, run_name=run_name)
-    (checkpoints / RESUME_FILE).write_text(json.dumps({"run_id": run_id, "config_hash": key}) + "\n")
+    _write_state(out, {"run_id": run_id, "config_hash": key})
     return run_id
 
 
-def mark_finished(checkpoints: Path, run_id: str, key: str) -> None:
-    (checkpoints / RESUME_FILE).write_text(json.dumps({"run_id": run_id, "config_hash": key, "finished": True}) + "\n")
+def mark_finished(out: Path, run_id: str, key: str) -> None:
+    _write_state(out, {"run_id": run_id, "config_hash": key, "finished": True})
+
+
+def _write_state(out: Path, state: dict) -> None:
+    (out / STATE_FILE).write_text(json.dumps(state) + "\n")
