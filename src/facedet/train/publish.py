@@ -19,18 +19,18 @@ from facedet.config import tracking_uri
 from facedet.evaluate.metrics import best_f1_threshold, pr_curve
 from facedet.images import read_rgb
 from facedet.inference.detector import FaceDetector
+from facedet.inference.onnx import Decoded
 from facedet.model import weights
 
 
-class Predictor(torch.nn.Module):
+class Predictor(Decoded):
     """What MLflow serves: images [B, 3, H, W] in [0, 1] -> [B, N, 5] candidates (x1, y1, x2, y2
     normalised, score) before non-maximum suppression. The dense model takes any batch and any H, W
     that are multiples of its largest stride (32; letterboxed pictures, e.g. 640 x 480), the
     single-face model S x S pictures (S = its input size)."""
 
     def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
+        super().__init__(net)
         strides = getattr(net, "strides", None)
         self.multiple = max(strides) if strides else None  # None: a fixed input size
 
@@ -40,7 +40,7 @@ class Predictor(torch.nn.Module):
             # it lets torch.export (MLflow's pt2 format) trace H and W as dynamic sizes.
             m = self.multiple
             images = images[:, :, : images.shape[2] // m * m, : images.shape[3] // m * m]
-        return self.net.decode(self.net(images))
+        return super().forward(images)
 
     def input_example(self) -> np.ndarray:
         """What MLflow traces the model with (pt2) and stores as its input example, kept small (about
