@@ -465,6 +465,28 @@ def test_label_link_out_of_the_dataset_sets_its_image_aside(tmp_path, monkeypatc
     assert c.problem == "label file dropped: a link that leads outside the dataset folder (refused, not read)"
 
 
+
+@pytest.mark.parametrize("fmt", sorted(LINKED_LABELS))
+def test_dangling_label_link_sets_its_image_aside(tmp_path, fmt):
+    """A label link whose target is gone (inside the dataset) is unreadable, not missing: its image is
+    set aside with one error naming the file, never kept as a negative; a dangling image link is named."""
+    importer, name, text, box = LINKED_LABELS[fmt]
+    root = tmp_path / "data"
+    good_jpeg(root / "a.jpg")
+    good_jpeg(root / "b.jpg", seed=1)
+    if fmt == "labelme":
+        labelme(root / "a.json", "a.jpg", [box])
+    else:
+        (root / name.format("a")).write_text(text)
+    os.symlink(root / name.format("gone"), root / name.format("b"))
+    os.symlink(root / "gone.jpg", root / "c.jpg")
+    report = ProblemReport("labels")
+    images = importer(root, report)
+    assert [(i.file_name, i.boxes) for i in images] == [("a.jpg", [box])]
+    problems = {p.file: p.problem for p in report.errors}
+    assert sorted(problems) == sorted([name.format("b"), "c.jpg"])
+    assert "No such file" in problems[name.format("b")] and "b.jpg is dropped too" in problems[name.format("b")]
+
 def test_label_file_excerpts_are_short_and_sanitised(tmp_path):
     good_jpeg(tmp_path / "a.jpg")
     (tmp_path / "a.txt").write_text("0 SECRET-TOKEN-abcdefghijklmnopqrstuvwxyz\x1b[31m 0.5 0.5 0.5\n")

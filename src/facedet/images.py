@@ -76,8 +76,8 @@ def dataset_files(
     root: Path, suffixes: tuple[str, ...] | None = None, recursive: bool = True
 ) -> tuple[list[Path], list[Path]]:
     """(files, refused) under root, each sorted: files with one of ``suffixes`` (case-insensitive;
-    None: any) that may be opened, and links that lead out of the dataset (see :func:`link_allowed`).
-    Links to folders are not walked."""
+    None: any) that may be opened (dangling links included: opening one fails with a message), and links that lead
+    out of the dataset (see :func:`link_allowed`). Links to folders are not walked."""
     root = Path(root)
     files, refused = [], []
     for folder, subfolders, names in os.walk(root):
@@ -90,8 +90,8 @@ def dataset_files(
                 continue
             if not link_allowed(path, root):
                 refused.append(path)
-            elif path.is_file():  # not a FIFO, a socket or a dangling link
-                files.append(path)
+            elif path.is_file() or not path.exists():  # a dangling link stays, so its reader names it
+                files.append(path)  # (FIFOs and sockets are left out: opening one could block)
     return sorted(files), sorted(refused)
 
 
