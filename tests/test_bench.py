@@ -116,6 +116,22 @@ def test_haar_finds_the_astronaut_face_so_its_ap_on_that_one_image_is_one(tmp_pa
     assert report["mlflow_run_id"] is None  # no project, no MLFLOW_TRACKING_URI: no MLflow run
 
 
+def test_false_positives_on_the_sets_negatives_are_counted(tmp_path, quiet):
+    # The cascade finds exactly one box on the astronaut (test above). Labelled once with its face and
+    # once as a negative (no face, no ignore region), the second copy's box is the set's only false
+    # positive, and it lies on a negative.
+    astronaut = skimage.data.astronaut()
+    truth = write_set(tmp_path / "set", [("face.png", astronaut, [ASTRONAUT_FACE]), ("negative.png", astronaut, [])])
+    report = bench.run_bench(
+        bench.BenchSettings(images=truth, weights=[], peers=(), threads=1, repeats=1, out=tmp_path / "out")
+    )
+    (row,) = report["detectors"]
+    assert report["settings"]["n_negatives"] == 1
+    assert (row["fp"], row["fp_on_negatives"], row["precision"], row["recall"]) == (1, 1, 0.5, 1.0)
+    assert "| FP @ thr (on the 1 negatives) |" in (tmp_path / "out" / "bench.md").read_text()
+    assert "| 1 (1) |" in (tmp_path / "out" / "bench.md").read_text()
+
+
 def test_unknown_peers_are_explained_not_raised():
     assert "unknown peer" in peers.missing("mtcnn")
     assert peers.missing("haar") is None
