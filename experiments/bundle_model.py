@@ -117,7 +117,7 @@ benchmarks below are on sources it never saw.
   turned away and heavy occlusion are often missed.
 - Scanned at 640 px it costs about as much per frame as YuNet; `facedet detect --size 320` is
   more than twice as fast and finds fewer faces (README "Bundled model" has the figures).
-- Fine-tune it on your own pictures (`train.init=bundled`, README "Training recipe") for anything
+- Fine-tune it on your own pictures (`dvc exp run -S experiment=finetune`, README "Training recipe") for anything
   else.
 
 ## Benchmarks (`facedet bench`, zero-shot: never trained on these)
