@@ -465,7 +465,6 @@ def test_label_link_out_of_the_dataset_sets_its_image_aside(tmp_path, monkeypatc
     assert c.problem == "label file dropped: a link that leads outside the dataset folder (refused, not read)"
 
 
-
 @pytest.mark.parametrize("fmt", sorted(LINKED_LABELS))
 def test_dangling_label_link_sets_its_image_aside(tmp_path, fmt):
     """A label link whose target is gone (inside the dataset) is unreadable, not missing: its image is
@@ -486,6 +485,7 @@ def test_dangling_label_link_sets_its_image_aside(tmp_path, fmt):
     problems = {p.file: p.problem for p in report.errors}
     assert sorted(problems) == sorted([name.format("b"), "c.jpg"])
     assert "No such file" in problems[name.format("b")] and "b.jpg is dropped too" in problems[name.format("b")]
+
 
 def test_label_file_excerpts_are_short_and_sanitised(tmp_path):
     good_jpeg(tmp_path / "a.jpg")
