@@ -386,8 +386,8 @@ def test_bad_model_file_is_one_line_error(tmp_path, name):
 # --- label files ------------------------------------------------------------------------------------------
 
 
-def test_importers_never_open_links_out_of_the_dataset_nor_quote_them(corpus, monkeypatch):
-    root, outside, _ = corpus
+def spy_on_open(monkeypatch) -> list:
+    """The real paths of every file ``open`` is asked for from now on (until ``monkeypatch.undo()``)."""
     opened = []
     real_open = open
 
@@ -396,6 +396,12 @@ def test_importers_never_open_links_out_of_the_dataset_nor_quote_them(corpus, mo
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", spy)
+    return opened
+
+
+def test_importers_never_open_links_out_of_the_dataset_nor_quote_them(corpus, monkeypatch):
+    root, outside, _ = corpus
+    opened = spy_on_open(monkeypatch)
     report = ProblemReport("labels")
     images = {i.file_name: i for i in import_folder(root, report)}
     monkeypatch.undo()
@@ -443,14 +449,7 @@ def test_label_link_out_of_the_dataset_sets_its_image_aside(tmp_path, monkeypatc
         (outside / name.format("b")).write_text(text.replace("a.jpg", "b.jpg"))
     os.symlink(outside / name.format("b"), root / name.format("b"))
     os.symlink(outside / name.format("b"), root / name.format("c"))  # no image c.*: still an error
-    opened = []
-    real_open = open
-
-    def spy(file, *args, **kwargs):
-        opened.append(os.path.realpath(file) if isinstance(file, (str, bytes, os.PathLike)) else file)
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", spy)
+    opened = spy_on_open(monkeypatch)
     report = ProblemReport("labels")
     images = importer(root, report)
     monkeypatch.undo()
