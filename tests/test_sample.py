@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -58,15 +59,19 @@ def labelled(default_sample):
     return {p.stem: _boxes(p) for p in sorted((out / "labels").glob("*.json"))}
 
 
-def test_deterministic_across_processes(tmp_path):
+def test_deterministic_across_processes_and_cpus(tmp_path):
+    """data.dvc pins the sample's bytes: another process, and OpenCV limited to older SIMD as on
+    another x86-64 machine, write the same files (they did not while OpenCV dispatched by CPU)."""
     settings = SampleSettings(n_images=12, seed=3)
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     assert generate(a, settings) == generate(b, settings) == 12
+    assert cv2.useOptimized()  # restored for the rest of the process
     script = (
         "import sys; from pathlib import Path; from facedet.apps.sample import SampleSettings, generate; "
         "generate(Path(sys.argv[1]), SampleSettings(n_images=12, seed=3))"
     )
-    subprocess.run([sys.executable, "-c", script, str(c)], check=True)
+    older_cpu = {**os.environ, "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX2,FP16,AVX"}
+    subprocess.run([sys.executable, "-c", script, str(c)], check=True, env=older_cpu, capture_output=True)
     files_a = _files(a)
     assert files_a.keys() == _files(b).keys() == _files(c).keys()
     assert len([k for k in files_a if k.endswith(".jpg")]) == 12

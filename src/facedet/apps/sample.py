@@ -26,6 +26,8 @@ Same settings -> byte-identical files.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -447,8 +449,26 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+@contextmanager
+def _same_pixels_on_every_cpu() -> Iterator[None]:
+    """OpenCV's plain code paths only: its CPU-dispatched SIMD kernels and Intel IPP (which picks
+    kernels by processor) round differently from one x86-64 machine to the next, and data.dvc pins
+    the sample's bytes."""
+    optimized = cv2.useOptimized()
+    cv2.setUseOptimized(False)
+    try:
+        yield
+    finally:
+        cv2.setUseOptimized(optimized)
+
+
 def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -> list[list[Face]]:
     """Like :func:`generate`, and return each image's faces with how they were made (source, angle, cut)."""
+    with _same_pixels_on_every_cpu():
+        return _generate_faces(Path(out_dir), settings)
+
+
+def _generate_faces(out_dir: Path, settings: SampleSettings) -> list[list[Face]]:
     s = settings
     if (
         s.n_images < 0
@@ -460,7 +480,6 @@ def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -
         raise ValueError(f"invalid sample settings: {s}")
     if s.width < 32 or s.height < 32:
         raise ValueError(f"sample images must be at least 32x32, got {s.width}x{s.height}")
-    out_dir = Path(out_dir)
     images_dir, labels_dir = out_dir / "images", out_dir / "labels"
     images_dir.mkdir(parents=True, exist_ok=True)
     labels_dir.mkdir(parents=True, exist_ok=True)
