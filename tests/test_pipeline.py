@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -42,7 +43,7 @@ def _sh(project, *cmd):
 
 
 def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tmp_path):
-    project = _project(tmp_path, TINY)
+    project = _project(tmp_path, [*TINY, "evaluate.robustness_images=2"])
     generate(project / "data", SampleSettings(n_images=24))
     _sh(project, "git", "init", "-q")
     _sh(project, "dvc", "init", "-q")
@@ -57,6 +58,12 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     curve = json.loads((project / "results/evaluate/pr_curve.json").read_text())["pr_curve"]
     assert all(set(point) == {"threshold", "precision", "recall"} for point in curve)
     assert (project / "results/evaluate/predictions.png").stat().st_size > 10_000
+    # The robustness report perturbs only the first evaluate.robustness_images test pictures.
+    test_set = json.loads((project / "results/labels/test.json").read_text())
+    first_two = {image["id"] for image in test_set["images"][:2]}
+    faces = [a for a in test_set["annotations"] if a["image_id"] in first_two and not a.get("iscrowd")]
+    rows = json.loads((project / "results/evaluate/robustness.json").read_text())["robustness"]
+    assert rows[0]["name"] == "original" and rows[0]["faces"] == len(faces)
     train_set = json.loads((project / "results/augment/train.json").read_text())
     assert len(train_set["images"]) == 2 * 17  # 70 % of 24 images (13 faces + 4 negatives), 2 copies each
 
@@ -140,7 +147,9 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
 
 
 def test_committed_data_dvc_pins_the_embedded_sample(tmp_path):
-    generate(tmp_path / "data", SampleSettings())
+    """data.dvc is the hash of what `make data` writes: `facedet sample data --seed $(SAMPLE_SEED)`."""
+    seed = re.search(r"^SAMPLE_SEED := (\d+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    generate(tmp_path / "data", SampleSettings(seed=int(seed.group(1))))
     _sh(tmp_path, "dvc", "init", "-q", "--no-scm")
     _sh(tmp_path, "dvc", "add", "-q", "data")
     committed = subprocess.run(["git", "show", "HEAD:data.dvc"], cwd=ROOT, capture_output=True, text=True)

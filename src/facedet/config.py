@@ -308,6 +308,7 @@ RULES: dict[str, Check] = {
     "evaluate.threshold": (lambda v: v is None or FRACTION[0](v), "null (the model's) or a number in [0, 1]"),
     "evaluate.iou_threshold": _between(0, 1, low_open=True),
     "evaluate.grid_images": _at_least(0),
+    "evaluate.robustness_images": (lambda v: v is None or POSITIVE_INT[0](v), "null (all) or a positive integer"),
     "tracking.uri": (lambda v: v is None or (isinstance(v, str) and v != ""), "null or a tracking URI"),
     "tracking.experiment": (lambda v: isinstance(v, str) and v != "", "an experiment name"),
     "hparams_search.n_trials": POSITIVE_INT,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 from omegaconf import DictConfig
+from rich.progress import track
 
 from facedet import coco, tracking
 from facedet.evaluate.metrics import detection_metrics, pr_curve
@@ -47,8 +48,15 @@ def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
     truth = coco.read(Path(cfg.paths.labels) / "test.json")
     detector = FaceDetector.load(Path(cfg.paths.train) / "model.safetensors")
     threshold = detector.threshold if cfg.evaluate.threshold is None else cfg.evaluate.threshold
-    pictures = [read_rgb(Path(cfg.paths.collect) / "images" / image.file_name) for image in truth]
-    predictions = [detector.detect_batch([picture], threshold=0.0)[0] for picture in pictures]
+    # Streamed: only the pictures the robustness report and the grid reuse stay in memory.
+    kept = len(truth) if cfg.evaluate.robustness_images is None else cfg.evaluate.robustness_images
+    kept = max(kept, cfg.evaluate.grid_images)
+    pictures, predictions = [], []
+    for image in track(truth, description="evaluate", transient=True):
+        picture = read_rgb(Path(cfg.paths.collect) / "images" / image.file_name)
+        predictions.append(detector.detect_batch([picture], threshold=0.0)[0])
+        if len(pictures) < kept:
+            pictures.append(picture)
 
     metrics = detection_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
     metrics = {key: _clean(value) for key, value in metrics.items()} | {"threshold": threshold}
@@ -60,7 +68,8 @@ def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
     )
     plot_pr_curve(curve, out / "pr_curve.png", title=f"test AP@0.5 = {metrics['ap50']}")
 
-    rows = robustness_report(detector, pictures, truth, threshold, cfg.evaluate.iou_threshold)
+    perturbed = slice(0, cfg.evaluate.robustness_images)
+    rows = robustness_report(detector, pictures[perturbed], truth[perturbed], threshold, cfg.evaluate.iou_threshold)
     rows = [{key: _clean(v) if isinstance(v, float) else v for key, v in row.items()} for row in rows]
     (out / "robustness.json").write_text(json.dumps({"robustness": rows}, indent=1) + "\n")
     plot_robustness(rows, out / "robustness.png", title="test AP@0.5 under perturbations")
