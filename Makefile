@@ -7,6 +7,9 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := Agg
 # Another folder of images + LabelMe files to run the pipeline on, e.g. make run DATA=../shared/seed-webcam
 DATA ?=
+# The embedded sample's seed: other scenes than the seed-0 sample the bundled model was trained on, so
+# that the default run fine-tunes and tests on pictures that model never saw (data.dvc pins the result).
+SAMPLE_SEED := 1
 
 .PHONY: setup data run compare test test-slow lint ui params help
 
@@ -24,7 +27,7 @@ data: setup  ## data/: DATA copied in (links leading out of it left out, with th
 ifneq ($(DATA),)
 	rm -rf data && python -m facedet.datacopy "$(DATA)" data
 else
-	@if [ -z "$$(ls -A data 2>/dev/null)" ]; then facedet sample data; fi
+	@if [ -z "$$(ls -A data 2>/dev/null)" ]; then facedet sample data --seed $(SAMPLE_SEED); fi
 endif
 	dvc add --quiet data
 

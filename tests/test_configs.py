@@ -46,8 +46,9 @@ def test_every_option_of_every_group_composes_and_validates(override, tmp_path, 
         for entry in preset.pop("defaults", []):  # `override /callbacks: ema`: that option is chosen
             for chosen_group, chosen in entry.items() if isinstance(entry, dict) else []:
                 chosen_group = chosen_group.removeprefix("override /")
-                alone = compose_config([f"{chosen_group}={chosen}"], root=ROOT)
-                assert OmegaConf.to_container(cfg[chosen_group]) == OmegaConf.to_container(alone[chosen_group])
+                alone = compose_config([f"{chosen_group}={chosen}"], root=ROOT)[chosen_group]
+                alone = OmegaConf.merge(alone, preset.get(chosen_group, {}))  # and the preset's own keys
+                assert OmegaConf.to_container(cfg[chosen_group]) == OmegaConf.to_container(alone)
         assert OmegaConf.to_container(OmegaConf.masked_copy(cfg, list(preset)), resolve=True) == OmegaConf.to_container(
             OmegaConf.merge(OmegaConf.masked_copy(cfg, list(preset)), preset), resolve=True
         )

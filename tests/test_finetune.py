@@ -44,6 +44,17 @@ def test_bundled_is_the_packaged_model():
     assert torch.equal(net.state_dict()["predict.0.bias"], load_file(str(BUNDLED_WEIGHTS))["predict.0.bias"])
 
 
+def test_the_default_run_fine_tunes_the_bundled_model_and_the_scratch_presets_do_not():
+    default = compose_config([], root=ROOT)
+    assert default.train.init == "bundled"
+    net = build_net(default.model)  # the default network is the bundled model's: its weights load as they are
+    assert load_initial_weights(net, default.model, default.train.init) == BUNDLED_WEIGHTS
+    stored = load_file(str(BUNDLED_WEIGHTS))
+    assert all(torch.equal(net.state_dict()[k], stored[k]) for k in stored)
+    for preset in ("train=scratch", "train=long", "train=gpu", "experiment=bundled", "experiment=quick"):
+        assert compose_config([preset], root=ROOT).train.init is None, preset
+
+
 def test_another_network_or_no_file_is_a_clear_error(tmp_path):
     weights.save(build_net(_small_cfg()), OmegaConf.to_container(_small_cfg()), tmp_path / "m.safetensors")
     other = _small_cfg("model.neck_width=16")

@@ -265,7 +265,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--images", type=int, help="number of images (default 160)")
     p.add_argument("--max-faces", type=int, help="at most this many faces per image (default 4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random draw of scenes (default 0: the bundled model's training sample; make run uses 1)",
+    )
     p.set_defaults(func=_sample)
 
     p = sub.add_parser(
