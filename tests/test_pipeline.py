@@ -162,10 +162,11 @@ def test_committed_data_dvc_pins_the_embedded_sample(tmp_path):
 
 @pytest.mark.slow
 def test_default_pipeline_learns_the_seed_webcam_faces(tmp_path, seed_webcam):
-    """`make run DATA=../shared/seed-webcam` with the default config: held-out AP@0.5 of at least 0.9."""
+    """`make run DATA=../shared/seed-webcam` with the default config (fine-tuning the bundled model):
+    held-out AP@0.5 at least 0.98, recall at least 0.9 (issue 10's target is 1.00 and every face)."""
     project = _project(tmp_path, [])
     shutil.copytree(seed_webcam, project / "data")
     for stage in ("collect", "labels", "augment", "train", "evaluate"):
         _sh(project, "facedet", "run", stage, "--params", "params.yaml")
     metrics = json.loads((project / "results/evaluate/metrics.json").read_text())
-    assert metrics["ap50"] >= 0.9, metrics
+    assert metrics["ap50"] >= 0.98 and metrics["recall"] >= 0.9, metrics
