@@ -114,7 +114,7 @@ def test_detect_says_and_records_which_model_run_and_threshold_it_used(tmp_path,
     metadata = read_metadata(BUNDLED_WEIGHTS)
     model = json.loads((tmp_path / "o.json").read_text())["model"]
     assert model["file"] == str(BUNDLED_WEIGHTS) and model["mlflow_run_id"] == metadata["mlflow_run_id"]
-    assert (model["threshold"], model["threshold_source"], model["backend"]) == (0.7, "given", "torch")
+    assert (model["threshold"], model["threshold_source"], model["backend"]) == (0.7, "given", "onnx")
     err = capsys.readouterr().err
     assert f"model {BUNDLED_WEIGHTS}; MLflow run {metadata['mlflow_run_id']}; threshold 0.7 (given)" in err
 

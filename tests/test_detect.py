@@ -212,10 +212,14 @@ def test_the_bundled_model_works_right_after_install(tmp_path, monkeypatch):
     import skimage.data
 
     from facedet.evaluate.metrics import box_iou
-    from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights
+    from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights, exported_sibling
 
     monkeypatch.chdir(tmp_path)
     assert default_weights() == BUNDLED_WEIGHTS
-    faces = FaceDetector.load()(skimage.data.astronaut())
+    # The package ships the bundled weights' own ONNX export, so detection runs on ONNX Runtime.
+    assert exported_sibling(BUNDLED_WEIGHTS) == BUNDLED_WEIGHTS.with_suffix(".onnx")
+    detector = FaceDetector.load()
+    assert detector.model_info["backend"] == "onnx"
+    faces = detector(skimage.data.astronaut())
     # Eileen Collins' face in scikit-image's astronaut picture, boxed by hand: (174, 72, 272, 168).
     assert faces and box_iou([faces[0].box], [(174, 72, 272, 168)])[0, 0] > 0.5

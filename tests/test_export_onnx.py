@@ -62,7 +62,7 @@ def test_onnx_backend_scans_at_the_dense_models_detect_size(tmp_path):
 
 def test_onnx_and_torch_backends_give_the_same_faces(exported):
     st, path, _ = exported
-    by_torch = FaceDetector.load(st, threshold=0.0)
+    by_torch = FaceDetector.load(st, backend="torch", threshold=0.0)
     by_onnx = FaceDetector.load(path, threshold=0.0)  # .onnx -> onnx backend
     assert isinstance(by_torch.backend, TorchBackend) and isinstance(by_onnx.backend, OnnxBackend)
     assert FaceDetector.load(path).threshold == 0.25  # from the ONNX metadata
@@ -82,6 +82,19 @@ def test_onnx_backend_from_safetensors_uses_the_matching_sibling_or_exports(expo
     assert isinstance(detector.backend, OnnxBackend) and len(detector(pictures()[0])) == 1
     with pytest.raises(ValueError, match="onnx backend only"):
         FaceDetector.load(path, backend="torch")
+
+
+def test_default_engine_is_onnx_only_with_the_weights_own_export_beside_them(exported, tmp_path, caplog):
+    st, path, _ = exported
+    assert FaceDetector.load(st).model_info["backend"] == "onnx" and FaceDetector.load(st).backend.path == path
+    alone = tmp_path / "alone.safetensors"
+    alone.write_bytes(st.read_bytes())
+    assert FaceDetector.load(alone).model_info["backend"] == "torch"  # no export on the fly by default
+    torch.manual_seed(1)  # other weights beside an .onnx exported from the first ones
+    weights.save(build_net(TINY), TINY, tmp_path / "stale.safetensors")
+    (tmp_path / "stale.onnx").write_bytes(path.read_bytes())
+    assert FaceDetector.load(tmp_path / "stale.safetensors").model_info["backend"] == "torch"
+    assert "stale.onnx was not exported from" in caplog.text
 
 
 def test_export_command_prints_the_difference(exported, tmp_path, capsys):

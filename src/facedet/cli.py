@@ -341,7 +341,12 @@ def parser() -> argparse.ArgumentParser:
         "trained; the row 'workspace' of `dvc exp show`), else the model bundled "
         "with facedet. The model used is printed and recorded in the JSON ('model')",
     )
-    p.add_argument("--backend", choices=["torch", "onnx"], help="inference engine (default: by the file type)")
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        help="inference engine (default: onnx for an .onnx file or a .safetensors file with its exported "
+        ".onnx beside it, as the bundled model and the pipeline's model after `dvc repro`; else torch)",
+    )
     p.add_argument(
         "--threshold", type=float, help="minimum score (default: the model's, chosen on its validation split; printed)"
     )
