@@ -82,7 +82,8 @@ def test_bench_writes_a_row_for_our_model_and_haar_and_skips_a_missing_peer(
     assert code == 0
     report = json.loads((tmp_path / "out" / "bench.json").read_text())
     rows = {row["name"]: row for row in report["detectors"]}
-    assert list(rows) == ["single_face", "haar"]
+    assert list(rows) == ["single_face", "single_face (onnx)", "haar"]  # both engines by default
+    assert rows["single_face (onnx)"]["ap50"] == rows["single_face"]["ap50"]
     for row in rows.values():
         assert 0.0 <= row["ap50"] <= 1.0 and 0.0 <= row["ap50_95"] <= 1.0
         assert row["ms_per_frame"] > 0 and row["faces_total"] == 3

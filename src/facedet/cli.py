@@ -224,7 +224,7 @@ def _bench(args: argparse.Namespace) -> None:
             images=args.images,
             image_root=args.image_root,
             weights=args.weights or [],
-            backends=tuple(args.backend or ["torch"]),
+            backends=tuple(args.backend or BenchSettings.backends),
             peers=tuple(args.peers),
             threads=args.threads,
             repeats=args.repeats,
@@ -512,7 +512,8 @@ def parser() -> argparse.ArgumentParser:
         "--backend",
         choices=["torch", "onnx"],
         action="append",
-        help="engine for our .safetensors models; repeat for both (default: torch)",
+        help="engine for our .safetensors models, repeatable (default: both torch and onnx, one row "
+        "each; `facedet detect` runs onnx when the model's exported .onnx is beside it)",
     )
     p.add_argument(
         "--peers",

@@ -325,7 +325,7 @@ class BenchSettings:
     images: Path | None = None  # COCO file or LabelMe folder; None: the pipeline's test split
     image_root: Path | None = None
     weights: list[Path] = field(default_factory=list)  # empty: results/train/model.safetensors if present
-    backends: tuple[str, ...] = ("torch",)
+    backends: tuple[str, ...] = ("torch", "onnx")  # engines for .safetensors files; .onnx runs on onnx
     peers: tuple[str, ...] = DEFAULT_PEERS  # haar is always added
     threads: int = 2
     repeats: int = 30
@@ -361,7 +361,8 @@ def run_bench(settings: BenchSettings) -> dict:
         if not weights:
             skipped.append({"name": "ours", "note": f"no model: {PIPELINE_WEIGHTS} not found and no --weights given"})
         for path in weights:
-            for backend in dict.fromkeys(settings.backends):
+            engines = ("onnx",) if path.suffix.lower() == ".onnx" else dict.fromkeys(settings.backends)
+            for backend in engines:
                 runners.append(our_runner(path, backend, settings.threads))
         for name in dict.fromkeys(("haar", *settings.peers)):
             problem = peers.missing(name)
