@@ -8,8 +8,9 @@ packages are installed -- see :mod:`facedet.apps.peers`):
   ``results/collect/images``); every candidate a detector scores is ranked. ``precision`` /
   ``recall`` at the detector's own threshold (ours: the model's; peers: the library default).
 - ``ms_per_frame``: median wall time of one call on one RGB frame resized to 640x480 (everything a
-  user pays: colour conversion, resizing, network, NMS), after warm-up, over ``repeats`` calls, with
-  torch / OpenCV / ONNX Runtime / OpenMP limited to ``threads`` intra-op threads.
+  user pays: colour conversion, resizing, network, NMS), after warm-up, over ``repeats`` calls, the
+  detectors taking turns of 10 calls, with torch / OpenCV / ONNX Runtime / OpenMP limited to
+  ``threads`` intra-op threads.
 - ``params`` and ``size_bytes`` (the model file on disk); peers: known values or None with a note.
 - ``fp_nonface``: boxes at the detector's threshold on real non-face pictures shipped in packages
   (scikit-image, scikit-learn). Most of them were also sample backgrounds (random crops, see
@@ -245,19 +246,29 @@ def peer_runner(name: str, threads: int | None = None) -> Runner:
 
 
 def time_ms(
-    fn: Callable[[np.ndarray], object], frame: np.ndarray, repeats: int = 30, warmup: int = 3
-) -> tuple[float, float]:
-    """Median wall and median process-CPU milliseconds of ``fn(frame)`` over ``repeats`` calls after
-    ``warmup`` calls. On a shared machine the CPU time (summed over threads) is the steadier number."""
-    for _ in range(warmup):
-        fn(frame)
-    wall, cpu = [], []
-    for _ in range(max(1, repeats)):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn(frame)
-        wall.append((time.perf_counter() - start) * 1000.0)
-        cpu.append((time.process_time() - start_cpu) * 1000.0)
-    return statistics.median(wall), statistics.median(cpu)
+    fns: list[Callable[[np.ndarray], object]], frame: np.ndarray, repeats: int = 30, warmup: int = 3, turn: int = 10
+) -> list[tuple[float, float]]:
+    """Per function, median wall and median process-CPU milliseconds of ``fn(frame)`` over ``repeats``
+    calls after ``warmup`` calls. The functions take turns of ``turn`` timed calls, so a burst of load
+    from elsewhere on the machine slows all of them alike instead of whichever was being timed; each
+    turn starts with one untimed call, which pays for the caches and the idle thread pools the previous
+    function left behind. On a shared machine the CPU time (summed over threads) is the steadier number."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn(frame)
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    repeats = max(1, repeats)
+    while len(wall[0]) < repeats:
+        calls = min(turn, repeats - len(wall[0]))
+        for fn, fn_wall, fn_cpu in zip(fns, wall, cpu):
+            fn(frame)
+            for _ in range(calls):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                fn(frame)
+                fn_wall.append((time.perf_counter() - start) * 1000.0)
+                fn_cpu.append((time.process_time() - start_cpu) * 1000.0)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
 
 
 def _counted(detections: list[Detection], threshold: float) -> list[Detection]:
@@ -277,15 +288,13 @@ def measure(
     runner: Runner,
     truth: list[Image],
     pictures: list[np.ndarray],
-    frame: np.ndarray,
     non_face: list[tuple[str, np.ndarray, bool]],
     portraits: list[tuple[str, np.ndarray, Image]],
-    repeats: int,
 ) -> dict:
+    """A runner's row, all but its timing (see :func:`time_ms`)."""
     predictions = [runner.detect(picture) for picture in pictures]
     metrics = detection_metrics(truth, predictions, runner.threshold)
     on_negatives = sum(len(_counted(p, runner.threshold)) for t, p in zip(truth, predictions) if _negative(t))
-    ms, cpu_ms = time_ms(runner.timed or runner.detect, frame, repeats)
     fp = {name: len(_counted(runner.detect(image), runner.threshold)) for name, image, _ in non_face}
     unseen = sum(fp[name] for name, _, seen in non_face if not seen)
     found = {}
@@ -303,9 +312,6 @@ def measure(
         "recall": _finite(metrics["recall"]),
         "fp": int(metrics["fp"]),
         "fp_on_negatives": on_negatives,
-        "ms_per_frame": round(ms, 2),
-        "cpu_ms_per_frame": round(cpu_ms, 2),
-        "fps": round(1000.0 / ms, 1) if ms > 0 else None,
         "params": runner.params,
         "params_note": runner.params_note,
         "size_bytes": runner.size_bytes,
@@ -377,7 +383,15 @@ def run_bench(settings: BenchSettings) -> dict:
         rows = []
         for runner in runners:
             log.info("bench: %s", runner.name)
-            rows.append(measure(runner, truth, pictures, frame, non_face, portraits, settings.repeats))
+            rows.append(measure(runner, truth, pictures, non_face, portraits))
+        log.info("bench: timing %d detectors in turn, %d calls each", len(runners), settings.repeats)
+        timings = time_ms([r.timed or r.detect for r in runners], frame, settings.repeats)
+        for row, (ms, cpu_ms) in zip(rows, timings):
+            row.update(
+                ms_per_frame=round(ms, 2),
+                cpu_ms_per_frame=round(cpu_ms, 2),
+                fps=round(1000.0 / ms, 1) if ms > 0 else None,
+            )
     finally:
         torch.set_num_threads(saved[0])
         cv2.setNumThreads(saved[1])
@@ -449,7 +463,7 @@ def markdown(report: dict) -> str:
         f"# facedet bench: {s['images']}",
         "",
         f"{s['n_images']} images with {s['n_faces']} faces; timing on one {s['frame']} frame, median of "
-        f"{s['repeats']} calls after warm-up, {s['threads']} threads ({s['machine']}).",
+        f"{s['repeats']} calls after warm-up, detectors taking turns of 10, {s['threads']} threads ({s['machine']}).",
         "",
         f"| detector | AP@0.5 | AP@[.5:.95] | P / R @ thr | FP @ thr (on the {s['n_negatives']} negatives) | ms/frame (CPU ms) | FPS | params | size on disk "
         f"| FP on {s['non_face_photos']} non-face photos (unseen {s['non_face_unseen']}) "
