@@ -13,7 +13,7 @@ import torch
 from facedet import coco
 from facedet.apps import bench, peers
 from facedet.apps.sample import ASTRONAUT_FACE
-from facedet.cli import main
+from facedet.cli import main, parser
 from facedet.model import build_net, weights
 
 TINY = {"name": "single_face", "input_size": 64, "width": 0.125, "hidden": 16}
@@ -174,3 +174,9 @@ def test_timing_takes_turns_so_load_from_elsewhere_slows_every_detector_alike():
     # The burst covers 10 of each one's 40 timed calls: the medians stay near 4 and 1 ms (timed one
     # after the other, slow would have had 22 of its 40 in the burst and a median over 20 ms).
     assert 4.0 <= slow_ms < 15.0 and 1.0 <= fast_ms < 10.0 and slow_ms > fast_ms
+
+
+def test_bench_takes_model_files_after_one_weights_flag_or_several():
+    one = parser().parse_args(["bench", "--weights", "a.safetensors", "b.onnx"])
+    several = parser().parse_args(["bench", "--weights", "a.safetensors", "--weights", "b.onnx"])
+    assert one.weights == several.weights == [Path("a.safetensors"), Path("b.onnx")]

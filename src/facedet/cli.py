@@ -506,7 +506,9 @@ def parser() -> argparse.ArgumentParser:
         "--weights",
         type=Path,
         nargs="+",
-        help="model files (.safetensors or .onnx) (default: results/train/model.safetensors if present)",
+        action="extend",
+        help="model files (.safetensors or .onnx), after one flag or several "
+        "(default: results/train/model.safetensors if present)",
     )
     p.add_argument(
         "--backend",
