@@ -93,7 +93,7 @@ yet (`results/train/model.safetensors` wins when it exists), and the start of `t
 - **MLflow run**: `{metadata.get("mlflow_run_id")}` in the store that trained it.
 - **Files**: `default.safetensors` (weights with JSON metadata; loading never unpickles anything)
   and `default.onnx`, its export (`facedet export`; ONNX Runtime vs PyTorch max abs difference
-  {onnx_diff:.2g}), which `facedet detect` runs by default because it is about three times faster on a CPU.
+  {onnx_diff:.2g}), which `facedet detect` runs by default: several times faster on a CPU (ms/frame below).
 
 Reproduce it (200 epochs: about 30 minutes on 2 otherwise idle CPU cores, an hour on a busy machine):
 
@@ -123,9 +123,8 @@ benchmarks below are on sources it never saw.
 - Roughly frontal faces dominate the data (webcam videos, portraits): strong profiles, faces
   turned away and heavy occlusion are often missed.
 - On webcam pictures of a person it never saw it finds fewer faces than YuNet at their own
-  thresholds (seed-webcam recall 0.76 vs 0.93, AP@0.5 0.916 vs 0.924); lower the threshold or
-  fine-tune. Speed is not the problem: about 3 ms per 640x480 frame with ONNX Runtime on 2 CPUs, a
-  fifth of YuNet's; `--size 320` is faster still and finds fewer faces (README "Bundled model").
+  thresholds (P / R in the seed-webcam table below); lower the threshold or fine-tune. `--size
+  320` is faster and finds fewer faces still (README "Bundled model" has the figures).
 - Fine-tune it on your own pictures for anything else: that is what `make run DATA=...` does by
   default (`train.init=bundled`, README "Training recipe").
 

@@ -46,7 +46,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
     out = Path(cfg.paths.evaluate)
     out.mkdir(parents=True, exist_ok=True)
     truth = coco.read(Path(cfg.paths.labels) / "test.json")
-    # PyTorch: the export stage's .onnx beside the weights may be from an earlier run.
+    # PyTorch: this measures the trained weights themselves, whatever the export stage makes of them.
     detector = FaceDetector.load(Path(cfg.paths.train) / "model.safetensors", backend="torch")
     threshold = detector.threshold if cfg.evaluate.threshold is None else cfg.evaluate.threshold
     # Streamed: only the pictures the robustness report and the grid reuse stay in memory.
