@@ -334,9 +334,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         help="the model: a .safetensors file (torch, or onnx through its exported .onnx), "
-        "an .onnx file (onnx), models:/facedet@champion (the registry's best by "
-        "validation AP), models:/facedet/VERSION or runs:/RUN_ID from the project's "
-        "MLflow store. Default: inside a project, the workspace's pipeline model "
+        "an .onnx file (onnx), bundled (the model shipped with facedet), models:/facedet@champion "
+        "(the registry's best by validation AP), models:/facedet/VERSION or runs:/RUN_ID from the "
+        "project's MLflow store. Default: inside a project, the workspace's pipeline model "
         "results/train/model.safetensors (what the last `dvc repro`/`dvc exp run` "
         "trained; the row 'workspace' of `dvc exp show`), else the model bundled "
         "with facedet. The model used is printed and recorded in the JSON ('model')",

@@ -211,16 +211,16 @@ class FaceDetector:
         """Load a model file: ``.safetensors`` (backend ``torch``, or ``onnx`` through its sibling
         ``.onnx`` / an export on the fly) or ``.onnx`` (backend ``onnx``). Default backend: ``onnx``
         for an ``.onnx`` file and for a ``.safetensors`` file with its exported ``.onnx`` beside it
-        (the bundled model, the pipeline's model after `dvc repro`; ONNX Runtime is about three times
+        (the bundled model, the pipeline's model after `dvc repro`; ONNX Runtime is several times
         faster on a CPU and gives the same faces), else ``torch``.
 
         ``threshold`` defaults to the model's (its metadata key "threshold"), else 0.5. ``threads``
         sets the intra-op threads (for PyTorch: process-wide). ``size``: the longest side pictures are
         scanned at (default: the model's ``detect_size``; larger finds smaller faces, slower). No path:
-        :func:`default_weights`.
+        :func:`default_weights`; ``"bundled"``: the model shipped with facedet (as ``train.init``).
         """
         chosen = "default" if path is None else "given"
-        path = default_weights() if path is None else path
+        path = default_weights() if path is None else BUNDLED_WEIGHTS if str(path) == "bundled" else path
         uri = None
         if str(path).startswith(MODEL_URI_SCHEMES):
             from facedet.tracking import resolve_model_uri  # MLflow is heavy: only for registry URIs
