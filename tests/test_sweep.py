@@ -158,7 +158,7 @@ def test_extra_tags_reach_run_tags_only_inside(clean_env):
 def test_search_space_syntax_and_the_shipped_search_composes():
     spec = compose_config(["hparams_search=sample_optuna"], root=ROOT).hparams_search
     space, fixed = parse_space(OmegaConf.to_container(spec.params))
-    assert space["train.lr"] == D.FloatDistribution(0.001, 0.01, log=True)
+    assert space["train.lr"] == D.FloatDistribution(0.0001, 0.003, log=True)
     assert space["callbacks"] == D.CategoricalDistribution(["default", "ema"]) and fixed == {}
     assert "augment.copies" not in space  # the recipe augments online
     assert spec.metric == "best/val_ap50"
