@@ -259,7 +259,7 @@ def time_ms(
     wall: list[list[float]] = [[] for _ in fns]
     cpu: list[list[float]] = [[] for _ in fns]
     repeats = max(1, repeats)
-    while len(wall[0]) < repeats:
+    while fns and len(wall[0]) < repeats:
         calls = min(turn, repeats - len(wall[0]))
         for fn, fn_wall, fn_cpu in zip(fns, wall, cpu):
             fn(frame)
