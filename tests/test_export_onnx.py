@@ -86,7 +86,8 @@ def test_onnx_backend_from_safetensors_uses_the_matching_sibling_or_exports(expo
 
 def test_default_engine_is_onnx_only_with_the_weights_own_export_beside_them(exported, tmp_path, caplog):
     st, path, _ = exported
-    assert FaceDetector.load(st).model_info["backend"] == "onnx" and FaceDetector.load(st).backend.path == path
+    detector = FaceDetector.load(st)
+    assert detector.model_info["backend"] == "onnx" and detector.backend.path == path
     alone = tmp_path / "alone.safetensors"
     alone.write_bytes(st.read_bytes())
     assert FaceDetector.load(alone).model_info["backend"] == "torch"  # no export on the fly by default

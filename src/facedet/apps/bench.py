@@ -245,8 +245,15 @@ def peer_runner(name: str, threads: int | None = None) -> Runner:
 # --- measuring ----------------------------------------------------------------------------------
 
 
+TIMING_TURN = 10  # timed calls per detector before the next one's turn (see time_ms)
+
+
 def time_ms(
-    fns: list[Callable[[np.ndarray], object]], frame: np.ndarray, repeats: int = 30, warmup: int = 3, turn: int = 10
+    fns: list[Callable[[np.ndarray], object]],
+    frame: np.ndarray,
+    repeats: int = 30,
+    warmup: int = 3,
+    turn: int = TIMING_TURN,
 ) -> list[tuple[float, float]]:
     """Per function, median wall and median process-CPU milliseconds of ``fn(frame)`` over ``repeats``
     calls after ``warmup`` calls. The functions take turns of ``turn`` timed calls, so a burst of load
@@ -463,7 +470,8 @@ def markdown(report: dict) -> str:
         f"# facedet bench: {s['images']}",
         "",
         f"{s['n_images']} images with {s['n_faces']} faces; timing on one {s['frame']} frame, median of "
-        f"{s['repeats']} calls after warm-up, detectors taking turns of 10, {s['threads']} threads ({s['machine']}).",
+        f"{s['repeats']} calls after warm-up, detectors taking turns of {TIMING_TURN}, {s['threads']} threads "
+        f"({s['machine']}).",
         "",
         f"| detector | AP@0.5 | AP@[.5:.95] | P / R @ thr | FP @ thr (on the {s['n_negatives']} negatives) | ms/frame (CPU ms) | FPS | params | size on disk "
         f"| FP on {s['non_face_photos']} non-face photos (unseen {s['non_face_unseen']}) "

@@ -142,13 +142,10 @@ def exported_sibling(weights_path: Path) -> Path | None:
     return None
 
 
-def _onnx_for(weights_path: Path) -> Path:
-    """The ONNX file of a .safetensors file: its exported sibling, else a fresh export in a temporary folder."""
+def _export_to_temp(weights_path: Path) -> Path:
+    """A fresh ONNX export of a .safetensors file, in a temporary folder."""
     from facedet.inference.onnx import export_onnx
 
-    sibling = exported_sibling(weights_path)
-    if sibling is not None:
-        return sibling
     out = Path(tempfile.mkdtemp(prefix="facedet-onnx-")) / weights_path.with_suffix(".onnx").name
     diff = export_onnx(weights_path, out)
     log.info("exported %s to %s (max abs diff vs PyTorch %.2g)", weights_path, out, diff)
@@ -230,8 +227,10 @@ class FaceDetector:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such model file")
         is_onnx = path.suffix.lower() == ".onnx"
+        # Checked once: it reads the .onnx and hashes the weights.
+        sibling = None if is_onnx or backend == "torch" else exported_sibling(path)
         if backend is None:
-            backend = "onnx" if is_onnx or exported_sibling(path) is not None else "torch"
+            backend = "onnx" if is_onnx or sibling is not None else "torch"
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r}: expected one of {BACKENDS}")
         if backend == "torch":
@@ -243,7 +242,7 @@ class FaceDetector:
             net, metadata = weights.load(path)
             runner: TorchBackend | OnnxBackend = TorchBackend(net, threads)
         else:
-            runner = OnnxBackend(path if is_onnx else _onnx_for(path), threads)
+            runner = OnnxBackend(path if is_onnx else sibling or _export_to_temp(path), threads)
             metadata = runner.metadata
         if size is not None:
             if runner.resize == "letterbox" and (size < 32 or size % 32):
