@@ -448,7 +448,7 @@ def test_import_labels_picks_the_format_and_checks_options(tmp_path):
     write(tmp_path / "labels/a.txt", "3 0.5 0.5 0.2 0.4\n")
     report = ProblemReport("labels")
 
-    assert set(IMPORTERS) == {"labelme", "wider", "fddb", "coco", "yolo", "voc"}
+    assert set(IMPORTERS) == {"labelme", "wider", "retinaface", "fddb", "coco", "yolo", "voc"}
     images = import_labels("yolo", tmp_path, report, classes=[3])
     assert images == [Image("images/a.jpg", 100, 50, [(40, 15, 60, 35)])]  # as in the YOLO test above
     assert import_labels("labelme", tmp_path, report, names=["face"]) == [Image("images/a.jpg", 100, 50)]

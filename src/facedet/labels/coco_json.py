@@ -16,6 +16,10 @@ Conventions:
 - An annotation that cannot be read (bad bbox, unknown image_id) is an error: its image is
   dropped (its faces are unknown). ``width``/``height`` that differ from the real image's: see
   :func:`facedet.labels.formats.frame`.
+- ``keypoints`` (``[x, y, v] x 5``) on a face annotation are its landmarks, in the order the face
+  category's ``keypoints`` names give (facedet's names, or LabelMe's spellings; without names, facedet's
+  order), "left" meaning ``left`` ("image" or "person"). Malformed keypoints drop the landmarks, not
+  the face (error). A face without keypoints (or ``num_keypoints`` 0) simply has no landmarks.
 """
 
 from __future__ import annotations
@@ -25,19 +29,21 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from facedet.coco import Image
+from facedet.coco import NUM_KEYPOINTS, Image
 from facedet.labels.formats import (
     MAX_DATASET_FILE_BYTES,
     BadLabels,
     Size,
     Sizes,
     accept_box,
+    accept_landmarks,
     dataset_root,
     display_path,
     excerpt,
     finite,
     folder_inside,
     frame,
+    left_option,
     names_option,
     option_path,
     read_text,
@@ -56,6 +62,7 @@ def import_coco(
     annotations: Path | str | None = None,
     images: Path | str | None = None,
     categories: list[str] = ("face",),
+    left: str = "image",
 ) -> list[Image]:
     """The images of a COCO detection file with their faces (and crowd regions as ignore).
 
@@ -65,6 +72,7 @@ def import_coco(
     """
     root = dataset_root(src)
     wanted = names_option(categories, "categories")
+    left = left_option(left)
     ann_path = _annotation_file(root, annotations)
     default_images = "images" if (root / "images").is_dir() else "."
     base = folder_inside(root, option_path(root, images, default_images), "images")
@@ -79,6 +87,7 @@ def import_coco(
         return []
 
     face_ids, other_names = _categories(data, wanted, name)
+    order = _keypoint_order(data, face_ids, name, report)
     sizes = Sizes(root, report)
     by_id: dict[object, str] = {}  # image id -> file name (relative to root)
     declared: dict[str, tuple[object, object]] = {}
@@ -133,23 +142,67 @@ def import_coco(
             dropped.add(rel)
             report.error(name, f"{where}: {err}; image {rel} dropped (its faces are unknown)")
             continue
-        found[rel].append((where, bool(ann.get("iscrowd")), box))
+        found[rel].append(
+            (where, bool(ann.get("iscrowd")), box, ann.get("keypoints") if ann.get("num_keypoints", 1) else None)
+        )
 
     for rel, image in result.items():
         if rel in dropped or not found[rel]:
             continue
         transform = frame(declared[rel], size_of[rel], rel, name, report)
         try:
-            for where, crowd, box in found[rel]:
-                (image.ignore if crowd else image.boxes).append(
-                    accept_box(transform(box), size_of[rel], rel, name, where, report)
+            for where, crowd, box, keypoints in found[rel]:
+                box = accept_box(transform(box), size_of[rel], rel, name, where, report)
+                if crowd:
+                    image.ignore.append(box)
+                    continue
+                image.boxes.append(box)
+                points = _points(keypoints, order, transform) if keypoints is not None else None
+                image.landmarks.append(
+                    accept_landmarks(points, box, size_of[rel], left, name, where, report) if points else None
                 )
+            if not any(image.landmarks):
+                image.landmarks = []
         except BadLabels as err:
             dropped.add(rel)
             report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
     if ignored:
         log.info("coco: ignored annotations of other categories: %s", dict(sorted(ignored.items())))
     return sorted_images({rel: image for rel, image in result.items() if rel not in dropped})
+
+
+def _keypoint_order(data: dict, face_ids: set, name: str, report: ProblemReport) -> list[int] | None:
+    """Where each of facedet's five points sits in an annotation's keypoints, from the face category's
+    keypoint names; None (facedet's order) when it names none."""
+    from facedet.labels.labelme import LANDMARK_LABELS
+
+    for cat in data.get("categories", []):
+        if not isinstance(cat, dict) or _key(cat.get("id")) not in face_ids or not cat.get("keypoints"):
+            continue
+        names = [str(n).strip().lower() for n in cat["keypoints"]] if isinstance(cat["keypoints"], list) else []
+        order = [next((i for i, n in enumerate(names) if LANDMARK_LABELS.get(n) == k), None) for k in range(5)]
+        if None in order:
+            report.warning(
+                name, f"categories: keypoint names {excerpt(names, 80)} are not facedet's five; read in facedet's order"
+            )
+            return None
+        return order
+    return None
+
+
+def _points(values: object, order: list[int] | None, transform) -> list | None:
+    """An annotation's keypoints as five (x, y, v) in facedet's order and the image's pixels; the raw
+    values where they are not a flat list of triples (:func:`accept_landmarks` names the problem)."""
+    if not isinstance(values, list) or len(values) % 3 or len(values) < 3 * NUM_KEYPOINTS:
+        return list(values) if isinstance(values, list) and values else [None]
+    triples = [values[i : i + 3] for i in range(0, len(values), 3)]
+    chosen = [triples[i] for i in order] if order else triples
+    points = []
+    for x, y, v in chosen:
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and v:
+            x, y = transform((x, y, x, y))[:2]
+        points.append((x, y, v))
+    return points
 
 
 def _key(value: object) -> object:

@@ -9,6 +9,11 @@ ValueError for YOLO).
 Ignore regions: LabelMe gets them as rectangles labelled ``ignore_label`` (default "ignore"; the
 LabelMe importer skips that label, so they come back as nothing, not as faces). YOLO has no ignore
 regions: they are left out (logged). Set ``ignore_label=None`` to leave them out of LabelMe too.
+
+Landmarks: LabelMe gets each face's labelled points as point shapes named as
+:data:`facedet.coco.KEYPOINT_NAMES`, tied to the face's rectangle by a ``group_id`` (one per face);
+YOLO gets pose lines (``kpt_shape: [5, 3]``, ``0 0 0`` for a point or a face without) when any face
+has landmarks. Both write "left" as the image's left unless ``left="person"`` (then swapped).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import logging
 import posixpath
 from pathlib import Path
 
-from facedet.coco import Image
-from facedet.labels.labelme import rectangle, write_labelme
+from facedet.coco import NUM_KEYPOINTS, Image, swap_sides
+from facedet.labels.formats import left_option
+from facedet.labels.labelme import landmark_points, rectangle, write_labelme
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,13 @@ def _targets(images: list[Image], out_dir: Path, suffix: str) -> tuple[list[Path
 
 
 def export_labelme(
-    images: list[Image], images_root: Path, out_dir: Path, *, label: str = "face", ignore_label: str | None = "ignore"
+    images: list[Image],
+    images_root: Path,
+    out_dir: Path,
+    *,
+    label: str = "face",
+    ignore_label: str | None = "ignore",
+    left: str = "image",
 ) -> list[Path]:
     """One LabelMe JSON per image with faces (or ignore regions); images without are negatives.
 
@@ -53,7 +65,11 @@ def export_labelme(
     images_root, out_dir = Path(images_root).absolute(), Path(out_dir).absolute()
     written = []
     for image, target in zip(images, _targets(images, out_dir, ".json")[0]):
-        shapes = [rectangle(label, box) for box in image.boxes]
+        shapes = []
+        for face, (box, points) in enumerate(zip(image.boxes, image.face_landmarks()), start=1):
+            shapes.append(rectangle(label, box, face if points else None))
+            if points:
+                shapes += landmark_points(_sides(points, left), face)
         if ignore_label is not None:
             shapes += [rectangle(ignore_label, box) for box in image.ignore]
         if not shapes:
@@ -63,8 +79,13 @@ def export_labelme(
     return written
 
 
-def export_yolo(images: list[Image], out_dir: Path) -> list[Path]:
-    """One YOLO txt per image (empty for a negative): ``0 cx cy w h`` normalised, 6 decimals.
+def _sides(points, left: str):
+    return swap_sides(points) if left_option(left) == "person" else points
+
+
+def export_yolo(images: list[Image], out_dir: Path, *, left: str = "image") -> list[Path]:
+    """One YOLO txt per image (empty for a negative): ``0 cx cy w h`` normalised, 6 decimals; YOLO-pose
+    lines (``+ px py v`` x 5) for every face when any face has landmarks.
 
     For the ultralytics layout, export to ``<dataset>/labels`` the images of ``<dataset>/images``
     (file names relative to that images folder). Returns the files written.
@@ -78,11 +99,16 @@ def export_yolo(images: list[Image], out_dir: Path) -> list[Path]:
         )
     left_out = 0
     written = []
+    pose = any(any(image.landmarks) for image in images)
     for image, target in zip(images, targets):
         w, h = float(image.width), float(image.height)
         lines = []
-        for x1, y1, x2, y2 in image.boxes:
-            lines.append(f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+        for (x1, y1, x2, y2), points in zip(image.boxes, image.face_landmarks()):
+            line = f"0 {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+            if pose:
+                points = _sides(points, left) if points else ((0.0, 0.0, 0),) * NUM_KEYPOINTS
+                line += "".join(f" {x / w:.6f} {y / h:.6f} {v}" if v else " 0.000000 0.000000 0" for x, y, v in points)
+            lines.append(line)
         left_out += len(image.ignore)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(line + "\n" for line in lines))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facedet.boxes import Box, clip_box, has_area
-from facedet.coco import Image
+from facedet.coco import NUM_KEYPOINTS, Image, Landmarks, swap_sides
 from facedet.images import IMAGE_EXTENSIONS, ImageError, dataset_files, link_allowed, read_header
 from facedet.problems import ProblemReport
 
@@ -377,3 +377,61 @@ def really_inside(path: Path, root: Path) -> bool:
 def folder_really_inside(path: Path, root: Path) -> bool:
     """Whether the folder holding path, with links resolved, is inside root (links resolved too)."""
     return really_inside(path.parent, root)
+
+
+# --- landmarks -------------------------------------------------------------------------------------
+
+LEFT_CONVENTIONS = ("image", "person")
+
+
+def left_option(value: object) -> str:
+    """The ``left`` option of the importers that read landmarks: whose left a file's "left" is."""
+    if value not in LEFT_CONVENTIONS:
+        raise ValueError(f"left: expected one of {LEFT_CONVENTIONS} (whose left 'left_eye' means), got {value!r}")
+    return str(value)
+
+
+def accept_landmarks(
+    points: list, box: Box, size: Size, left: str, label_file: str, where: str, report: ProblemReport
+) -> Landmarks | None:
+    """The one landmark check of every importer. ``points``: five ``(x, y, v)`` in the image's pixels
+    (v: 0 not labelled, 1 hidden, 2 visible; x, y ignored where v is 0), in the file's order of
+    :data:`facedet.coco.KEYPOINT_NAMES`, "left" meaning ``left`` ("image" or "person": then swapped).
+
+    A face keeps its box whatever its points are: malformed points (not five, not numbers, a
+    visibility other than 0/1/2, a point far outside its face box: wrong units or the wrong face?)
+    drop the face's landmarks with one error naming the file and the problem. A labelled point just
+    outside the image is masked (warning). None when no point is labelled."""
+    try:
+        if len(points) != NUM_KEYPOINTS:
+            raise BadLabels(f"{len(points)} points, expected {NUM_KEYPOINTS}")
+        checked = []
+        x1, y1, x2, y2 = box
+        margin_x, margin_y = x2 - x1, y2 - y1
+        for k, (x, y, v) in enumerate(points):
+            if not (finite(v) and v in (0, 1, 2)):
+                raise BadLabels(f"point {k + 1}: visibility {excerpt(v)} is not 0, 1 or 2")
+            if v == 0:
+                checked.append((0.0, 0.0, 0))
+                continue
+            if not (finite(x) and finite(y)):
+                raise BadLabels(f"point {k + 1}: ({excerpt(x)}, {excerpt(y)}) is not a pair of numbers")
+            if not (x1 - margin_x <= x <= x2 + margin_x and y1 - margin_y <= y <= y2 + margin_y):
+                raise BadLabels(f"point {k + 1} ({x:.6g}, {y:.6g}) is far outside its face box {fmt(box)}")
+            if not (0 <= x <= size.width and 0 <= y <= size.height):
+                report.warning(label_file, f"{where}: landmark point {k + 1} lies outside the image; masked")
+                checked.append((0.0, 0.0, 0))
+                continue
+            checked.append((float(x), float(y), int(v)))
+    except BadLabels as err:
+        report.error(label_file, f"{where}: landmarks dropped ({err}); the face is kept without them")
+        return None
+    except (TypeError, ValueError):
+        report.error(
+            label_file, f"{where}: landmarks dropped (not five (x, y, v) points); the face is kept without them"
+        )
+        return None
+    if not any(v for _, _, v in checked):
+        return None
+    result = tuple(checked)
+    return swap_sides(result) if left == "person" else result

@@ -26,6 +26,12 @@ Rules worth knowing:
   coordinates, a link that leads out of the dataset folder: refused, never opened) is dropped and so is its image: its faces are unknown, and keeping it as a negative
   would teach the detector that its faces are background.
 - ``imageData`` (the whole image in base64) is never decoded.
+- Landmarks: point shapes labelled ``left_eye``, ``right_eye``, ``nose``, ``mouth_left``,
+  ``mouth_right`` (see :data:`LANDMARK_LABELS` for the other spellings read), "left" meaning the
+  image's left (option ``left: person`` for files that mean the person's). A point belongs to the
+  face rectangle with the same ``group_id``, or, without a group id, to the one face box it lies in.
+  A point that belongs to no face or to several is reported (error) and left out; a face with a point
+  twice, or with malformed points, keeps its box without landmarks (error). Faces may have none.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facedet.coco import Image
+from facedet.coco import KEYPOINT_NAMES, Image, Landmarks
 from facedet.images import IMAGE_EXTENSIONS  # noqa: F401 - re-exported (the tests import it here)
 from facedet.labels.formats import (
     _WINDOWS_ABSOLUTE,
@@ -49,11 +55,13 @@ from facedet.labels.formats import (
     Outside,
     Size,
     accept_box,
+    accept_landmarks,
     excerpt,
     finite,
     frame,
     image_size,
     label_path,
+    left_option,
     names_option,
     read_text,
     really_inside,
@@ -69,13 +77,13 @@ LABELME_VERSION = "5.4.1"
 # --- writing LabelMe files (the one writer: prelabel, the sample, export-labels) -----------------
 
 
-def rectangle(label: str, box: Box) -> dict:
-    """A LabelMe rectangle shape, corners rounded to 0.01 px."""
+def rectangle(label: str, box: Box, group_id: int | None = None) -> dict:
+    """A LabelMe rectangle shape, corners rounded to 0.01 px (``group_id`` ties landmark points to it)."""
     x1, y1, x2, y2 = (round(float(v), 2) for v in box)
     return {
         "label": label,
         "points": [[x1, y1], [x2, y2]],
-        "group_id": None,
+        "group_id": group_id,
         "description": "",
         "shape_type": "rectangle",
         "flags": {},
@@ -112,6 +120,32 @@ def write_labelme(path: Path, image: Path, shapes: list[dict], width: int, heigh
 
 
 IGNORE_LABEL = "ignore"  # the label of ignore regions, read and written
+# Point labels -> index in KEYPOINT_NAMES (written: the canonical names).
+LANDMARK_LABELS = {name: k for k, name in enumerate(KEYPOINT_NAMES)} | {
+    "nose_tip": 2,
+    "left_mouth": 3,
+    "right_mouth": 4,
+    "mouth_left_corner": 3,
+    "mouth_right_corner": 4,
+}
+
+
+def landmark_points(points: Landmarks, group_id: int) -> list[dict]:
+    """LabelMe point shapes for one face's labelled points, tied to its rectangle by ``group_id``."""
+    return [
+        {
+            "label": name,
+            "points": [[round(float(x), 2), round(float(y), 2)]],
+            "group_id": group_id,
+            "description": "",
+            "shape_type": "point",
+            "flags": {},
+            "mask": None,
+        }
+        for name, (x, y, v) in zip(KEYPOINT_NAMES, points)
+        if v > 0
+    ]
+
 
 # --- where LabelMe files are ---------------------------------------------------------------------
 
@@ -141,12 +175,15 @@ def has_label_file(image: Path) -> bool:
     return any(p.is_file() for p in label_candidates(image))
 
 
-def import_labelme(src: Path, report: ProblemReport, *, names=("face",)) -> list[Image]:
-    """The ``labelme`` format of the registry: :func:`import_folder` with ``names``, the shape labels that mean face."""
-    return import_folder(Path(src), report, labels=names_option(names, "names"))
+def import_labelme(src: Path, report: ProblemReport, *, names=("face",), left: str = "image") -> list[Image]:
+    """The ``labelme`` format of the registry: :func:`import_folder` with ``names``, the shape labels
+    that mean face, and ``left``, whose left the landmark labels mean ("image" or "person")."""
+    return import_folder(Path(src), report, labels=names_option(names, "names"), left=left_option(left))
 
 
-def import_folder(root: Path, report: ProblemReport, labels: Sequence[str] = ("face",)) -> list[Image]:
+def import_folder(
+    root: Path, report: ProblemReport, labels: Sequence[str] = ("face",), left: str = "image"
+) -> list[Image]:
     """Every image under root (recursive), with its faces from LabelMe JSON files under root.
 
     ``Image.file_name`` is the image path relative to root, POSIX style; width and height are the
@@ -170,7 +207,7 @@ def import_folder(root: Path, report: ProblemReport, labels: Sequence[str] = ("f
         except BadLabels as err:
             report.error(rel, f"image dropped: {err}")
 
-    state = _State(root, _Index(image_paths), sizes, wanted, report)
+    state = _State(root, _Index(image_paths), sizes, wanted, report, left)
     for json_rel in sorted(json_paths):
         try:
             state.import_label_file(json_rel, json_paths[json_rel])
@@ -187,7 +224,14 @@ def import_folder(root: Path, report: ProblemReport, labels: Sequence[str] = ("f
     if state.ignored:
         log.info("labelme: ignored shapes with other labels: %s", dict(sorted(state.ignored.items())))
     return [
-        Image(rel, size.width, size.height, state.boxes.get(rel, []), state.ignore.get(rel, []))
+        Image(
+            rel,
+            size.width,
+            size.height,
+            state.boxes.get(rel, []),
+            state.ignore.get(rel, []),
+            state.landmarks.get(rel, []),
+        )
         for rel, size in sorted(sizes.items())
         if rel not in state.dropped
     ]
@@ -227,7 +271,9 @@ class _State:
     sizes: dict[str, Size]
     wanted: set[str]
     report: ProblemReport
+    left: str = "image"
     boxes: dict[str, list[Box]] = field(default_factory=dict)
+    landmarks: dict[str, list[Landmarks | None]] = field(default_factory=dict)
     ignore: dict[str, list[Box]] = field(default_factory=dict)  # ignore regions (shapes labelled IGNORE_LABEL)
     claimed: dict[str, str] = field(default_factory=dict)  # image -> the label file that claimed it
     dropped: set[str] = field(default_factory=set)  # images whose faces are unknown
@@ -264,6 +310,7 @@ class _State:
                 return
             report.error(previous, f"label file ignored: {image_rel} is labelled by its own file {json_rel}")
             self.boxes.pop(image_rel, None)
+            self.landmarks.pop(image_rel, None)
             self.dropped.discard(image_rel)
         self.claimed[image_rel] = json_rel
         if note:
@@ -271,8 +318,8 @@ class _State:
         if image_rel not in self.sizes:
             return  # an unreadable image, already reported
         try:
-            self.boxes[image_rel], self.ignore[image_rel] = _boxes(
-                data, json_rel, image_rel, self.sizes[image_rel], self.wanted, self.ignored, report
+            self.boxes[image_rel], self.ignore[image_rel], self.landmarks[image_rel] = _boxes(
+                data, json_rel, image_rel, self.sizes[image_rel], self.wanted, self.ignored, report, self.left
             )
         except BadLabels as err:
             self.dropped.add(image_rel)
@@ -436,12 +483,19 @@ def _shape_box(shape: dict, where: str, json_rel: str, report: ProblemReport) ->
 
 
 def _boxes(
-    data: dict, json_rel: str, image_rel: str, size: Size, wanted: set[str], ignored: Counter, report: ProblemReport
-) -> tuple[list[Box], list[Box]]:
-    """(face boxes, ignore regions) of a LabelMe file, in the image's pixels, inside it. Shapes labelled
-    ``ignore`` (what ``facedet export-labels`` writes for ignore regions) are ignore regions: neither a
-    face to find nor background."""
-    raw_boxes = []
+    data: dict,
+    json_rel: str,
+    image_rel: str,
+    size: Size,
+    wanted: set[str],
+    ignored: Counter,
+    report: ProblemReport,
+    left: str = "image",
+) -> tuple[list[Box], list[Box], list[Landmarks | None]]:
+    """(face boxes, ignore regions, landmarks of each face) of a LabelMe file, in the image's pixels,
+    inside it. Shapes labelled ``ignore`` (what ``facedet export-labels`` writes for ignore regions)
+    are ignore regions: neither a face to find nor background."""
+    raw_boxes, raw_points = [], []
     for i, shape in enumerate(data["shapes"]):
         where = f"shape {i}"
         if not isinstance(shape, dict):
@@ -449,19 +503,69 @@ def _boxes(
         label = shape.get("label")
         if not isinstance(label, str):
             raise BadLabels(f"{where} has no label")
-        is_ignore = label.strip().lower() == IGNORE_LABEL and IGNORE_LABEL not in wanted
-        if label.strip().lower() not in wanted and not is_ignore:
+        name = label.strip().lower()
+        if name in LANDMARK_LABELS and name not in wanted:
+            raw_points.append((f"{where} ('{label}')", LANDMARK_LABELS[name], shape))
+            continue
+        is_ignore = name == IGNORE_LABEL and IGNORE_LABEL not in wanted
+        if name not in wanted and not is_ignore:
             ignored[label.strip()] += 1
             continue
         box = _shape_box(shape, f"{where} ('{label}')", json_rel, report)
         if box is not None:
-            raw_boxes.append((where, box, is_ignore))
+            raw_boxes.append((where, box, is_ignore, shape.get("group_id")))
     transform = _frame(data, json_rel, image_rel, size, report)
     accepted = [
-        (accept_box(transform(box), size, image_rel, json_rel, where, report), is_ignore)
-        for where, box, is_ignore in raw_boxes
+        (accept_box(transform(box), size, image_rel, json_rel, where, report), is_ignore, group, where)
+        for where, box, is_ignore, group in raw_boxes
     ]
-    return [b for b, i in accepted if not i], [b for b, i in accepted if i]
+    faces = [(box, group, where) for box, is_ignore, group, where in accepted if not is_ignore]
+    landmarks = _face_landmarks(faces, raw_points, transform, size, json_rel, report, left)
+    return [box for box, _, _ in faces], [b for b, i, _, _ in accepted if i], landmarks
+
+
+def _face_landmarks(faces, raw_points, transform, size: Size, json_rel: str, report: ProblemReport, left: str):
+    """The five points of each face (None where it has none) from the point shapes (see the module docstring)."""
+    if not raw_points:
+        return []
+    found: list[dict[int, tuple[float, float]]] = [{} for _ in faces]
+    twice: set[int] = set()
+    for where, index, shape in raw_points:
+        try:
+            points = _points(shape, where)
+            if len(points) != 1:
+                raise BadLabels(f"{where}: a landmark is one point, this shape has {len(points)}")
+        except BadLabels as err:
+            report.error(json_rel, f"{err}; landmark left out")
+            continue
+        x, y = transform((*points[0], *points[0]))[:2]
+        group = shape.get("group_id")
+        if group is not None:
+            owners = [f for f, (_, g, _) in enumerate(faces) if g == group]
+            why = f"group_id {_short(group)}"
+        else:
+            owners = [f for f, (b, _, _) in enumerate(faces) if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
+            why = "no group_id, and it lies inside"
+        if len(owners) != 1:
+            report.error(
+                json_rel,
+                f"{where}: landmark belongs to no single face ({why} {len(owners)} face boxes); left out",
+            )
+            continue
+        if index in found[owners[0]]:
+            twice.add(owners[0])
+        found[owners[0]][index] = (x, y)
+    result: list[Landmarks | None] = []
+    for f, (box, _, where) in enumerate(faces):
+        if f in twice:
+            report.error(
+                json_rel, f"{where}: a landmark labelled twice on this face; the face is kept without landmarks"
+            )
+            result.append(None)
+            continue
+        points = [(*found[f][k], 2) if k in found[f] else (0.0, 0.0, 0) for k in range(len(KEYPOINT_NAMES))]
+        result.append(accept_landmarks(points, box, size, left, json_rel, where, report) if found[f] else None)
+    return result
 
 
 def _frame(data: dict, json_rel: str, image_rel: str, size: Size, report: ProblemReport):

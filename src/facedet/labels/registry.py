@@ -14,6 +14,7 @@ from facedet.coco import Image
 from facedet.labels.coco_json import import_coco
 from facedet.labels.fddb import import_fddb
 from facedet.labels.labelme import import_labelme
+from facedet.labels.retinaface import import_retinaface
 from facedet.labels.voc import import_voc
 from facedet.labels.wider import import_wider
 from facedet.labels.yolo import import_yolo
@@ -24,6 +25,7 @@ Importer = Callable[..., list[Image]]
 IMPORTERS: dict[str, Importer] = {
     "labelme": import_labelme,
     "wider": import_wider,
+    "retinaface": import_retinaface,
     "fddb": import_fddb,
     "coco": import_coco,
     "yolo": import_yolo,

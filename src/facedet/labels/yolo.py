@@ -1,7 +1,10 @@
 """Import YOLO (ultralytics) detection labels: one ``.txt`` per image, one object per line.
 
 A line is ``class cx cy w h``: the class index and the box centre and size as fractions of the
-image's width and height (after EXIF orientation). ultralytics' segment lines
+image's width and height (after EXIF orientation). YOLO-pose lines (``kpt_shape: [5, 3]``) add five
+``px py v`` (fractions, v 0 absent / 1 hidden / 2 visible; 20 values in all): the face's landmarks,
+in the order of :data:`facedet.coco.KEYPOINT_NAMES` ("left" meaning ``left``: "image" or "person").
+Malformed points drop the landmarks, not the face (error). ultralytics' segment lines
 ``class x1 y1 x2 y2 x3 y3 ...`` (a polygon, normalised) are read as the box around the polygon.
 
 Layouts (the image's label file is the first that exists):
@@ -29,17 +32,19 @@ import posixpath
 from collections import Counter
 from pathlib import Path
 
-from facedet.coco import Image
+from facedet.coco import NUM_KEYPOINTS, Image
 from facedet.labels.formats import (
     REFUSED_LINK,
     BadLabels,
     Size,
     accept_box,
+    accept_landmarks,
     dataset_root,
     excerpt,
     folder_really_inside,
     image_size,
     label_path,
+    left_option,
     parse_float,
     read_text,
     scan,
@@ -52,10 +57,11 @@ log = logging.getLogger(__name__)
 _NOT_LABELS = {"classes.txt", "readme.txt", "notes.txt", "labels.txt", "obj.names"}
 
 
-def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,)) -> list[Image]:
-    """Every image under src with the boxes of its YOLO label file (classes in ``classes``)."""
+def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,), left: str = "image") -> list[Image]:
+    """Every image under src with the boxes (and YOLO-pose landmarks) of its YOLO label file (classes in ``classes``)."""
     root = dataset_root(src)
     wanted = _classes(classes)
+    left = left_option(left)
     image_paths, txt_paths = scan(root, ".txt", report)
     used: set[str] = set()
     ignored: Counter = Counter()
@@ -75,7 +81,7 @@ def import_yolo(src: Path, report: ProblemReport, *, classes: list[int] = (0,)) 
                 path = label_path(txt_paths[label_rel])  # a refused link: BadLabels, never opened
                 if not folder_really_inside(path, root):
                     raise BadLabels("its folder leads outside the dataset folder through a link (refused)")
-                _read(read_text(path), image, size, label_rel, wanted, ignored, report)
+                _read(read_text(path), image, size, label_rel, wanted, ignored, report, left)
             except BadLabels as err:
                 report.error(
                     label_rel, f"label file dropped: {err}; its image {rel} is dropped too (its faces are unknown)"
@@ -133,19 +139,29 @@ def _candidates(image_rel: str) -> list[str]:
     return found
 
 
+POSE_VALUES = 4 + 3 * NUM_KEYPOINTS  # cx cy w h + five (px, py, v)
+
+
 def _read(
-    text: str, image: Image, size: Size, label_rel: str, wanted: set[int], ignored: Counter, report: ProblemReport
+    text: str,
+    image: Image,
+    size: Size,
+    label_rel: str,
+    wanted: set[int],
+    ignored: Counter,
+    report: ProblemReport,
+    left: str = "image",
 ) -> None:
-    boxes = []
+    boxes, poses = [], []
     for n, line in enumerate(text.splitlines(), start=1):
         tokens = line.split()
         if not tokens:
             continue
         where = f"line {n}"
-        if len(tokens) != 5 and (len(tokens) < 7 or len(tokens) % 2 == 0):
+        if len(tokens) not in (5, 1 + POSE_VALUES) and (len(tokens) < 7 or len(tokens) % 2 == 0):
             raise BadLabels(
-                f"{where}: expected 'class cx cy w h' (5 values) or a polygon 'class x1 y1 x2 y2 "
-                f"x3 y3 ...', got {len(tokens)} values"
+                f"{where}: expected 'class cx cy w h' (5 values), a pose line 'class cx cy w h' + five "
+                f"'px py v' (20 values) or a polygon 'class x1 y1 x2 y2 x3 y3 ...', got {len(tokens)} values"
             )
         try:
             cls_value, *values = (parse_float(t) for t in tokens)
@@ -156,6 +172,9 @@ def _read(
         if int(cls_value) not in wanted:
             ignored[int(cls_value)] += 1
             continue
+        pose = values[4:] if len(values) == POSE_VALUES else None
+        if pose is not None:
+            values = values[:4]
         if len(values) == 4:
             cx, cy, w, h = values
             named = dict(zip(("cx", "cy", "w", "h"), values))
@@ -178,4 +197,15 @@ def _read(
         if outside:
             where += f" (outside [0, 1]: {excerpt(', '.join(outside), 60)})"
         boxes.append(accept_box(box, size, image.file_name, label_rel, where, report))
-    image.boxes.extend(boxes)
+        poses.append((where, pose))
+    for box, (where, pose) in zip(boxes, poses):
+        points = None
+        if pose is not None and any(pose[2::3]):
+            triples = zip(pose[0::3], pose[1::3], pose[2::3])
+            points = [
+                (px * size.width, py * size.height, int(v) if float(v).is_integer() else v) for px, py, v in triples
+            ]
+        image.boxes.append(box)
+        image.landmarks.append(accept_landmarks(points, box, size, left, label_rel, where, report) if points else None)
+    if not any(image.landmarks):
+        image.landmarks = []

@@ -47,6 +47,7 @@ def run(cfg: DictConfig) -> None:
         out / "report.json",
         images=len(images),
         faces=sum(len(i.boxes) for i in images),
+        faces_with_landmarks=sum(sum(p is not None for p in i.landmarks) for i in images),
         negatives=sum(not i.boxes for i in images),
         **{f"{name}_images": len(splits[name]) for name in SPLITS},
     )
@@ -64,7 +65,10 @@ def rescale(image: coco.Image, entry: dict) -> coco.Image:
     def scaled(boxes: list[coco.Box]) -> list[coco.Box]:
         return [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in boxes]
 
-    return coco.Image(entry["file"], entry["width"], entry["height"], scaled(image.boxes), scaled(image.ignore))
+    landmarks = [tuple((x * sx, y * sy, v) for x, y, v in points) if points else None for points in image.landmarks]
+    return coco.Image(
+        entry["file"], entry["width"], entry["height"], scaled(image.boxes), scaled(image.ignore), landmarks
+    )
 
 
 def split(images: list[coco.Image], settings: DictConfig, seed: int) -> dict[str, list[coco.Image]]:
