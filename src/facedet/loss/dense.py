@@ -6,14 +6,20 @@ network reports, so distance-based terms (DIoU, EIoU, the assigner) see true geo
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from facedet.coco import NUM_KEYPOINTS
 from facedet.model.dense import DenseNet
 
 IOU_TYPES = ("iou", "giou", "diou", "eiou")
 FACE_LOSSES = ("qfl", "focal")
+LANDMARK_LOSSES = ("smooth_l1", "wing")
+SMOOTH_L1_BETA = 1 / 9  # SCRFD's, in strides
+WING_WIDTH, WING_CURVATURE = 10.0, 2.0  # YOLO5Face's w and epsilon
 _EPS = 1e-7
 
 
@@ -114,10 +120,43 @@ def prior_levels(priors: torch.Tensor) -> list[torch.Tensor]:
     return [torch.nonzero(priors[:, 2] == stride).squeeze(1) for stride in torch.unique(priors[:, 2])]
 
 
+def _points_of(target: dict, faces: torch.Tensor, count: int, scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """[P, 5, 3] the points (x, y in pixels, v) of the faces ``faces`` indexes; v 0 for faces without."""
+    points = target.get("landmarks")
+    if points is None or points.numel() == 0:
+        return torch.zeros(len(faces), NUM_KEYPOINTS, 3, dtype=like.dtype, device=like.device)
+    points = points.to(like).reshape(count, NUM_KEYPOINTS, 3)[faces]
+    return torch.cat([points[..., :2] * scale[:2], points[..., 2:]], dim=-1)
+
+
 def _inside_any(points: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """[N, 2] points, [M, 4] boxes -> [N] bool: the point lies inside at least one box."""
     lo, hi = boxes[None, :, :2], boxes[None, :, 2:]
     return ((points[:, None] >= lo) & (points[:, None] <= hi)).all(-1).any(1)
+
+
+def landmark_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor, kind: str = "smooth_l1"
+) -> torch.Tensor:
+    """Weighted landmark regression over P positives: pred and target [P, 10] offsets (in strides),
+    mask [P, 10] (1 where the point is labelled), weight [P] (each positive's quality, detached).
+
+    sum_p weight_p * sum_k mask_pk * l(pred_pk - target_pk) / sum_p weight_p, l SmoothL1 (beta 1/9,
+    SCRFD) or Wing (w 10, epsilon 2, YOLO5Face); exactly 0 (still in the graph) with no labelled point.
+    """
+    if kind not in LANDMARK_LOSSES:
+        raise ValueError(f"config key 'loss.landmark_loss' = {kind!r}: expected one of {LANDMARK_LOSSES}")
+    if not bool(mask.any()):
+        return pred.sum() * 0.0
+    error = (pred - target).abs()
+    if kind == "smooth_l1":
+        per = torch.where(error < SMOOTH_L1_BETA, 0.5 * error.pow(2) / SMOOTH_L1_BETA, error - 0.5 * SMOOTH_L1_BETA)
+    else:
+        c = WING_WIDTH - WING_WIDTH * math.log(1 + WING_WIDTH / WING_CURVATURE)
+        per = torch.where(error < WING_WIDTH, WING_WIDTH * torch.log1p(error / WING_CURVATURE), error - c)
+    weighted = (per * mask).sum(1) * weight
+    counted = weight * mask.any(1).to(weight)
+    return weighted.sum() / counted.sum().clamp(min=_EPS)
 
 
 class DenseLoss(nn.Module):
@@ -137,6 +176,12 @@ class DenseLoss(nn.Module):
     positives only. An image with no face has no positive: its box term is exactly 0 and face-ness
     pushes all its scores down. ``targets[i]["ignore"]`` (optional, [M, 4]): ignore regions (faces too
     small to learn); background points inside one add no face-ness term.
+
+    landmarks (when the network predicts them): :func:`landmark_loss` over the positives whose face
+    has labelled points (``targets[i]["landmarks"]``: [N, 5, 3] (x, y, v) normalised, v > 0 labelled;
+    absent or v all 0: the face has none and adds nothing), targets the offsets of the points from
+    the prior in strides, each positive weighted by its detached face score (SCRFD), times
+    ``landmark_weight``. A batch without landmarks has a landmark term of exactly 0.
     """
 
     def __init__(
@@ -150,8 +195,13 @@ class DenseLoss(nn.Module):
         topk: int = 9,
         anchor_scale: float = 4.0,
         centre_inside: bool = True,
+        landmark_weight: float = 0.1,
+        landmark_loss: str = "smooth_l1",
     ) -> None:
         super().__init__()
+        if landmark_loss not in LANDMARK_LOSSES:
+            raise ValueError(f"config key 'loss.landmark_loss' = {landmark_loss!r}: expected one of {LANDMARK_LOSSES}")
+        self.landmark_weight, self.landmark_loss = float(landmark_weight), landmark_loss
         if face_loss not in FACE_LOSSES:
             raise ValueError(f"config key 'loss.face_loss' = {face_loss!r}: expected one of {FACE_LOSSES}")
         if iou_type not in IOU_TYPES:
@@ -169,7 +219,7 @@ class DenseLoss(nn.Module):
         pred_boxes = DenseNet.boxes_in_pixels(raw, priors)  # [B, N, 4] pixels
         face_target = torch.zeros_like(logits)
         counted = torch.ones_like(logits)  # 0 for background points inside an ignore region
-        pred_pos, true_pos = [], []
+        pred_pos, true_pos, true_points = [], [], []
         levels = prior_levels(priors)
         with torch.no_grad():
             for i, target in enumerate(targets):
@@ -183,6 +233,7 @@ class DenseLoss(nn.Module):
                     index = torch.nonzero(positive).squeeze(1)
                     pred_pos.append((i, index))
                     true_pos.append(gt[assigned[index]])
+                    true_points.append(_points_of(target, assigned[index], len(gt), scale, logits))
         num_pos = max(1, sum(len(index) for _, index in pred_pos))
         if pred_pos:
             pred = torch.cat([pred_boxes[i, index] for i, index in pred_pos])
@@ -194,7 +245,24 @@ class DenseLoss(nn.Module):
         else:
             box = raw.sum() * 0.0  # exactly 0, still connected to the graph
         face = (self._face(logits, face_target) * counted).sum() / num_pos
-        return {"loss": self.face_weight * face + self.box_weight * box, "face": face.detach(), "box": box.detach()}
+        total = self.face_weight * face + self.box_weight * box
+        losses = {"face": face.detach(), "box": box.detach()}
+        if "landmarks" in outputs:
+            marks = self._landmarks(outputs["landmarks"], logits, priors, pred_pos, true_points)
+            total = total + self.landmark_weight * marks
+            losses["landmarks"] = marks.detach()
+        return {"loss": total, **losses}
+
+    def _landmarks(self, raw, logits, priors, pred_pos, true_points) -> torch.Tensor:
+        if not pred_pos:
+            return raw.sum() * 0.0
+        pred = torch.cat([raw[i, index] for i, index in pred_pos])  # [P, 10] offsets in strides
+        points = torch.cat(true_points)  # [P, 5, 3] pixels
+        prior = torch.cat([priors[index] for _, index in pred_pos])  # [P, 3]
+        target = (points[..., :2] - prior[:, None, :2]) / prior[:, None, 2:3]
+        mask = (points[..., 2:3] > 0).expand(-1, -1, 2).reshape(len(pred), -1).to(pred)
+        weight = torch.cat([torch.sigmoid(logits[i, index]).detach() for i, index in pred_pos])
+        return landmark_loss(pred, target.reshape(len(pred), -1), mask, weight, self.landmark_loss)
 
     def _face(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         prob = torch.sigmoid(logits)

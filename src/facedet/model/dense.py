@@ -7,6 +7,10 @@ one ConvDP after each merge. Head: per level one ConvDP and one 1x1 convolution 
 feature-map location (a "prior point" at the cell centre), a face logit and four box distances
 (left, top, right, bottom) from the point to the box sides, as ``exp(raw) * stride``.
 
+With ``landmarks`` a separate branch per level (3x3 depthwise + 1x1, on the head's features, as
+YuNet's separate branches) predicts the five points of :data:`facedet.coco.KEYPOINT_NAMES` as offsets
+from the prior point in strides: ``point = prior centre + raw * stride`` (SCRFD, YuNet).
+
 The face logit is trained as a quality score (its target is the IoU of the predicted box with its face,
 see :class:`facedet.loss.dense.DenseLoss`), so the score ranks boxes by how well they fit.
 """
@@ -18,6 +22,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from facedet.coco import NUM_KEYPOINTS
 
 STRIDES = (8, 16, 32)
 # exp() of a larger raw distance would be over e^8 = 2981 strides: far outside any input.
@@ -47,7 +53,9 @@ class DenseNet(nn.Module):
 
     forward -> {"face_logit": [B, N], "box": [B, N, 4] raw log-distances (l, t, r, b) in strides,
     "priors": [N, 3] (cx, cy, stride) in input pixels, "size": [2] (W, H) of the input}, N the
-    number of locations over the three levels (H*W/64 + H*W/256 + H*W/1024), finest level first.
+    number of locations over the three levels (H*W/64 + H*W/256 + H*W/1024), finest level first;
+    with ``landmarks`` also "landmarks": [B, N, 10] raw offsets (x1, y1, ..., x5, y5) in strides.
+    ``landmarks=False`` is the box-only network (model files made before landmarks load as that).
     """
 
     resize = "letterbox"
@@ -61,8 +69,10 @@ class DenseNet(nn.Module):
         depth: int = 1,
         neck_width: int = 48,
         prior_prob: float = 0.01,
+        landmarks: bool = False,
     ) -> None:
         super().__init__()
+        self.landmarks = bool(landmarks)
         if len(widths) != 5:
             raise ValueError(f"config key 'model.widths' = {list(widths)}: expected 5 widths (strides 2..32)")
         self.input_size = input_size
@@ -83,6 +93,16 @@ class DenseNet(nn.Module):
         self.bottom_up = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES[:-1]])
         self.head = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES])
         self.predict = nn.ModuleList([nn.Conv2d(neck_width, 5, 1) for _ in STRIDES])
+        if self.landmarks:
+            self.predict_landmarks = nn.ModuleList(
+                [
+                    nn.Sequential(
+                        nn.Conv2d(neck_width, neck_width, 3, 1, 1, groups=neck_width, bias=False),
+                        nn.Conv2d(neck_width, 2 * NUM_KEYPOINTS, 1),
+                    )
+                    for _ in STRIDES
+                ]
+            )
         for conv in self.predict:
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
@@ -104,23 +124,29 @@ class DenseNet(nn.Module):
         return levels
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, boxes, priors = [], [], []
-        for level, head, predict, stride in zip(self.features(images), self.head, self.predict, STRIDES):
-            out = predict(head(level))  # [B, 5, h, w]
+        logits, boxes, priors, points = [], [], [], []
+        for i, (level, stride) in enumerate(zip(self.features(images), STRIDES)):
+            tower = self.head[i](level)
+            out = self.predict[i](tower)  # [B, 5, h, w]
             h, w = out.shape[-2:]
             out = out.flatten(2).transpose(1, 2)  # [B, h*w, 5], row-major over (y, x)
             logits.append(out[..., 0])
             boxes.append(out[..., 1:])
             priors.append(_prior_points(h, w, stride, images))
+            if self.landmarks:
+                points.append(self.predict_landmarks[i](tower).flatten(2).transpose(1, 2))
         # (W, H) from the last stride-8 prior ((W - 4, H - 4)): tensor ops, so ONNX tracing keeps the
         # input size dynamic and torch.export (MLflow's log_model) can follow it.
         size = priors[0][-1, :2] + STRIDES[0] / 2
-        return {
+        outputs = {
             "face_logit": torch.cat(logits, 1),
             "box": torch.cat(boxes, 1),
             "priors": torch.cat(priors, 0),
             "size": size,
         }
+        if self.landmarks:
+            outputs["landmarks"] = torch.cat(points, 1)
+        return outputs
 
     @staticmethod
     def boxes_in_pixels(box: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
@@ -129,12 +155,22 @@ class DenseNet(nn.Module):
         centre = priors[:, :2]
         return torch.cat([centre - distance[..., :2], centre + distance[..., 2:]], dim=-1)
 
+    @staticmethod
+    def points_in_pixels(raw: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+        """Raw landmark offsets [..., N, 10] and priors [N, 3] -> points [..., N, 10] (x1, y1, ...) in pixels."""
+        return raw * priors[:, 2:3] + priors[:, :2].repeat(1, NUM_KEYPOINTS)
+
     def decode(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, N, 5]: every prior's box (x1, y1, x2, y2) normalised to the input and clipped to [0, 1],
-        and its face score in [0, 1]; before threshold and NMS. Traceable with dynamic H, W."""
+        and its face score in [0, 1]; before threshold and NMS. Traceable with dynamic H, W.
+        With landmarks [B, N, 15]: then the five points (x1, y1, ..., x5, y5) normalised to the input."""
         boxes = self.boxes_in_pixels(outputs["box"], outputs["priors"]) / outputs["size"].repeat(2)
         score = torch.sigmoid(outputs["face_logit"]).unsqueeze(-1)
-        return torch.cat([boxes.clamp(0.0, 1.0), score], dim=-1)
+        columns = [boxes.clamp(0.0, 1.0), score]
+        if "landmarks" in outputs:
+            points = self.points_in_pixels(outputs["landmarks"], outputs["priors"])
+            columns.append(points / outputs["size"].repeat(NUM_KEYPOINTS))
+        return torch.cat(columns, dim=-1)
 
 
 def _prior_points(h: int, w: int, stride: int, like: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,10 @@ import numpy as np
 
 
 def select(decoded: np.ndarray, threshold: float, nms_iou: float = 0.4, max_faces: int = 300) -> np.ndarray:
-    """decoded [N, 5] (x1, y1, x2, y2, score), any coordinates -> the kept rows, best score first."""
-    decoded = np.asarray(decoded, dtype=np.float32).reshape(-1, 5)
+    """decoded [N, 5] (x1, y1, x2, y2, score, and any further columns such as landmarks), any
+    coordinates -> the kept rows, best score first."""
+    decoded = np.asarray(decoded, dtype=np.float32)
+    decoded = decoded.reshape(-1, decoded.shape[-1] if decoded.ndim > 1 else 5)
     decoded = decoded[decoded[:, 4] >= threshold]
     if len(decoded) <= 1:
         return decoded

@@ -36,6 +36,7 @@ MODEL_SCHEMA: dict[str, dict[str, tuple]] = {
         "depth": (_INT, 0, 8),
         "neck_width": (_INT, 1, 1024),
         "prior_prob": (_FLOAT, 1e-6, 1 - 1e-6),
+        "landmarks": (_BOOL, None, None),
     },
     "single_face": {
         "input_size": (_INT, 32, MAX_INPUT_SIZE),

@@ -16,7 +16,9 @@ from facedet.model import weights
 from facedet.tracking import resolve_model_uri
 
 # Keys of cfg.model that do not shape the weights: a model trained at one input size fine-tunes at another.
-_FREE_KEYS = {"input_size", "detect_size"}
+# A box-only model also starts a landmark one (its landmark branch starts fresh); files made before
+# landmarks existed have no "landmarks" key (false).
+_FREE_KEYS = {"input_size", "detect_size", "landmarks"}
 
 
 def init_file(init: str) -> Path:
@@ -55,7 +57,15 @@ def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str) -> Path:
             f"config key 'train.init' = {init!r}: {path} is another network ({detail}); "
             "choose the matching model config or train.init=null"
         )
-    net.load_state_dict(load_file(str(path)))
+    has_landmarks, wants_landmarks = bool(saved.get("landmarks", False)), bool(here.get("landmarks", False))
+    if has_landmarks and not wants_landmarks:
+        raise ConfigError(
+            f"config key 'train.init' = {init!r}: {path} predicts landmarks and model.landmarks is false here; "
+            "set model.landmarks=true"
+        )
+    missing, _ = net.load_state_dict(load_file(str(path)), strict=has_landmarks == wants_landmarks)
+    if any(not key.startswith("predict_landmarks.") for key in missing):
+        raise ConfigError(f"config key 'train.init' = {init!r}: {path} lacks {missing[0]}")
     return path
 
 

@@ -53,7 +53,8 @@ class ValidationAP(torchmetrics.Metric):
                         1,
                     )
                 )
-            rows = torch.as_tensor(rows, dtype=torch.float64, device=self.device).reshape(-1, 5)
+            rows = torch.as_tensor(rows, dtype=torch.float64, device=self.device)
+            rows = rows.reshape(-1, rows.shape[-1])[:, :5]  # landmark columns, if any, are not scored here
             self.detections.append(torch.cat([index.expand(len(rows), 1), rows], 1))
 
     def compute(self) -> dict[str, float]:
