@@ -210,6 +210,19 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     return np.ascontiguousarray(out)
 
 
+# data.dvc pins the sample's bytes, so no product below goes through BLAS (``@``, ``np.dot``): its
+# kernels, chosen per processor, sum in different orders. Separate multiplies and adds round the
+# same on every IEEE 754 machine.
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of an HxWx3 float32 RGB array."""
+    return rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
+
+
+def _rotate(c: float, s: float, x: float, y: float) -> tuple[float, float]:
+    """(x, y) turned by the rotation matrix [[c, s], [-s, c]]."""
+    return c * x + s * y, -s * x + c * y
+
+
 def _tint(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Colour a head patch with a random skin tone (always for gray sources) and vary its contrast."""
     tone = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]
@@ -219,7 +232,7 @@ def _tint(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = lum * tone * gain
     else:
         rgb = patch.astype(np.float32)
-        lum = (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+        lum = _luma(rgb)[..., None]
         strength = rng.uniform(0.0, 0.6)
         out = rgb * (1.0 - strength) + lum * tone * gain * strength
     contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20.0, 20.0)
@@ -287,14 +300,14 @@ def _geometry(head: _Head, side: float, flip: bool, angle: float) -> _Geometry:
     # q' = R q + R (0.5 - c) + t - 0.5.
     cx, cy = (face[0] + face[2]) / 2.0, (face[1] + face[3]) / 2.0
     c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    rot = np.array([[c, s], [-s, c]])  # positive angle: counter-clockwise on screen (y down)
-    corners = np.array([[0.0, 0.0], [nw, 0.0], [0.0, nh], [nw, nh]]) - (cx, cy)
-    turned = corners @ rot.T
-    lo, hi = turned.min(axis=0), turned.max(axis=0)
-    t = -lo
+    # Positive angle: counter-clockwise on screen (y down).
+    turned = [_rotate(c, s, x - cx, y - cy) for x, y in ((0.0, 0.0), (nw, 0.0), (0.0, nh), (nw, nh))]
+    lo = (min(p[0] for p in turned), min(p[1] for p in turned))
+    hi = (max(p[0] for p in turned), max(p[1] for p in turned))
+    t = (-lo[0], -lo[1])
     out_w, out_h = int(math.ceil(hi[0] - lo[0])), int(math.ceil(hi[1] - lo[1]))
-    shift = rot @ (np.array([0.5, 0.5]) - (cx, cy)) + t - 0.5
-    matrix = np.hstack([rot, shift[:, None]]).astype(np.float64)
+    shift = _rotate(c, s, 0.5 - cx, 0.5 - cy)
+    matrix = np.array([[c, s, shift[0] + t[0] - 0.5], [-s, c, shift[1] + t[1] - 0.5]], dtype=np.float64)
     fw, fh = face[2] - face[0], face[3] - face[1]
     label = inscribed_ellipse_box((t[0] - fw / 2, t[1] - fh / 2, t[0] + fw / 2, t[1] + fh / 2), angle)
     return _Geometry((nw, nh), matrix, (out_w, out_h), face, label)
