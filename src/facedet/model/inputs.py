@@ -32,6 +32,21 @@ class Placement:
         factor = np.array([self.scale_x / self.input_width, self.scale_y / self.input_height] * 2)
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * factor
 
+    def points_to_input(self, points: np.ndarray) -> np.ndarray:
+        """Picture pixels [..., 2] (x, y) -> normalised network-input coordinates."""
+        return np.asarray(points, dtype=np.float64) * [
+            self.scale_x / self.input_width,
+            self.scale_y / self.input_height,
+        ]
+
+    def points_to_picture(self, points: np.ndarray) -> np.ndarray:
+        """Normalised network-input coordinates [..., 2] (x, y) -> picture pixels (not clipped: a point
+        of a face at the border may lie outside)."""
+        return np.asarray(points, dtype=np.float64) * [
+            self.input_width / self.scale_x,
+            self.input_height / self.scale_y,
+        ]
+
     def to_picture(self, boxes: np.ndarray) -> np.ndarray:
         """Normalised network-input coordinates [N, 4] -> picture pixels, clipped to the picture."""
         factor = np.array([self.input_width / self.scale_x, self.input_height / self.scale_y] * 2)

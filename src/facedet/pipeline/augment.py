@@ -21,6 +21,7 @@ from rich.progress import track
 from facedet import coco
 from facedet.images import read_rgb, write_image
 from facedet.train import augment
+from facedet.train.data import landmark_array
 
 
 def run(cfg: DictConfig) -> None:
@@ -57,10 +58,13 @@ def _materialise(pipeline, images: list[coco.Image], source_dir: Path, out: Path
     for index, image in enumerate(track(images, description="augment", transient=True)):
         rgb = read_rgb(source_dir / image.file_name)
         for copy in range(copies):
-            picture, boxes, _ = augment.apply(pipeline, rgb, image.boxes, augment.draw_seed(seed, copy, index))
+            picture, boxes, _, points = augment.apply_with_landmarks(
+                pipeline, rgb, image.boxes, landmark_array(image), augment.draw_seed(seed, copy, index)
+            )
             name = f"{Path(image.file_name).with_suffix('').as_posix()}_{copy:03d}.jpg"
             (out / "images" / name).parent.mkdir(parents=True, exist_ok=True)
             write_image(out / "images" / name, picture, quality=95)  # any file name (cv2.imwrite crashes)
             height, width = picture.shape[:2]
-            augmented.append(coco.Image(name, width, height, [tuple(map(float, b)) for b in boxes]))
+            landmarks = [tuple(map(tuple, face.tolist())) if face[:, 2].any() else None for face in points]
+            augmented.append(coco.Image(name, width, height, [tuple(map(float, b)) for b in boxes], [], landmarks))
     coco.write(augmented, out / "train.json")

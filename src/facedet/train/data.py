@@ -15,14 +15,16 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from facedet import coco
+from facedet.coco import NUM_KEYPOINTS
 from facedet.images import read_rgb
 from facedet.model.inputs import prepare
 from facedet.train import augment
 
 
 class FaceDataset(Dataset):
-    """Items: (image [3, S, S] in [0, 1], {"boxes": [N, 4], "ignore": [M, 4], "index": []}), boxes
-    (x1, y1, x2, y2) normalised to the input.
+    """Items: (image [3, S, S] in [0, 1], {"boxes": [N, 4], "ignore": [M, 4], "landmarks": [N, 5, 3],
+    "index": []}), boxes (x1, y1, x2, y2) and points (x, y) normalised to the input, v 0 where a face
+    has no point (not labelled, or cut away).
 
     With a ``pipeline`` the dataset is indexed by ``(epoch, index)`` (what :class:`EpochShuffle`
     yields) and each item is a fresh augmented draw seeded by (``seed``, epoch, index), in whichever
@@ -52,23 +54,38 @@ class FaceDataset(Dataset):
         image = self.images[index]
         rgb = read_rgb(self.images_dir / image.file_name)
         boxes, ignore = np.asarray(image.boxes, np.float64).reshape(-1, 4), np.asarray(image.ignore).reshape(-1, 4)
+        points = landmark_array(image)
         if self.pipeline is not None:  # ignore regions go through the transforms as boxes too
-            rgb, both, kept = augment.apply(
-                self.pipeline, rgb, [*image.boxes, *image.ignore], augment.draw_seed(self.seed, epoch, index)
+            both_points = np.concatenate([points, np.zeros((len(image.ignore), NUM_KEYPOINTS, 3))])
+            rgb, both, kept, moved = augment.apply_with_landmarks(
+                self.pipeline,
+                rgb,
+                [*image.boxes, *image.ignore],
+                both_points,
+                augment.draw_seed(self.seed, epoch, index),
             )
-            is_face = np.asarray(kept) < len(image.boxes)
+            is_face = np.asarray(kept, dtype=np.int64) < len(image.boxes)
             boxes, ignore = both[is_face].reshape(-1, 4), both[~is_face].reshape(-1, 4)
+            points = moved[is_face].reshape(-1, NUM_KEYPOINTS, 3)
         tensor, placement = prepare(rgb, self.input_size, self.resize)
         boxes, ignore = placement.to_input(boxes), placement.to_input(ignore)
+        points = np.concatenate([placement.points_to_input(points[..., :2]), points[..., 2:]], axis=-1)
         if self.min_face > 0 and len(boxes):
             sides = (boxes[:, 2:] - boxes[:, :2]) * [placement.input_width, placement.input_height]
             small = sides.min(axis=1) < self.min_face
-            boxes, ignore = boxes[~small], np.concatenate([ignore, boxes[small]])
+            boxes, ignore, points = boxes[~small], np.concatenate([ignore, boxes[small]]), points[~small]
         return tensor, {
             "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             "ignore": torch.as_tensor(ignore, dtype=torch.float32).reshape(-1, 4),
+            "landmarks": torch.as_tensor(points, dtype=torch.float32).reshape(-1, NUM_KEYPOINTS, 3),
             "index": torch.tensor(index),
         }
+
+
+def landmark_array(image: coco.Image) -> np.ndarray:
+    """[N, 5, 3] (x, y, v) in pixels of the image's faces; zeros (v 0) for a face without landmarks."""
+    rows = [points if points is not None else ((0.0, 0.0, 0),) * NUM_KEYPOINTS for points in image.face_landmarks()]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
 
 
 def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
