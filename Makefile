@@ -11,17 +11,29 @@ DATA ?=
 # that the default run fine-tunes and tests on pictures that model never saw (data.dvc pins the result).
 SAMPLE_SEED := 1
 
-.PHONY: setup data run compare test test-slow lint ui params help
+# uv installs exactly what uv.lock pins (every distribution, with hashes); it is itself pinned here.
+UV_VERSION := 0.13.9
+UV := $(CURDIR)/.uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup lock data run check-clean compare test test-older-cpu test-slow lint ui params help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(VENV)/.installed  ## virtualenv with the pinned dependencies and facedet (editable)
+setup: $(VENV)/.installed  ## .venv with exactly the locked environment (uv.lock, dev and peers extras) and facedet (editable)
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+$(UV):
+	python3 -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# --locked: fails, instead of re-resolving, when pyproject.toml and uv.lock disagree (run make lock).
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra dev --extra peers --python python3
 	touch $@
+
+lock: | $(UV)  ## after editing pyproject.toml's dependencies: resolve again and rewrite uv.lock (commit it)
+	$(UV) lock --python python3
 
 data: setup  ## data/: DATA copied in (links leading out of it left out, with the pictures of such label files), or the embedded sample when data/ is empty; pinned by data.dvc
 ifneq ($(DATA),)
@@ -52,6 +64,13 @@ compare: setup  ## experiments side by side with the committed baseline: headlin
 
 test: setup  ## the fast tests
 	pytest -q
+
+test-older-cpu: setup  ## the fast tests with the CPU-dependent kernels of BLAS, OpenCV, NumPy, PyTorch and glibc limited to any x86-64's (tests/older_cpu.env)
+	env $$(grep -v '^#' tests/older_cpu.env) pytest -q
+
+check-clean:  ## no tracked file changed (what CI checks after make run in a fresh clone)
+	@changed=$$(git status --porcelain --untracked-files=no); \
+	if [ -n "$$changed" ]; then echo "tracked files changed:"; echo "$$changed"; git --no-pager diff --stat; exit 1; fi
 
 lint: setup  ## ruff: lint and format check (configured in pyproject.toml)
 	ruff check src tests experiments

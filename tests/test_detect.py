@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_faces
 from torch import nn
 
 from facedet.apps.detect import resolve_source
@@ -223,3 +224,16 @@ def test_the_bundled_model_works_right_after_install(tmp_path, monkeypatch):
     faces = detector(skimage.data.astronaut())
     # Eileen Collins' face in scikit-image's astronaut picture, boxed by hand: (174, 72, 272, 168).
     assert faces and box_iou([faces[0].box], [(174, 72, 272, 168)])[0, 0] > 0.5
+
+
+def test_same_faces_tolerates_another_engines_rounding_only():
+    """The comparison the engine and CPU tests use: a face near the threshold may come and go, a
+    confident face may not, and neither may a moved box or a changed score."""
+    a = [{"box": [10, 10, 50, 50], "score": 0.9}, {"box": [100, 10, 140, 50], "score": 0.5004}]
+    assert_same_faces(a, [{"box": [10, 10, 50, 50.01], "score": 0.9002}], threshold=0.5)
+    with pytest.raises(AssertionError):
+        assert_same_faces(a, [a[1]], threshold=0.5)  # the confident face is missing
+    with pytest.raises(AssertionError):
+        assert_same_faces(a, [{"box": [12, 10, 52, 50], "score": 0.9}], threshold=0.5)  # IoU 0.905
+    with pytest.raises(AssertionError):
+        assert_same_faces(a, [{"box": [10, 10, 50, 50], "score": 0.8}], threshold=0.5)
