@@ -172,7 +172,7 @@ def test_detect_folder_reports_the_corrupt_image_and_keeps_the_rest(model, folde
     first = result["images"][0]
     assert (first["width"], first["height"]) == (96, 64) and set(first["faces"][0]) == {"box", "score"}
     rows = (tmp_path / "faces.csv").read_text().splitlines()
-    assert rows[0] == "file,frame,x1,y1,x2,y2,score" and len(rows) == 4 and rows[1].startswith("a.png,,")
+    assert rows[0] == "file,frame,x1,y1,x2,y2,score,landmarks" and len(rows) == 4 and rows[1].startswith("a.png,,")
     for name in ["a.png", "b.jpg", "sub/c.png"]:
         assert cv2.imread(str(tmp_path / "annotated" / name)).shape == (64, 96, 3)
     assert "3 images" in capsys.readouterr().out

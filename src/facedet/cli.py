@@ -122,6 +122,22 @@ def _detect(args: argparse.Namespace) -> int:
     return 1 if results.data["errors"] and not results.data["images"] else 0  # nothing could be read
 
 
+def _align(args: argparse.Namespace) -> int:
+    from facedet.inference.align import write_aligned
+    from facedet.inference.detector import FaceDetector
+    from facedet.problems import DataError
+
+    try:
+        detector = FaceDetector.load(args.weights, threshold=args.threshold)
+        written, errors = write_aligned(detector, args.src, args.out, args.size)
+    except ValueError as err:  # a model without landmarks, a video, not a facedet model
+        raise DataError(str(err)) from None
+    for error in errors:
+        print(f"facedet align: {error}", file=sys.stderr)
+    print(f"{args.out}: {written} aligned {args.size}x{args.size} faces; {len(errors)} pictures unreadable")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> None:
     from facedet.inference.onnx import export_onnx
     from facedet.problems import DataError
@@ -318,6 +334,20 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export_labels)
 
     p = sub.add_parser(
+        "align",
+        help="aligned face crops (ArcFace's five-point template) for face recognition",
+        description="Find the faces in pictures and write each one warped by a similarity transform of "
+        "its five landmarks onto ArcFace's 112x112 template (what face-recognition models expect), as "
+        "OUT/<picture>_<k>.png, k = 0 for the best face. Needs a model with landmarks.",
+    )
+    p.add_argument("src", help="a picture, a folder of pictures or a glob")
+    p.add_argument("--out", type=Path, required=True, help="folder for the crops")
+    p.add_argument("--size", type=int, default=112, help="side of the square crops in pixels (template scaled)")
+    p.add_argument("--weights", help="the model (a .safetensors or .onnx file with landmarks; default as detect's)")
+    p.add_argument("--threshold", type=float, help="minimum face score (default: the model's)")
+    p.set_defaults(func=_align)
+
+    p = sub.add_parser(
         "detect",
         help="detect faces in images, folders, globs, videos or a camera",
         description="Detect faces; boxes are [x1, y1, x2, y2] in pixels of the original image. "
@@ -335,10 +365,15 @@ def parser() -> argparse.ArgumentParser:
         "--json",
         type=Path,
         help="write the detections as JSON: {images: [{file, width, height, "
-        "faces: [{box, score}]}], errors, model: {file, mlflow_run_id, "
+        "faces: [{box, score, landmarks (five [x, y]; models with landmarks)}]}], errors, model: {file, mlflow_run_id, "
         'threshold, ...}}; video frames are "<video>#<i>"',
     )
-    p.add_argument("--csv", type=Path, help="write one row per face: file,frame,x1,y1,x2,y2,score")
+    p.add_argument(
+        "--csv",
+        type=Path,
+        help="write one row per face: file,frame,x1,y1,x2,y2,score,landmarks (five 'x y' joined by ';', empty "
+        "for a model without landmarks)",
+    )
     p.add_argument("--out", type=Path, help="folder for annotated images, or an annotated .mp4 for a video / camera")
     p.add_argument(
         "--weights",

@@ -20,6 +20,7 @@ import numpy as np
 
 from facedet.boxes import box_iou
 from facedet.coco import Detection
+from facedet.landmarks import draw_landmarks
 from facedet.problems import DataError
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Track:
     score: float
     missed: int = 0
     hits: int = 1
+    landmarks: np.ndarray | None = None  # [5, 2], smoothed as the box
 
 
 class BoxSmoother:
@@ -53,7 +55,8 @@ class BoxSmoother:
     Each :meth:`update` matches the frame's detections to the tracks greedily by IoU (best pair
     first, IoU >= ``iou_threshold``). A matched track's box becomes
     ``alpha * new + (1 - alpha) * previous`` (alpha 1: no smoothing) and is returned in the
-    detection's place, with the detection's score; an unmatched detection starts a new track and
+    detection's place, with the detection's score (its landmarks, when it has them, are smoothed the
+    same way); an unmatched detection starts a new track and
     is returned unchanged. A track not matched for more than ``max_missed`` consecutive frames is
     dropped (so a face lost for a frame or two keeps its smoothing).
     """
@@ -86,13 +89,21 @@ class BoxSmoother:
         for index, detection in enumerate(detections):
             track = matched.get(index)
             if track is None:  # a new face: passes through unchanged
-                self.tracks.append(Track(self._next_id, boxes[index].copy(), float(detection.score)))
+                points = None if detection.landmarks is None else np.array(detection.landmarks, np.float64)
+                self.tracks.append(Track(self._next_id, boxes[index].copy(), float(detection.score), landmarks=points))
                 self._next_id += 1
                 out.append(detection)
                 continue
             track.box = self.alpha * boxes[index] + (1 - self.alpha) * track.box
             track.score, track.missed, track.hits = float(detection.score), 0, track.hits + 1
-            out.append(Detection(tuple(float(v) for v in track.box.round(2)), detection.score))
+            points = None
+            if detection.landmarks is not None:
+                new = np.array(detection.landmarks, np.float64)
+                track.landmarks = (
+                    new if track.landmarks is None else self.alpha * new + (1 - self.alpha) * track.landmarks
+                )
+                points = tuple(map(tuple, track.landmarks.round(2).tolist()))
+            out.append(Detection(tuple(float(v) for v in track.box.round(2)), detection.score, points))
         seen = {id(t) for t in matched.values()}
         for track in previous:
             if id(track) not in seen:
@@ -176,13 +187,16 @@ def iter_frames(source: str | int | Path) -> Iterator[np.ndarray]:
 
 
 def annotate(rgb: np.ndarray, faces: list[Detection], fps: float | None = None) -> np.ndarray:
-    """A BGR copy of the picture with boxes, scores and (when given) frames per second drawn."""
+    """A BGR copy of the picture with boxes, scores, landmarks (:mod:`facedet.landmarks`) and (when
+    given) frames per second drawn."""
     picture = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     scale = max(0.4, min(picture.shape[:2]) / 600)
     thickness = max(1, round(2 * scale))
     for face in faces:
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 220, 0), thickness)
+        if face.landmarks is not None:
+            draw_landmarks(picture, face.landmarks, radius=max(2, thickness + 1), bgr=True)
         label = f"{face.score:.2f}"
         (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, thickness)
         top = max(0, y1 - h - base - 2)

@@ -96,7 +96,8 @@ def glob_files(root: Path, pattern: tuple[str, ...]) -> list[Path]:
 class Results:
     """The detections of one run, in the stable JSON contract and as CSV rows."""
 
-    CSV_HEADER = ("file", "frame", "x1", "y1", "x2", "y2", "score")
+    # landmarks: five "x y" pairs (facedet.coco.KEYPOINT_NAMES order) joined by ";", empty for a model without.
+    CSV_HEADER = ("file", "frame", "x1", "y1", "x2", "y2", "score", "landmarks")
 
     def __init__(self) -> None:
         self.data: dict = {"images": [], "errors": []}
@@ -110,12 +111,20 @@ class Results:
                 "width": int(width),
                 "height": int(height),
                 "faces": [
-                    {"box": [round(float(v), 2) for v in f.box], "score": round(float(f.score), 4)} for f in faces
+                    {"box": [round(float(v), 2) for v in f.box], "score": round(float(f.score), 4)}
+                    | ({"landmarks": _points(f.landmarks)} if f.landmarks is not None else {})
+                    for f in faces
                 ],
             }
         )
         self.rows += [
-            (file, "" if frame is None else frame, *(round(float(v), 2) for v in f.box), round(float(f.score), 4))
+            (
+                file,
+                "" if frame is None else frame,
+                *(round(float(v), 2) for v in f.box),
+                round(float(f.score), 4),
+                ";".join(f"{x:g} {y:g}" for x, y in _points(f.landmarks)) if f.landmarks is not None else "",
+            )
             for f in faces
         ]
 
@@ -137,6 +146,10 @@ class Results:
             writer = csv.writer(handle)
             writer.writerow(self.CSV_HEADER)
             writer.writerows(self.rows)
+
+
+def _points(landmarks) -> list[list[float]]:
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in landmarks]
 
 
 def _detect_images(
@@ -164,7 +177,14 @@ def _detect_images(
             name,
             picture.width,
             picture.height,
-            [Detection(tuple(round(v * factor, 2) for v in f.box), f.score) for f in faces],
+            [
+                Detection(
+                    tuple(round(v * factor, 2) for v in f.box),
+                    f.score,
+                    None if f.landmarks is None else tuple((x * factor, y * factor) for x, y in f.landmarks),
+                )
+                for f in faces
+            ],
         )
         if out_dir is not None or display is not None:
             shown = annotate(image, faces)

@@ -45,9 +45,10 @@ import math
 import numpy as np
 
 from facedet.boxes import box_iou, intersection_over_first
-from facedet.coco import FACE_CATEGORY, Detection, Image, to_coco
+from facedet.coco import FACE_CATEGORY, KEYPOINT_NAMES, Detection, Image, to_coco
 
-__all__ = ["Detection", "box_iou", "detection_metrics", "pr_curve", "best_f1_threshold"]
+__all__ = ["Detection", "box_iou", "detection_metrics", "landmark_metrics", "pr_curve", "best_f1_threshold"]
+NME_FAILURE = 0.1  # a face whose NME is above this counts as a failure (RetinaFace's 10 %)
 
 
 def _check(truth: list[Image], predictions: list[list[Detection]]) -> None:
@@ -230,3 +231,59 @@ def best_f1_threshold(curve: dict[str, list[float]]) -> tuple[float, float]:
     thresholds = curve["threshold"]
     below = thresholds[best + 1] if best + 1 < len(thresholds) else thresholds[best]
     return float((thresholds[best] + below) / 2), float(f1[best])
+
+
+def landmark_metrics(
+    truth: list[Image], predictions: list[list[Detection]], threshold: float, iou_threshold: float = 0.5
+) -> dict[str, float]:
+    """Landmark error on the faces that have labelled landmarks and were found: detections scoring at
+    least ``threshold`` are matched to faces as in :func:`detection_metrics` (greedy by score, IoU >=
+    ``iou_threshold``). A face's NME is the mean distance between its labelled points (v > 0) and the
+    predicted ones, divided by sqrt(w x h) of its box (RetinaFace's normalisation).
+
+    Returns ``nme`` (mean over faces), ``nme_<point>`` (per point, mean over the faces where it is
+    labelled), ``nme_failure_rate`` (share of faces with NME > 0.1), ``nme_faces`` (faces measured)
+    and ``nme_missed`` (faces with landmarks that no detection matched: not in the means). Empty when
+    no face has landmarks or the detections carry none (a box-only model).
+    """
+    _check(truth, predictions)
+    per_face, per_point, missed = [], [[] for _ in KEYPOINT_NAMES], 0
+    for image, detections in zip(truth, predictions):
+        marked = [(box, points) for box, points in zip(image.boxes, image.face_landmarks()) if points is not None]
+        if not marked:
+            continue
+        kept = sorted((d for d in detections if d.score >= threshold), key=lambda d: -float(d.score))
+        if kept and kept[0].landmarks is None:
+            return {}
+        boxes = np.array([box for box, _ in marked], dtype=np.float64)
+        taken = np.zeros(len(marked), dtype=bool)
+        found: dict[int, Detection] = {}
+        if kept:
+            ious = box_iou(np.array([d.box for d in kept], dtype=np.float64), boxes)
+            for d, detection in enumerate(kept):
+                candidates = np.where(taken, -1.0, ious[d])
+                g = int(np.argmax(candidates))
+                if candidates[g] >= iou_threshold:
+                    taken[g] = True
+                    found[g] = detection
+        for g, (box, points) in enumerate(marked):
+            if g not in found:
+                missed += 1
+                continue
+            scale = math.sqrt((box[2] - box[0]) * (box[3] - box[1]))
+            errors = [
+                (k, math.dist((x, y), found[g].landmarks[k]) / scale) for k, (x, y, v) in enumerate(points) if v > 0
+            ]
+            per_face.append(float(np.mean([e for _, e in errors])))
+            for k, error in errors:
+                per_point[k].append(error)
+    if not per_face and not missed:
+        return {}
+    result = {
+        "nme": float(np.mean(per_face)) if per_face else math.nan,
+        **{f"nme_{name}": float(np.mean(e)) if e else math.nan for name, e in zip(KEYPOINT_NAMES, per_point)},
+        "nme_failure_rate": float(np.mean(np.array(per_face) > NME_FAILURE)) if per_face else math.nan,
+        "nme_faces": float(len(per_face)),
+        "nme_missed": float(missed),
+    }
+    return result

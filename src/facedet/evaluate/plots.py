@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from facedet.coco import Image
 from facedet.evaluate.metrics import Detection, best_f1_threshold
 from facedet.images import write_image
+from facedet.landmarks import COLOURS_RGB, draw_landmarks
 
 GT_COLOR = (0, 255, 0)  # RGB green
 PRED_COLOR = (255, 0, 0)  # RGB red
@@ -138,11 +139,20 @@ def _tile(image: np.ndarray, truth: Image, detections: list[Detection], threshol
         _dashed_rectangle(out, *corners(box), IGNORE_COLOR, thickness)
     for box in truth.boxes:
         cv2.rectangle(out, *corners(box), GT_COLOR, thickness)
+    radius = max(1, tile // 160)
+    for points in truth.landmarks:
+        if points is not None:  # the labelled points as rings, the predicted ones as dots
+            for (x, y, v), colour in zip(points, COLOURS_RGB):
+                if v > 0:
+                    centre = (int(round(ox + x * sx)), int(round(oy + y * sy)))
+                    cv2.circle(out, centre, radius + 1, colour, 1, cv2.LINE_AA)
     for det in detections:
         if float(det.score) < threshold:
             continue
         p1, p2 = corners(det.box)
         cv2.rectangle(out, p1, p2, PRED_COLOR, thickness)
+        if det.landmarks is not None:
+            draw_landmarks(out, det.landmarks, radius, scale=(sx, sy), offset=(ox, oy))
         cv2.putText(
             out,
             f"{float(det.score):.2f}",
@@ -180,7 +190,8 @@ def prediction_grid(
     tile: int = 256,
 ) -> None:
     """PNG grid: each RGB image resized to fit tile x tile (keep aspect, letterbox), ground-truth
-    boxes green, ignore regions dashed yellow, predictions with score >= threshold red with the score printed, file name caption.
+    boxes green, ignore regions dashed yellow, predictions with score >= threshold red with the score printed, file name caption;
+    labelled landmarks as rings and predicted ones as dots in :mod:`facedet.landmarks`' colours.
 
     The grid is ``min(n, columns) * tile`` wide and ``ceil(n / columns) * tile`` high; with no
     image it is a single empty tile.

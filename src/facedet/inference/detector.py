@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facedet.coco import Detection
+from facedet.coco import NUM_KEYPOINTS, Detection
 from facedet.model import weights
 from facedet.model.inputs import RESIZE_MODES, prepare
 from facedet.model.postprocess import select
@@ -39,7 +39,7 @@ BACKENDS = ("torch", "onnx")
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
-# --- backends: batch [B, 3, H, W] float in [0, 1] -> decoded candidates [B, N, 5] (numpy) ------------
+# --- backends: batch [B, 3, H, W] float in [0, 1] -> decoded candidates [B, N, 5 or 15] (numpy) ------
 
 
 class TorchBackend:
@@ -48,6 +48,7 @@ class TorchBackend:
     def __init__(self, net: torch.nn.Module, threads: int | None = None) -> None:
         self.net = net.eval()
         self.detect_size, self.resize = int(net.detect_size), str(net.resize)
+        self.landmarks = bool(getattr(net, "landmarks", False))
         if threads:
             torch.set_num_threads(threads)  # process-wide: PyTorch has no per-model setting
 
@@ -109,6 +110,7 @@ class OnnxBackend:
                 f"facedet's ([{INPUT_NAME!r}] -> {OUTPUT_NAME!r})"
             )
         self.detect_size, self.resize = detect_size, resize
+        self.landmarks = bool(self.metadata["model"].get("landmarks", False))
         self._input, self._output = INPUT_NAME, OUTPUT_NAME
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
@@ -155,7 +157,9 @@ def _export_to_temp(weights_path: Path) -> Path:
 class FaceDetector:
     """A loaded model; call it on an RGB image (HxWx3 uint8) or use :meth:`detect_batch`.
 
-    Faces come back as :class:`~facedet.coco.Detection` in pixels of the given picture, best first.
+    Faces come back as :class:`~facedet.coco.Detection` in pixels of the given picture, best first,
+    with ``landmarks`` (five (x, y), :data:`facedet.coco.KEYPOINT_NAMES` order) when the model has a
+    landmark branch, else None.
     Calls keep no state, so one detector can serve several threads at once.
     """
 
@@ -185,6 +189,21 @@ class FaceDetector:
             f"model {where}; {run}; threshold {info['threshold']:g} ({info.get('threshold_source', 'given')}); "
             f"pictures scanned at {self.backend.detect_size} px; {info['backend']}"
         )
+
+    @property
+    def has_landmarks(self) -> bool:
+        """Whether the model predicts five landmarks per face."""
+        return self.backend.landmarks
+
+    def align(self, image: np.ndarray, size: int = 112, threshold: float | None = None) -> list[np.ndarray]:
+        """Each face found in the RGB ``image``, warped onto ArcFace's five-point template: ``size`` x
+        ``size`` RGB crops, best face first (see :mod:`facedet.inference.align`). ValueError for a
+        model without landmarks."""
+        from facedet.inference.align import align_faces
+
+        if not self.has_landmarks:
+            raise ValueError(f"{self.model_info.get('file', 'this model')}: the model predicts no landmarks")
+        return align_faces(image, self(image, threshold), size)
 
     @property
     def net(self) -> torch.nn.Module:
@@ -277,8 +296,17 @@ class FaceDetector:
             for (_, placement), rows in zip(prepared, decoded):
                 rows = select(rows, threshold, self.nms_iou)
                 boxes = placement.to_picture(rows[:, :4]).round(2)
+                points: list = [None] * len(rows)
+                if rows.shape[1] >= 5 + 2 * NUM_KEYPOINTS:
+                    pixels = placement.points_to_picture(
+                        rows[:, 5 : 5 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2)
+                    )
+                    points = [tuple(map(tuple, face)) for face in pixels.round(2).tolist()]
                 results.append(
-                    [Detection(tuple(box.tolist()), round(float(score), 4)) for box, score in zip(boxes, rows[:, 4])]
+                    [
+                        Detection(tuple(box.tolist()), round(float(score), 4), marks)
+                        for box, score, marks in zip(boxes, rows[:, 4], points)
+                    ]
                 )
         return results
 

@@ -1,4 +1,6 @@
-"""Export a model file to ONNX: ``images [B, 3, H, W] -> faces [B, N, 5]`` (decoded candidates).
+"""Export a model file to ONNX: ``images [B, 3, H, W] -> faces [B, N, 5]`` (decoded candidates:
+x1, y1, x2, y2 normalised, score; ``[B, N, 15]`` with the five landmarks x1, y1, ..., x5, y5
+normalised after them for a model with landmarks).
 
 The graph is ``net.decode(net(images))``: the same candidates as :func:`facedet.model.predict`
 before thresholding and NMS, which stay in Python (:func:`facedet.model.postprocess.select`) so
@@ -25,7 +27,7 @@ METADATA_KEY = weights.METADATA_KEY
 
 
 class Decoded(nn.Module):
-    """``net`` with ``decode`` folded in: images -> [B, N, 5] candidates, normalised to the input."""
+    """``net`` with ``decode`` folded in: images -> [B, N, 5 or 15] candidates, normalised to the input."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()

@@ -2,7 +2,8 @@
 
 Reads the model, the test split and the collected images; writes ``paths.evaluate``/metrics.json
 (DVC metrics: AP@0.5, AP@[.5:.95], AP by face size, P/R/F1 at the threshold, mean IoU, image
-accuracy, false positives per negative image), pr_curve.json + .png, robustness.json + .png (AP
+accuracy, false positives per negative image; for a model with landmarks and test faces that have
+them, the NME per point and overall and its failure rate), pr_curve.json + .png, robustness.json + .png (AP
 under darker, brighter, rotated, blurred and JPEG-compressed copies) and predictions.png, and logs
 them, with the collect and labels reports, to the training run in MLflow.
 """
@@ -17,7 +18,7 @@ from omegaconf import DictConfig
 from rich.progress import track
 
 from facedet import coco, tracking
-from facedet.evaluate.metrics import detection_metrics, pr_curve
+from facedet.evaluate.metrics import detection_metrics, landmark_metrics, pr_curve
 from facedet.evaluate.plots import plot_pr_curve, prediction_grid
 from facedet.evaluate.robustness import plot_robustness, robustness_report
 from facedet.images import read_rgb
@@ -36,9 +37,10 @@ def run(cfg: DictConfig) -> None:
     tracking.experiment_id(cfg)
     with mlflow.start_run(run_id=run_id):  # the training run; marked FAILED if this stage fails
         metrics = _evaluate(cfg)
+    nme = f", landmark NME {metrics['nme']} (failure rate {metrics['nme_failure_rate']})" if "nme" in metrics else ""
     print(
         f"evaluate: test AP@0.5 {metrics['ap50']}, AP@[.5:.95] {metrics['ap50_95']}, F1 {metrics.get('f1')} at "
-        f"threshold {metrics['threshold']:g}; MLflow run {tracking.run_link(cfg, run_id)}"
+        f"threshold {metrics['threshold']:g}{nme}; MLflow run {tracking.run_link(cfg, run_id)}"
     )
 
 
@@ -60,6 +62,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
             pictures.append(picture)
 
     metrics = detection_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
+    metrics |= landmark_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
     metrics = {key: _clean(value) for key, value in metrics.items()} | {"threshold": threshold}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from facedet import coco
 from facedet.coco import FLIP_ORDER, NUM_KEYPOINTS
+from facedet.landmarks import draw_landmarks
 
 PIPELINE_FILE = "pipeline.yaml"
 # A draw of (seed, epoch, index) seeds the pipeline with this number (< 2**32, what numpy accepts).
@@ -142,7 +143,7 @@ def preview(
     pipeline: A.Compose, images: list[coco.Image], images_dir: Path, draws: int, seed: int, read, tile: int = 160
 ) -> np.ndarray:
     """An RGB grid: one row per image (the original, then ``draws`` augmented draws), boxes in green,
-    landmarks as dots (the image-left points red, the nose yellow, the image-right points blue)."""
+    landmarks as dots (:mod:`facedet.landmarks`)."""
     from facedet.train.data import landmark_array
 
     rows = []
@@ -159,10 +160,6 @@ def preview(
     return np.concatenate(rows, axis=0) if rows else np.zeros((tile, tile, 3), np.uint8)
 
 
-# RGB colour of each landmark: image-left eye and mouth corner red, nose yellow, image-right ones blue.
-POINT_COLOURS = ((230, 40, 40), (40, 90, 240), (240, 220, 0), (230, 40, 40), (40, 90, 240))
-
-
 def _tile(rgb: np.ndarray, boxes: np.ndarray, side: int, points: np.ndarray | None = None) -> np.ndarray:
     scale = side / max(rgb.shape[:2])
     small = cv2.resize(
@@ -173,8 +170,6 @@ def _tile(rgb: np.ndarray, boxes: np.ndarray, side: int, points: np.ndarray | No
     for x1, y1, x2, y2 in boxes * scale:
         cv2.rectangle(cell, (int(x1), int(y1)), (int(x2), int(y2)), (0, 200, 0), 1)
     for face in points if points is not None else ():
-        for (x, y, v), colour in zip(face, POINT_COLOURS):
-            if v > 0:
-                cv2.circle(cell, (int(x * scale), int(y * scale)), 1, colour, -1)
+        draw_landmarks(cell, face, radius=1, scale=(scale, scale))
     cv2.rectangle(cell, (0, 0), (side - 1, side - 1), (128, 128, 128), 1)
     return cell

@@ -25,7 +25,8 @@ from facedet.model import weights
 
 class Predictor(Decoded):
     """What MLflow serves: images [B, 3, H, W] in [0, 1] -> [B, N, 5] candidates (x1, y1, x2, y2
-    normalised, score) before non-maximum suppression. The dense model takes any batch and any H, W
+    normalised, score; then the five landmarks x1, y1, ..., x5, y5 normalised, [B, N, 15], for a model
+    with landmarks) before non-maximum suppression. The dense model takes any batch and any H, W
     that are multiples of its largest stride (32; letterboxed pictures, e.g. 640 x 480), the
     single-face model S x S pictures (S = its input size)."""
 
@@ -53,9 +54,9 @@ class Predictor(Decoded):
         return np.stack([np.stack([pattern, 1 - pattern, pattern[::-1]])] * 2).astype(np.float32)
 
     def signature(self, example: np.ndarray, output: np.ndarray) -> ModelSignature:
-        """float32 [-1, 3, H, W] -> float32 [-1, N, 5]; H, W (and N) -1 (any) for the dense model."""
+        """float32 [-1, 3, H, W] -> float32 [-1, N, 5 or 15]; H, W (and N) -1 (any) for the dense model."""
         size = (-1, -1) if self.multiple else example.shape[2:]
-        faces = (-1, 5) if self.multiple else output.shape[1:]
+        faces = (-1, output.shape[-1]) if self.multiple else output.shape[1:]
         return ModelSignature(
             inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, *size))]),
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *faces))]),
