@@ -107,9 +107,9 @@ def test_onnx_export_carries_the_landmarks_with_pytorch_parity(landmark_model, t
 
 
 def test_detect_json_and_csv_carry_landmarks_and_align_writes_crops(landmark_model, tmp_path):
+    from facedet.apps.align import write_aligned
     from facedet.apps.detect import run_detect
     from facedet.images import write_image
-    from facedet.inference.align import write_aligned
 
     (tmp_path / "pics").mkdir()
     write_image(tmp_path / "pics" / "a.png", np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8))
@@ -132,3 +132,25 @@ def test_video_smoothing_covers_the_landmarks():
     assert second.box == (0.5, 0.5, 10.5, 10.5) and second.landmarks == ((3.0, 4.0),) * 5
     (plain,) = BoxSmoother().update([Detection((0, 0, 10, 10), 0.9)])
     assert plain.landmarks is None
+
+
+def test_prelabel_with_yunet_proposes_five_points_per_face(tmp_path):
+    pytest.importorskip("yuface")
+    from skimage import data
+
+    from facedet.apps.prelabel import peer_proposer, prelabel
+    from facedet.images import write_image
+    from facedet.labels.labelme import import_folder
+    from facedet.problems import ProblemReport
+
+    (tmp_path / "images").mkdir()
+    write_image(tmp_path / "images" / "astronaut.png", data.astronaut())
+    summary = prelabel(tmp_path / "images", peer_proposer("yunet"), progress=False)
+    assert len(summary.written) == 1
+    (image,) = import_folder(tmp_path, ProblemReport("labels"))
+    (points,) = image.face_landmarks()
+    # Eileen Collins' face (facedet's sample: box 174..272 x 72..168): image-left eye left of the other,
+    # both above the nose tip, the mouth corners below it, all inside the face box.
+    (x1, y1, x2, y2), (le, re, nose, ml, mr) = image.boxes[0], points
+    assert le[0] < nose[0] < re[0] and ml[0] < mr[0] and max(le[1], re[1]) < nose[1] < min(ml[1], mr[1])
+    assert all(x1 <= x <= x2 and y1 <= y <= y2 and v == 2 for x, y, v in points)

@@ -123,7 +123,7 @@ def _detect(args: argparse.Namespace) -> int:
 
 
 def _align(args: argparse.Namespace) -> int:
-    from facedet.inference.align import write_aligned
+    from facedet.apps.align import write_aligned
     from facedet.inference.detector import FaceDetector
     from facedet.problems import DataError
 

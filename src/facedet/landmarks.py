@@ -1,9 +1,11 @@
-"""Drawing the five landmarks (the one place that knows their colours), for every picture facedet writes."""
+"""The five landmarks as arrays, and drawn (the one place that knows their colours) on every picture facedet writes."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from facedet import coco
 
 # RGB per point of facedet.coco.KEYPOINT_NAMES: the image-left eye and mouth corner red, the nose
 # yellow, the image-right eye and mouth corner blue (so a swapped pair shows at a glance).
@@ -25,3 +27,11 @@ def draw_landmarks(
             continue
         x, y = offset[0] + scale[0] * float(point[0]), offset[1] + scale[1] * float(point[1])
         cv2.circle(picture, (int(round(x)), int(round(y))), radius, colour[::-1] if bgr else colour, -1, cv2.LINE_AA)
+
+
+def landmark_array(image: coco.Image) -> np.ndarray:
+    """[N, 5, 3] (x, y, v) in pixels of the image's faces; zeros (v 0) for a face without landmarks."""
+    rows = [
+        points if points is not None else ((0.0, 0.0, 0),) * coco.NUM_KEYPOINTS for points in image.face_landmarks()
+    ]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, coco.NUM_KEYPOINTS, 3)

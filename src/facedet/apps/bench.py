@@ -15,6 +15,9 @@ packages are installed -- see :mod:`facedet.apps.peers`):
 - ``fp_nonface``: boxes at the detector's threshold on real non-face pictures shipped in packages
   (scikit-image, scikit-learn). Most of them were also sample backgrounds (random crops, see
   :mod:`facedet.apps.sample`); ``fp_nonface_unseen`` counts only the ones the sample never uses.
+- ``nme``: landmark NME (:func:`facedet.evaluate.metrics.landmark_metrics`: mean point error over
+  sqrt(box area), at the detector's threshold) on the labelled set's faces that have landmarks, for the
+  detectors that give landmarks (YuNet, our models with landmarks); ``nme_faces`` faces measured.
 - ``faces_found``: faces matched (IoU >= 0.5, at the threshold) on the real portraits shipped in
   packages: skimage's astronaut and camera (profile), matplotlib's Grace Hopper. Their faces ARE
   pasted into the embedded sample, so this says "finds the real, whole picture", not "generalises".
@@ -44,7 +47,7 @@ import numpy as np
 from facedet import coco
 from facedet.apps import peers
 from facedet.coco import Detection, Image
-from facedet.evaluate.metrics import detection_metrics
+from facedet.evaluate.metrics import detection_metrics, landmark_metrics
 from facedet.images import read_rgb
 
 log = logging.getLogger(__name__)
@@ -301,6 +304,7 @@ def measure(
     """A runner's row, all but its timing (see :func:`time_ms`)."""
     predictions = [runner.detect(picture) for picture in pictures]
     metrics = detection_metrics(truth, predictions, runner.threshold)
+    marks = landmark_metrics(truth, predictions, runner.threshold)
     on_negatives = sum(len(_counted(p, runner.threshold)) for t, p in zip(truth, predictions) if _negative(t))
     fp = {name: len(_counted(runner.detect(image), runner.threshold)) for name, image, _ in non_face}
     unseen = sum(fp[name] for name, _, seen in non_face if not seen)
@@ -319,6 +323,8 @@ def measure(
         "recall": _finite(metrics["recall"]),
         "fp": int(metrics["fp"]),
         "fp_on_negatives": on_negatives,
+        "nme": _finite(marks.get("nme")),
+        "nme_faces": int(marks.get("nme_faces", 0)),
         "params": runner.params,
         "params_note": runner.params_note,
         "size_bytes": runner.size_bytes,
@@ -459,6 +465,9 @@ COLUMNS = (
     "- params, size on disk: counted from our model files; peers: published numbers or n/a.",
     "- FP: boxes at the threshold on real non-face pictures shipped in scikit-image / scikit-learn; most were "
     "backgrounds of the embedded sample, (unseen) counts those that never were.",
+    "- landmark NME: mean distance of the five points from the labelled ones over sqrt(box area), on the faces "
+    "with labelled landmarks that the detector found at its threshold (how many in brackets); n/a for a detector "
+    "without landmarks or a set without them.",
     "- portraits: skimage astronaut, matplotlib grace_hopper.jpg, skimage camera (profile); their faces are pasted "
     "into the embedded sample, so they are not held out.",
 )
@@ -475,8 +484,8 @@ def markdown(report: dict) -> str:
         "",
         f"| detector | AP@0.5 | AP@[.5:.95] | P / R @ thr | FP @ thr (on the {s['n_negatives']} negatives) | ms/frame (CPU ms) | FPS | params | size on disk "
         f"| FP on {s['non_face_photos']} non-face photos (unseen {s['non_face_unseen']}) "
-        f"| faces found on {len(s['portraits'])} portraits |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| faces found on {len(s['portraits'])} portraits | landmark NME (faces) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["detectors"]:
         lines.append(
@@ -484,7 +493,8 @@ def markdown(report: dict) -> str:
             f"{_num(r['recall'], 2)} @ {r['threshold']:g} | {r['fp']} ({r['fp_on_negatives']}) | {r['ms_per_frame']:.1f} ({r['cpu_ms_per_frame']:.1f}) | "
             f"{r['fps']} | {_params(r)} | "
             f"{_size(r['size_bytes'])}{' (' + r['size_note'] + ')' if r['size_note'] and r['size_bytes'] else ''} | "
-            f"{r['fp_nonface']} ({r['fp_nonface_unseen']}) | {r['faces_found']}/{r['faces_total']} |"
+            f"{r['fp_nonface']} ({r['fp_nonface_unseen']}) | {r['faces_found']}/{r['faces_total']} | "
+            f"{_num(r['nme'])} ({r['nme_faces']}) |"
         )
     lines += ["", *COLUMNS, ""]
     for r in report["detectors"]:
@@ -534,6 +544,7 @@ def log_mlflow(report: dict, out: Path, enabled: bool | None = None) -> str | No
             "fp_nonface",
             "fp_nonface_unseen",
             "faces_found",
+            "nme",
             "params",
             "size_bytes",
         ):

@@ -10,7 +10,8 @@ precision / recall and false-positive counts).
   minSize 30x30, as in OpenCV's samples); score = logistic(level weight of the last stage). Every
   returned box counts (threshold 0).
 - ``yunet``: libfacedetection's YuNet through the ``yuface`` package (weights compiled into the
-  library); BGR input; score = confidence / 100; threshold 0.5 (``yuface.detect``'s default).
+  library); BGR input; score = confidence / 100; threshold 0.5 (``yuface.detect``'s default); five
+  landmarks per face (in whole pixels), in facedet's order.
 - ``dlib``: dlib's HOG + linear SVM frontal face detector (``dlib-bin``), ``run(rgb, 1, -1)``: one
   upsampling, candidates down to SVM score -1; score = logistic(SVM score); threshold 0.5 (score 0,
   dlib's default).
@@ -145,7 +146,9 @@ def yunet(threads: int | None = None) -> Peer:
         out = []
         for row in rows.reshape(-1, rows.shape[-1]) if rows.size else ():
             conf, x, y, w, h = (float(v) for v in row[:5])
-            out.append(Detection((x, y, x + w, y + h), conf / 100.0))
+            # YuNet's points are facedet's order (image-left eye first; checked on yuface 2023.5.1), whole pixels.
+            points = tuple((float(row[5 + 2 * k]), float(row[6 + 2 * k])) for k in range(5))
+            out.append(Detection((x, y, x + w, y + h), conf / 100.0, points))
         return _sorted(out)
 
     library = sorted(package.glob("libfacedetection.so*"))

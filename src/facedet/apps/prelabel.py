@@ -4,7 +4,8 @@
 training) on every image of a folder (recursive) that has no LabelMe file yet, and writes a LabelMe
 5.4.1 JSON with one ``face`` rectangle per proposed face (``imagePath`` relative to the JSON,
 ``imageData`` null, ``imageWidth``/``imageHeight`` after EXIF orientation, as labelme shows the
-image).
+image) and, when the detector gives them (YuNet, a facedet model with landmarks), its five landmark
+points tied to the rectangle by a ``group_id`` (:mod:`facedet.labels.labelme`; image-left first).
 
 Where the file goes, and what counts as "has a LabelMe file already":
 
@@ -31,9 +32,10 @@ import numpy as np
 
 from facedet.boxes import Box, clip_box
 from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_rgb
-from facedet.labels.labelme import images_folder_index, rectangle, write_labelme
+from facedet.labels.labelme import images_folder_index, landmark_points, rectangle, write_labelme
 
-Proposer = Callable[[np.ndarray], list[tuple[Box, float]]]
+# (box, score, five (x, y) landmarks or None) per proposed face
+Proposer = Callable[[np.ndarray], list[tuple[Box, float, tuple | None]]]
 
 
 # --- where label files are -------------------------------------------------------------------------
@@ -87,8 +89,8 @@ def peer_proposer(name: str, threshold: float | None = None) -> Proposer:
     peer = peers.load(name)
     minimum = peer.threshold if threshold is None else threshold
 
-    def propose(rgb: np.ndarray) -> list[tuple[Box, float]]:
-        return [(tuple(float(v) for v in d.box), float(d.score)) for d in peer(rgb) if d.score >= minimum]
+    def propose(rgb: np.ndarray) -> list[tuple[Box, float, tuple | None]]:
+        return [(tuple(float(v) for v in d.box), float(d.score), d.landmarks) for d in peer(rgb) if d.score >= minimum]
 
     return propose
 
@@ -99,8 +101,8 @@ def model_proposer(weights: Path | str, threshold: float | None = None) -> Propo
 
     detector = FaceDetector.load(weights, threshold=threshold)
 
-    def propose(rgb: np.ndarray) -> list[tuple[Box, float]]:
-        return [(tuple(float(v) for v in face.box), float(face.score)) for face in detector(rgb)]
+    def propose(rgb: np.ndarray) -> list[tuple[Box, float, tuple | None]]:
+        return [(tuple(float(v) for v in face.box), float(face.score), face.landmarks) for face in detector(rgb)]
 
     return propose
 
@@ -162,9 +164,16 @@ def prelabel(folder: Path, propose: Proposer, label: str = "face", progress: boo
             summary.no_face += 1
             continue
         height, width = rgb.shape[:2]
-        boxes = [clip_box(box, width, height) for box, _ in faces]
+        boxes = [clip_box(box, width, height) for box, *_ in faces]
+        shapes = []
+        for group, (box, face) in enumerate(zip(boxes, faces), start=1):
+            marks = face[2] if len(face) > 2 and face[2] is not None else ()
+            # a point outside the picture (a face at its border) is left for the person to place
+            points = [(x, y, 2) if 0 <= x <= width and 0 <= y <= height else (0.0, 0.0, 0) for x, y in marks]
+            shapes.append(rectangle(label, box, group if points else None))
+            shapes += landmark_points(points, group) if points else []
         try:
-            write_labelme(target, image, [rectangle(label, box) for box in boxes], width, height, overwrite=False)
+            write_labelme(target, image, shapes, width, height, overwrite=False)
         except FileExistsError:
             summary.exists += 1
             continue

@@ -20,8 +20,8 @@ from rich.progress import track
 
 from facedet import coco
 from facedet.images import read_rgb, write_image
+from facedet.landmarks import landmark_array
 from facedet.train import augment
-from facedet.train.data import landmark_array
 
 
 def run(cfg: DictConfig) -> None:

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from facedet import coco
 from facedet.coco import FLIP_ORDER, NUM_KEYPOINTS
-from facedet.landmarks import draw_landmarks
+from facedet.landmarks import draw_landmarks, landmark_array
 
 PIPELINE_FILE = "pipeline.yaml"
 # A draw of (seed, epoch, index) seeds the pipeline with this number (< 2**32, what numpy accepts).
@@ -144,8 +144,6 @@ def preview(
 ) -> np.ndarray:
     """An RGB grid: one row per image (the original, then ``draws`` augmented draws), boxes in green,
     landmarks as dots (:mod:`facedet.landmarks`)."""
-    from facedet.train.data import landmark_array
-
     rows = []
     for index, image in enumerate(images):
         rgb = read(Path(images_dir) / image.file_name)

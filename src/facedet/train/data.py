@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from facedet import coco
 from facedet.coco import NUM_KEYPOINTS
 from facedet.images import read_rgb
+from facedet.landmarks import landmark_array
 from facedet.model.inputs import prepare
 from facedet.train import augment
 
@@ -80,12 +81,6 @@ class FaceDataset(Dataset):
             "landmarks": torch.as_tensor(points, dtype=torch.float32).reshape(-1, NUM_KEYPOINTS, 3),
             "index": torch.tensor(index),
         }
-
-
-def landmark_array(image: coco.Image) -> np.ndarray:
-    """[N, 5, 3] (x, y, v) in pixels of the image's faces; zeros (v 0) for a face without landmarks."""
-    rows = [points if points is not None else ((0.0, 0.0, 0),) * NUM_KEYPOINTS for points in image.face_landmarks()]
-    return np.asarray(rows, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 3)
 
 
 def collate(batch: list) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
