@@ -154,3 +154,27 @@ def test_prelabel_with_yunet_proposes_five_points_per_face(tmp_path):
     (x1, y1, x2, y2), (le, re, nose, ml, mr) = image.boxes[0], points
     assert le[0] < nose[0] < re[0] and ml[0] < mr[0] and max(le[1], re[1]) < nose[1] < min(ml[1], mr[1])
     assert all(x1 <= x <= x2 and y1 <= y <= y2 and v == 2 for x, y, v in points)
+
+
+@pytest.mark.slow  # torch.export takes 10-30 s on 2 CPU cores
+def test_the_mlflow_model_returns_the_landmarks(tmp_path):
+    import mlflow
+    import torch
+
+    from facedet.train.publish import Predictor, log_servable
+
+    torch.manual_seed(0)
+    net = DenseNet(**{k: v for k, v in TINY.items() if k != "name"}).eval()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = log_servable(net)
+        pyfunc = mlflow.pyfunc.load_model(info.model_uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert info.signature.outputs.inputs[0].shape == (-1, -1, 15)
+    x = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        expected = Predictor(net).eval()(x).numpy()
+    assert expected.shape[-1] == 15 and np.abs(pyfunc.predict(x.numpy()) - expected).max() < 1e-5
