@@ -110,16 +110,15 @@ def test_the_mlflow_model_has_a_small_input_example_and_takes_any_batch_and_size
     # traced with the input example, which MLflow also stores as JSON (twice) in every logged model.
     import mlflow
 
+    from facedet.tracking import Tracker
     from facedet.train.publish import Predictor, log_servable
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment):
-            info = log_servable(net)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "t")
+    tracker.client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = tracker.create_run("servable", {})
+    info = log_servable(tracker, run_id, net)
+    with mlflow.tracking._tracking_service.utils._use_tracking_uri(tracker.uri):
         served, pyfunc = mlflow.pytorch.load_model(info.model_uri), mlflow.pyfunc.load_model(info.model_uri)
-    finally:
-        mlflow.set_tracking_uri(None)
     files = {p.name: p.stat().st_size for p in (tmp_path / "artifacts").rglob("*.json")}
     # A 1 x 3 x 320 x 320 random example made 6.2 + 9.3 MB (the serving copy is indented); this, about 0.5.
     assert 0 < files["input_example.json"] + files["serving_input_example.json"] < 600_000, files

@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps (facedet.apps.sweep) and the MLflow store of queued DVC experiments."""
+"""Hyperparameter sweeps (facedet.apps.sweep): a real two-trial study, the search space, the preset, pruning."""
 
 import json
 import shutil
@@ -11,10 +11,9 @@ from conftest import ROOT
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from facedet import tracking
 from facedet.apps.sample import SampleSettings, generate
 from facedet.apps.sweep import parse_space, preset_text, split_overrides, sweep, trial_overrides
-from facedet.config import ConfigError, compose_config, tracking_uri
+from facedet.config import ConfigError, compose_config
 from facedet.pipeline import run_stage
 
 TINY_SEARCH = """\
@@ -39,7 +38,7 @@ params:
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", tracking.RUN_TAGS_ENV):
+    for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -53,10 +52,10 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
 
     overrides = ["hparams_search=tiny", "experiment=quick", "train.batch_size=8"]
 
-    def interrupted(name, cfg, callbacks=()):  # Ctrl-C as trial 1 starts training
+    def interrupted(name, cfg, **context):  # Ctrl-C as trial 1 starts training
         if name == "train" and "trial_1" in cfg.paths.train:
             raise KeyboardInterrupt
-        run_stage(name, cfg, callbacks)
+        run_stage(name, cfg, **context)
 
     with pytest.raises(KeyboardInterrupt):
         sweep(interrupted, overrides, root=project)
@@ -114,45 +113,6 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     # A searched config group (callbacks=ema) is selected in the preset's defaults, like an override.
     assert {"override /callbacks": result.best_params["callbacks"]} in written["defaults"]
     assert ("ema" in cfg.callbacks) == (result.best_params["callbacks"] == "ema")
-
-
-def test_queued_dvc_experiment_logs_to_the_original_store_and_is_tagged(tmp_path, monkeypatch, clean_env):
-    original = tmp_path / "repo"
-    copy = original / ".dvc/tmp/exps/tmpq1w2e3"  # where `dvc queue start` runs an experiment
-    for folder in (original, copy):
-        (folder / "conf").mkdir(parents=True)
-        (folder / "dvc.yaml").write_text("stages: {}\n")
-    cfg = OmegaConf.create({"tracking": {"uri": None, "experiment": "facedet"}})
-    monkeypatch.chdir(copy)
-    assert tracking_uri(cfg) == f"sqlite:///{copy.resolve() / 'mlflow.db'}"  # outside DVC: the project's own
-
-    # What DVC's queue puts in the environment of a queued run (dvc/repo/experiments/queue/base.py).
-    monkeypatch.setenv("DVC_ROOT", str(original))
-    monkeypatch.setenv("DVC_EXP_NAME", "quick-lr")
-    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123abcd")
-    assert tracking_uri(cfg) == f"sqlite:///{original.resolve() / 'mlflow.db'}"
-    tags = tracking.run_tags()
-    assert tags["dvc.experiment"] == "quick-lr" and tags["dvc.baseline_rev"] == "0123abcd"
-
-    # An explicit store still wins; a DVC_ROOT that is no facedet project is ignored.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-    assert tracking_uri(cfg) == "http://mlflow.example:5000"
-    assert tracking_uri(OmegaConf.create({"tracking": {"uri": "sqlite:////x.db"}})) == "sqlite:////x.db"
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    assert tracking_uri(cfg) == f"sqlite:///{copy.resolve() / 'mlflow.db'}"
-
-
-def test_extra_tags_reach_run_tags_only_inside(clean_env):
-    with tracking.extra_tags({"mlflow.parentRunId": "p1", "sweep.trial": 3}):
-        with tracking.extra_tags({"sweep.name": "s"}):
-            assert {
-                "mlflow.parentRunId": "p1",
-                "sweep.trial": "3",
-                "sweep.name": "s",
-            }.items() <= tracking.run_tags().items()
-        assert "sweep.name" not in tracking.run_tags()
-    assert "mlflow.parentRunId" not in tracking.run_tags()
 
 
 def test_search_space_syntax_and_the_shipped_search_composes():

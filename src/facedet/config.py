@@ -10,7 +10,6 @@ default that conf/ already holds; this keeps conf/ the one source of truth.
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -400,25 +399,6 @@ def _relations(values: dict) -> None:
     for key in ("input_size", "detect_size"):
         if model.get("name") == "dense" and model.get(key, 0) % 32:
             raise _fail(f"model.{key}", model[key], "a multiple of 32 for the dense model (strides 8-32)")
-
-
-def tracking_uri(cfg: DictConfig) -> str:
-    """Where MLflow records runs: tracking.uri, else $MLFLOW_TRACKING_URI, else the project's sqlite store."""
-    if cfg.tracking.get("uri"):
-        return str(cfg.tracking.uri)
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{store_root() / 'mlflow.db'}"
-
-
-def store_root() -> Path:
-    """The project whose mlflow.db records the runs. A queued or ``--temp`` ``dvc exp run`` works in a
-    temporary copy (.dvc/tmp/exps/...) without the git-ignored store, and DVC names the original
-    repository in $DVC_ROOT: its runs land in that store rather than in one deleted with the copy."""
-    original = os.environ.get("DVC_ROOT")
-    if original and (Path(original) / "dvc.yaml").is_file() and (Path(original) / "conf").is_dir():
-        return Path(original).resolve()
-    return project_root()
 
 
 @dataclass(frozen=True)

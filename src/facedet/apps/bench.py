@@ -512,25 +512,17 @@ def log_mlflow(report: dict, out: Path, enabled: bool | None = None) -> str | No
     """An MLflow run (tag ``bench``) in the project's experiment with ``<detector>/<metric>`` metrics
     and bench.md/bench.json. ``enabled`` None: only when a store is configured, i.e.
     ``MLFLOW_TRACKING_URI`` is set or this is a facedet project (its ``tracking`` config)."""
-    from facedet.config import ConfigError, compose_config, project_root
+    from facedet.config import ConfigError, compose_config
+    from facedet.tracking import Tracker
 
-    try:
-        project_root()
-        in_project = True
-    except ConfigError:
-        in_project = False
-    if enabled is False or (enabled is None and not in_project and not os.environ.get("MLFLOW_TRACKING_URI")):
+    if enabled is False:
         return None
-    import mlflow
-
-    from facedet import tracking
-
-    if in_project:
-        cfg = compose_config([])
-        experiment, tags = tracking.experiment_id(cfg), tracking.run_tags()
-    else:
-        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-        experiment, tags = mlflow.set_experiment("facedet").experiment_id, {}
+    try:
+        tracker = Tracker.for_config(compose_config([]))
+    except ConfigError:  # no facedet project here
+        tracker = Tracker.for_environment()
+    if tracker is None:
+        return None
     metrics = {}
     for row in report["detectors"]:
         for key in (
@@ -551,17 +543,19 @@ def log_mlflow(report: dict, out: Path, enabled: bool | None = None) -> str | No
             if row.get(key) is not None:
                 metrics[f"{_slug(row['name'])}/{key}"] = float(row[key])
     s = report["settings"]
-    with mlflow.start_run(experiment_id=experiment, run_name="bench", tags={**tags, "bench": "true"}) as run:
-        mlflow.log_params(
-            {
-                "images": s["images"][:500],
-                "threads": s["threads"],
-                "repeats": s["repeats"],
-                "frame": s["frame"],
-                "detectors": ", ".join(r["name"] for r in report["detectors"]),
-            }
-        )
-        mlflow.log_metrics(metrics)
-        for name in ("bench.md", "bench.json"):
-            mlflow.log_artifact(str(Path(out) / name), "bench")
-        return run.info.run_id
+    run_id = tracker.create_run(
+        "bench",
+        {"bench": "true"},
+        {
+            "images": s["images"][:500],
+            "threads": s["threads"],
+            "repeats": s["repeats"],
+            "frame": s["frame"],
+            "detectors": ", ".join(r["name"] for r in report["detectors"]),
+        },
+    )
+    tracker.log_metrics(run_id, metrics)
+    for name in ("bench.md", "bench.json"):
+        tracker.log_artifact(run_id, Path(out) / name, "bench")
+    tracker.end_run(run_id, "FINISHED")
+    return run_id

@@ -23,16 +23,17 @@ def stage_names() -> list[str]:
     return sorted(module.name for module in pkgutil.iter_modules(__path__))
 
 
-def run_stage(name: str, cfg: DictConfig, callbacks: list | tuple = ()) -> None:
-    """Run one stage; ``callbacks``: Lightning callbacks for a stage that trains (its ``run`` takes
-    ``callbacks``), e.g. the sweep's pruning callback."""
+def run_stage(name: str, cfg: DictConfig, **context: object) -> None:
+    """Run one stage. ``context``: what a stage's ``run`` may take besides the config: ``callbacks``
+    (Lightning callbacks for a stage that trains, e.g. the sweep's pruning callback), ``run_tags`` (tags
+    of the MLflow run it opens), ``root`` (the project, when it is not the current folder). A stage is
+    given the ones it takes; callbacks it does not take are reported."""
     run = importlib.import_module(f"{__name__}.{name}").run
-    if not callbacks:
-        run(cfg)
-    elif "callbacks" in inspect.signature(run).parameters:
-        run(cfg, callbacks=list(callbacks))
-    else:
+    takes = inspect.signature(run).parameters
+    given = {key: value for key, value in context.items() if value and key in takes}
+    unused = context.get("callbacks") if "callbacks" not in takes else None
+    if unused:
         logging.getLogger(__name__).warning(
-            "stage %s takes no callbacks: %s not used", name, ", ".join(type(c).__name__ for c in callbacks)
+            "stage %s takes no callbacks: %s not used", name, ", ".join(type(c).__name__ for c in unused)
         )
-        run(cfg)
+    run(cfg, **given)

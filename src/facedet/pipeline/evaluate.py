@@ -13,16 +13,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 from omegaconf import DictConfig
 from rich.progress import track
 
-from facedet import coco, tracking
+from facedet import coco
 from facedet.evaluate.metrics import detection_metrics, landmark_metrics, pr_curve
 from facedet.evaluate.plots import plot_pr_curve, prediction_grid
 from facedet.evaluate.robustness import plot_robustness, robustness_report
 from facedet.images import read_rgb
 from facedet.inference.detector import FaceDetector
+from facedet.tracking import Tracker, result_metric
 
 PICTURES = ("pr_curve.png", "robustness.png", "predictions.png")
 
@@ -34,17 +34,17 @@ def _clean(value: float) -> float | None:
 
 def run(cfg: DictConfig) -> None:
     run_id = json.loads((Path(cfg.paths.train) / "run.json").read_text())["run_id"]
-    tracking.experiment_id(cfg)
-    with mlflow.start_run(run_id=run_id):  # the training run; marked FAILED if this stage fails
-        metrics = _evaluate(cfg)
+    tracker = Tracker.for_config(cfg)
+    with tracker.continue_run(run_id):  # the training run; marked FAILED if this stage fails
+        metrics = _evaluate(cfg, tracker, run_id)
     nme = f", landmark NME {metrics['nme']} (failure rate {metrics['nme_failure_rate']})" if "nme" in metrics else ""
     print(
         f"evaluate: test AP@0.5 {metrics['ap50']}, AP@[.5:.95] {metrics['ap50_95']}, F1 {metrics.get('f1')} at "
-        f"threshold {metrics['threshold']:g}{nme}; MLflow run {tracking.run_link(cfg, run_id)}"
+        f"threshold {metrics['threshold']:g}{nme}; MLflow run {tracker.run_link(run_id)}"
     )
 
 
-def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
+def _evaluate(cfg: DictConfig, tracker: Tracker, run_id: str) -> dict[str, float | None]:
     out = Path(cfg.paths.evaluate)
     out.mkdir(parents=True, exist_ok=True)
     truth = coco.read(Path(cfg.paths.labels) / "test.json")
@@ -83,9 +83,9 @@ def _evaluate(cfg: DictConfig) -> dict[str, float | None]:
 
     results = {f"test/{k}": v for k, v in metrics.items()} | {f"robustness/{r['name']}_ap50": r["ap50"] for r in rows}
     # Single values, named test.KEY / robustness.NAME_ap50: after the train/val curves in the UI's charts.
-    mlflow.log_metrics({tracking.result_metric(k): v for k, v in results.items() if v is not None})
+    tracker.log_metrics(run_id, {result_metric(k): v for k, v in results.items()})
     for name in ("metrics.json", "pr_curve.json", "robustness.json", *PICTURES):
-        mlflow.log_artifact(str(out / name), "evaluate")
+        tracker.log_artifact(run_id, out / name, "evaluate")
     for stage in ("collect", "labels"):
-        mlflow.log_artifact(str(Path(cfg.paths[stage]) / "report.json"), f"reports/{stage}")
+        tracker.log_artifact(run_id, Path(cfg.paths[stage]) / "report.json", f"reports/{stage}")
     return metrics

@@ -6,22 +6,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 from omegaconf import DictConfig
 
-from facedet import tracking
 from facedet.inference.onnx import export_onnx
+from facedet.tracking import Tracker, result_metric
 
 
 def run(cfg: DictConfig) -> None:
     source = Path(cfg.paths.train) / "model.safetensors"
     run_id = json.loads((Path(cfg.paths.train) / "run.json").read_text())["run_id"]
-    tracking.experiment_id(cfg)
-    with mlflow.start_run(run_id=run_id):  # the training run; marked FAILED if the export fails
+    tracker = Tracker.for_config(cfg)
+    with tracker.continue_run(run_id):  # the training run; marked FAILED if the export fails
         diff = export_onnx(source, source.with_suffix(".onnx"))
-        mlflow.log_artifact(str(source.with_suffix(".onnx")), "onnx")
-        mlflow.log_metric(tracking.result_metric("export/onnx_max_abs_diff"), diff)
+        tracker.log_artifact(run_id, source.with_suffix(".onnx"), "onnx")
+        tracker.log_metrics(run_id, {result_metric("export/onnx_max_abs_diff"): diff})
     print(
         f"export: {source.with_suffix('.onnx')} (ONNX Runtime vs PyTorch max abs difference {diff:.2g}); "
-        f"MLflow run {tracking.run_link(cfg, run_id)}"
+        f"MLflow run {tracker.run_link(run_id)}"
     )

@@ -32,13 +32,13 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.loggers import MLFlowLogger
 from torch import nn
 
-from facedet import tracking
-from facedet.config import ConfigError, tracking_uri
+from facedet.config import ConfigError
 from facedet.loss import build_loss
 from facedet.model import build_net
+from facedet.tracking import Tracker
+from facedet.tracking.lightning import RunLogger
 from facedet.train import augment, publish, resume
 from facedet.train.data import FaceDataModule
 from facedet.train.finetune import load_initial_weights
@@ -68,8 +68,12 @@ def datamodule(cfg: DictConfig, net: nn.Module) -> FaceDataModule:
     )
 
 
-def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
-    """The train stage; ``callbacks``: extra Lightning callbacks (the sweep's pruning callback)."""
+def run(
+    cfg: DictConfig, callbacks: list | tuple = (), run_tags: dict[str, str] | None = None, root: Path | None = None
+) -> None:
+    """The train stage; ``callbacks``: extra Lightning callbacks (the sweep's pruning callback);
+    ``run_tags``: extra tags of a new MLflow run (a sweep trial's); ``root``: the project (default: the
+    one at or above the current folder)."""
     out = Path(cfg.paths.train)
     if cfg.train.max_epochs % cfg.train.val_every:
         raise ConfigError(
@@ -77,9 +81,10 @@ def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
             f"train.max_epochs ({cfg.train.max_epochs}), so that the last epoch is validated"
         )
     pl.seed_everything(cfg.seed, workers=True)
+    tracker = Tracker.for_config(cfg, root)
     net = build_net(cfg.model)
     if cfg.train.init:
-        load_initial_weights(net, cfg.model, str(cfg.train.init))
+        load_initial_weights(net, cfg.model, str(cfg.train.init), tracker)
     data = datamodule(cfg, net)
     module = FaceDetectorModule(
         net,
@@ -98,18 +103,18 @@ def run(cfg: DictConfig, callbacks: list | tuple = ()) -> None:
         cfg.trainer, callbacks=[*configured.values(), *extra], logger=False, enable_progress_bar=terminal
     )
 
-    key = resume.fingerprint(cfg)
-    point = resume.resume_point(cfg, out, key)
+    key = resume.fingerprint(cfg, root)
+    point = resume.resume_point(cfg, out, key, tracker)
     run_id = None
-    if trainer.is_global_zero:
-        run_id = resume.open_run(cfg, out, key, point, run_name=str(cfg.model.name))  # writes run.json
-    trainer.logger = MLFlowLogger(tracking_uri=tracking_uri(cfg), run_id=run_id)  # rank-zero-only
-    with tracking.failed_run_on_error(cfg, run_id) if run_id else nullcontext(), warnings.catch_warnings():
+    if trainer.is_global_zero:  # writes run.json
+        run_id = resume.open_run(cfg, out, key, point, tracker, str(cfg.model.name), run_tags)
+    trainer.logger = RunLogger(tracker, run_id)  # rank-zero-only
+    with tracker.failed_on_error(run_id) if run_id else nullcontext(), warnings.catch_warnings():
         if point:  # the checkpoints there are the ones this run continues (a new run empties the folder)
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         trainer.fit(module, datamodule=data, ckpt_path=str(point[1]) if point else None, weights_only=True)
         if trainer.is_global_zero:
-            _publish(cfg, trainer, module, configured["best_checkpoint"], run_id, out, key)
+            _publish(cfg, trainer, module, configured["best_checkpoint"], tracker, run_id, key)
 
 
 def _publish(
@@ -117,10 +122,11 @@ def _publish(
     trainer: pl.Trainer,
     module: FaceDetectorModule,
     best,
+    tracker: Tracker,
     run_id: str,
-    out: Path,
     key: str,
 ) -> None:
+    out = Path(cfg.paths.train)
     net = publish.best_network(module, Path(best.best_model_path))
     threshold, val_f1 = publish.validation_threshold(
         net, Path(cfg.paths.labels) / "val.json", Path(cfg.paths.collect) / "images", cfg.evaluate.iou_threshold
@@ -131,8 +137,8 @@ def _publish(
     summary = publish.publish(
         cfg,
         net,
+        tracker,
         run_id,
-        out,
         summary,
         [augmented / augment.PIPELINE_FILE, augmented / "preview.png", augmented / "stats.json"],
     )
@@ -141,5 +147,5 @@ def _publish(
     print(
         f"train: best val AP@0.5 {summary['best/val_ap50']:.4f} at threshold {summary['best/threshold']:.3f}; "
         f"{'registered as facedet version ' + str(registered) if registered else 'not registered'}; "
-        f"run {tracking.run_link(cfg, run_id)}"
+        f"run {tracker.run_link(run_id)}"
     )

@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from facedet.config import ConfigError
-from facedet.inference.detector import BUNDLED_WEIGHTS
+from facedet.inference.detector import BUNDLED_WEIGHTS, MODEL_URI_SCHEMES
 from facedet.model import weights
-from facedet.tracking import resolve_model_uri
+from facedet.tracking import Tracker, resolve_model_uri
 
 # Keys of cfg.model that do not shape the weights: a model trained at one input size fine-tunes at another.
 # A box-only model also starts a landmark one (its landmark branch starts fresh); files made before
@@ -21,14 +21,15 @@ from facedet.tracking import resolve_model_uri
 _FREE_KEYS = {"input_size", "detect_size", "landmarks"}
 
 
-def init_file(init: str) -> Path:
+def init_file(init: str, tracker: Tracker | None = None) -> Path:
     """``bundled`` (the package's model), ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION`` /
-    ``runs:/ID`` (the MLflow store) or a path -> the local .safetensors file."""
+    ``runs:/ID`` (in ``tracker``'s MLflow store, default: the project's) or a path -> the local
+    .safetensors file."""
     if init == "bundled":
         return BUNDLED_WEIGHTS
-    if init.startswith(("models:/", "runs:/")):
+    if init.startswith(MODEL_URI_SCHEMES):
         try:
-            return resolve_model_uri(init)
+            return resolve_model_uri(init, tracker)
         except ValueError as err:
             raise ConfigError(f"config key 'train.init' = {init!r}: {err}") from None
     path = Path(init)
@@ -37,10 +38,11 @@ def init_file(init: str) -> Path:
     return path
 
 
-def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str) -> Path:
-    """Copy the weights of the model file named by ``init`` into ``net``, after checking that the file's
-    network config equals ``model_cfg`` (but for the input size); returns the file."""
-    path = init_file(init)
+def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str, tracker: Tracker | None = None) -> Path:
+    """Copy the weights of the model file named by ``init`` (a model URI: in ``tracker``'s store) into
+    ``net``, after checking that the file's network config equals ``model_cfg`` (but for the input
+    size); returns the file."""
+    path = init_file(init, tracker)
     try:
         saved = weights.read_metadata(path)["model"]
     except (ValueError, OSError, SafetensorError) as err:

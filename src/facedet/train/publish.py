@@ -5,22 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
-from mlflow.models import ModelSignature
-from mlflow.models.model import ModelInfo
-from mlflow.tracking import MlflowClient
-from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
-from facedet import coco, tracking
-from facedet.config import tracking_uri
+from facedet import coco
 from facedet.evaluate.metrics import best_f1_threshold, pr_curve
 from facedet.images import read_rgb
 from facedet.inference.detector import FaceDetector
 from facedet.inference.onnx import Decoded
 from facedet.model import weights
+from facedet.tracking import Tracker, result_metric
 
 
 class Predictor(Decoded):
@@ -53,25 +48,15 @@ class Predictor(Decoded):
         pattern = np.add.outer(np.arange(side), np.arange(side)) % 5 / 4  # diagonal stripes in [0, 1]
         return np.stack([np.stack([pattern, 1 - pattern, pattern[::-1]])] * 2).astype(np.float32)
 
-    def signature(self, example: np.ndarray, output: np.ndarray) -> ModelSignature:
-        """float32 [-1, 3, H, W] -> float32 [-1, N, 5 or 15]; H, W (and N) -1 (any) for the dense model."""
-        size = (-1, -1) if self.multiple else example.shape[2:]
-        faces = (-1, output.shape[-1]) if self.multiple else output.shape[1:]
-        return ModelSignature(
-            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, *size))]),
-            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *faces))]),
-        )
 
-
-def log_servable(net: torch.nn.Module) -> ModelInfo:
-    """Log ``net`` as the active run's servable model ``model`` (mlflow.pytorch, pt2: torch.export)."""
+def log_servable(tracker: Tracker, run_id: str, net: torch.nn.Module):
+    """Log ``net`` as the run's servable model ``model`` (mlflow.pytorch, pt2: torch.export); its
+    MLflow ModelInfo."""
     predictor = Predictor(net).eval()
     example = predictor.input_example()
     with torch.no_grad():
         output = predictor(torch.from_numpy(example)).numpy()
-    return mlflow.pytorch.log_model(
-        predictor, name="model", input_example=example, signature=predictor.signature(example, output)
-    )
+    return tracker.log_servable(run_id, predictor, example, output, any_size=predictor.multiple is not None)
 
 
 def best_network(module: torch.nn.Module, checkpoint: Path) -> torch.nn.Module:
@@ -92,10 +77,11 @@ def validation_threshold(
 
 
 def publish(
-    cfg: DictConfig, net: torch.nn.Module, run_id: str, out: Path, summary: dict, artifacts: list[Path]
+    cfg: DictConfig, net: torch.nn.Module, tracker: Tracker, run_id: str, summary: dict, artifacts: list[Path]
 ) -> dict:
-    """Write ``out``/model.safetensors and metrics.json; log weights, checkpoints, ``artifacts`` and the
+    """Write ``paths.train``/model.safetensors and metrics.json; log weights, checkpoints, ``artifacts`` and the
     servable model to the MLflow run and register it. Returns the full summary."""
+    out = Path(cfg.paths.train)
     weights.save(
         net,
         OmegaConf.to_container(cfg.model, resolve=True),
@@ -105,17 +91,17 @@ def publish(
     )
     # The last epoch's values; from the MLflow run where this process trained no epoch itself (resumed
     # from a checkpoint of the last epoch, killed while logging the model).
-    logged = MlflowClient(tracking_uri(cfg)).get_run(run_id).data.metrics
+    logged = tracker.metrics(run_id)
     summary = {**{k: v for k, v in logged.items() if k.startswith(("train/", "val/"))}, **summary}
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({tracking.result_metric(k): v for k, v in summary.items() if k.startswith("best/")})
-        mlflow.log_artifact(str(out / "model.safetensors"), "weights")
-        mlflow.log_artifacts(str(out / "checkpoints"), "checkpoints")
+    with tracker.continue_run(run_id):
+        tracker.log_metrics(run_id, {result_metric(k): v for k, v in summary.items() if k.startswith("best/")})
+        tracker.log_artifact(run_id, out / "model.safetensors", "weights")
+        tracker.log_artifact(run_id, out / "checkpoints", "checkpoints")
         for path in artifacts:
             if path.is_file():
-                mlflow.log_artifact(str(path), "augment")
-        log_servable(net)
-    registry = tracking.register(cfg, run_id)
+                tracker.log_artifact(run_id, path, "augment")
+        log_servable(tracker, run_id, net)
+    registry = tracker.register(run_id)
     summary.update({"registry/version": registry["version"], "registry/champion": float(registry["champion"])})
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

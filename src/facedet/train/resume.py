@@ -14,11 +14,10 @@ import shutil
 from pathlib import Path
 
 import torch
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from facedet import tracking
-from facedet.config import stage_spec, tracking_uri
+from facedet.config import stage_spec
+from facedet.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def fingerprint(cfg: DictConfig, root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def resume_point(cfg: DictConfig, out: Path, key: str) -> tuple[str, Path, int] | None:
+def resume_point(cfg: DictConfig, out: Path, key: str, tracker: Tracker | None = None) -> tuple[str, Path, int] | None:
     """(MLflow run id, last.ckpt, its epoch) when the last run in ``out`` (``paths.train``) can be
     continued, else None. Reads only, so that every DDP rank comes to the same answer."""
     state_file, last = out / STATE_FILE, out / CHECKPOINTS / "last.ckpt"
@@ -66,7 +65,7 @@ def resume_point(cfg: DictConfig, out: Path, key: str) -> tuple[str, Path, int] 
         log.info("not resuming %s: made with another configuration, data or code", last)
         return None
     try:
-        MlflowClient(tracking_uri(cfg)).get_run(state["run_id"])
+        (tracker or Tracker.for_config(cfg)).metrics(state["run_id"])  # the run is still in the store
         # weights_only: tensors and primitive types only, never arbitrary pickled objects.
         epoch = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
     except Exception as err:  # the MLflow run is gone, the checkpoint is unreadable
@@ -75,16 +74,25 @@ def resume_point(cfg: DictConfig, out: Path, key: str) -> tuple[str, Path, int] 
     return state["run_id"], last, epoch
 
 
-def open_run(cfg: DictConfig, out: Path, key: str, resume: tuple[str, Path, int] | None, run_name: str) -> str:
-    """Rank 0 only: the MLflow run to train into: the resumed one, or a new one (old checkpoints
-    deleted, an empty checkpoints/ left for Lightning: a new run is not a continuation of old ones)."""
+def open_run(
+    cfg: DictConfig,
+    out: Path,
+    key: str,
+    resume: tuple[str, Path, int] | None,
+    tracker: Tracker,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Rank 0 only: the MLflow run to train into: the resumed one, or a new one named ``run_name`` with
+    ``tags`` (old checkpoints deleted, an empty checkpoints/ left for Lightning: a new run is not a
+    continuation of old ones)."""
     if resume is not None:
         log.info("resuming MLflow run %s from %s (epoch %d done)", resume[0], resume[1], resume[2] + 1)
         return resume[0]
     checkpoints = out / CHECKPOINTS
     shutil.rmtree(checkpoints, ignore_errors=True)
     checkpoints.mkdir(parents=True)
-    run_id = tracking.start_run(cfg, run_name=run_name)
+    run_id = tracker.start_run(cfg, run_name, tags)
     _write_state(out, {"run_id": run_id, "config_hash": key})
     return run_id
 
