@@ -9,7 +9,9 @@ from conftest import ROOT
 from omegaconf import OmegaConf
 
 from facedet.config import ConfigError, compose_config
+from facedet.images import file_sha256
 from facedet.pipeline import collect, labels
+from facedet.video import frame_indices
 
 
 def write_video(path, frames, size=(64, 48), fps=10.0):
@@ -93,19 +95,19 @@ def test_default_is_one_recursive_folder_source_paths_data_with_origin(project):
         48,
     )
     assert b["origin"] == {"type": "folder", "path": "data"}
-    assert b["sha256"] == collect.file_sha256(project / "data/deep/er/b.PNG")
+    assert b["sha256"] == file_sha256(project / "data/deep/er/b.PNG")
     assert summary["images"] == 2 and summary["folder_images"] == 2
 
 
 def test_frame_indices_by_hand():
-    assert collect.frame_indices(10, every=3) == [0, 3, 6, 9]
-    assert collect.frame_indices(10, every=20) == [0]
-    assert collect.frame_indices(10, frames=4) == [0, 3, 6, 9]  # 9 * (0, 1/3, 2/3, 1)
-    assert collect.frame_indices(10, frames=3) == [0, 5, 9]  # 4.5 rounds half up
-    assert collect.frame_indices(7, frames=3) == [0, 3, 6]
-    assert collect.frame_indices(5, frames=8) == [0, 1, 2, 3, 4]  # more wanted than there are: all
-    assert collect.frame_indices(100, frames=1) == [0]
-    assert collect.frame_indices(0, frames=3) == []
+    assert frame_indices(10, every=3) == [0, 3, 6, 9]
+    assert frame_indices(10, every=20) == [0]
+    assert frame_indices(10, frames=4) == [0, 3, 6, 9]  # 9 * (0, 1/3, 2/3, 1)
+    assert frame_indices(10, frames=3) == [0, 5, 9]  # 4.5 rounds half up
+    assert frame_indices(7, frames=3) == [0, 3, 6]
+    assert frame_indices(5, frames=8) == [0, 1, 2, 3, 4]  # more wanted than there are: all
+    assert frame_indices(100, frames=1) == [0]
+    assert frame_indices(0, frames=3) == []
 
 
 def test_folder_and_video_sources_together(project):

@@ -22,15 +22,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facedet.apps.corpus.build import EVERY, MAX_FRAMES, build, frame_indices, load_labels, output_names
+from facedet.apps.corpus.build import EVERY, MAX_FRAMES, build, load_labels, output_names
 from facedet.apps.corpus.extract import check_name, extract, sha256_file
 from facedet.apps.corpus.fetch import DEFAULT_CACHE, fetch
 from facedet.apps.corpus.sources import MEDIA_EXTENSIONS, SOURCES, Source, is_video
 from facedet.labels.labelme import import_folder
 from facedet.problems import ProblemReport
+from facedet.video import frame_indices
 
 ASTRONAUT_FACE = (172.0, 62.0, 266.0, 182.0)  # drawn by hand on skimage's astronaut.png (512x512)
 REAL_CACHE = Path(os.environ.get("FACEDET_CORPUS_CACHE", DEFAULT_CACHE))
+
+
+def corpus_frames(n_frames: int) -> list[int]:
+    """The frames the corpus takes by default from a video of ``n_frames`` frames."""
+    return frame_indices(n_frames, every=EVERY, max_frames=MAX_FRAMES)
 
 
 # --- extraction ------------------------------------------------------------------------------------
@@ -128,10 +134,10 @@ def test_extraction_names_a_corrupt_archive_and_a_missing_member(tmp_path):
 
 
 def test_frame_indices_take_every_kth_and_cap_long_videos():
-    assert frame_indices(472) == list(range(0, 472, 10))  # WolfgangLanger_Pexels.mp4: 48 frames
-    franck = frame_indices(4800)  # franck.mp4: capped at 60, spread over the whole video
+    assert corpus_frames(472) == list(range(0, 472, 10))  # WolfgangLanger_Pexels.mp4: 48 frames
+    franck = corpus_frames(4800)  # franck.mp4: capped at 60, spread over the whole video
     assert len(franck) == 60 and franck[:3] == [0, 80, 160] and franck[-1] == 4720
-    assert frame_indices(5) == [0]
+    assert corpus_frames(5) == [0]
     assert frame_indices(72, every=10, max_frames=60) == [0, 10, 20, 30, 40, 50, 60, 70]
     with pytest.raises(ValueError):
         frame_indices(10, every=0)
@@ -181,7 +187,7 @@ def test_labels_json_schema_and_every_key_resolves():
         if is_video(m["member"]):
             video = labels["videos"][f"{source.key}:{m['member']}"]
             assert entry["sha256"] == video["sha256"]
-            assert int(m["frame"]) in frame_indices(video["frames"]), key
+            assert int(m["frame"]) in corpus_frames(video["frames"]), key
         else:
             assert m["frame"] is None, key
         seen.add(key)
@@ -198,7 +204,7 @@ def test_labels_json_schema_and_every_key_resolves():
         for member in source.media:
             if is_video(member):
                 frames = labels["videos"][f"{source.key}:{member}"]["frames"]
-                wanted |= {f"{source.key}:{member}#{i}" for i in frame_indices(frames)}
+                wanted |= {f"{source.key}:{member}#{i}" for i in corpus_frames(frames)}
             else:
                 wanted.add(f"{source.key}:{member}")
     assert seen == wanted

@@ -3,15 +3,18 @@
 - :class:`BoxSmoother`: follows faces from frame to frame (greedy IoU matching) and smooths their
   boxes (exponential moving average), so boxes do not jitter.
 - :func:`iter_frames` / :class:`VideoSource`: RGB frames of a video file or a camera.
+- :func:`frame_indices` / :class:`FrameSampler`: which frames of a video to take, and taking them
+  (the collect stage's video sources and the corpus share them).
 - :func:`annotate`, :class:`Display`, :func:`open_writer`: what ``facedet detect`` shows and writes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,6 +184,62 @@ def iter_frames(source: str | int | Path) -> Iterator[np.ndarray]:
     iteration ends, breaks or fails."""
     with VideoSource(source) as video:
         yield from video
+
+
+def frame_indices(
+    total: int, every: int | None = None, frames: int | None = None, max_frames: int | None = None
+) -> list[int]:
+    """Frame numbers to take from a video of ``total`` frames, ascending: every k-th from 0 (``every``,
+    widened so that at most ``max_frames`` are taken when that is given), or ``frames`` evenly spaced
+    from first to last (rounded half up; all frames when N >= total)."""
+    if (every is None) == (frames is None):
+        raise ValueError("frame_indices: give either every or frames")
+    if any(v is not None and v < 1 for v in (every, frames, max_frames)):
+        raise ValueError("every, frames and max_frames must be at least 1")
+    if total <= 0:
+        return []
+    if every is not None:
+        step = every if max_frames is None else max(every, math.ceil(total / max_frames))
+        return list(range(0, total, step))
+    if frames >= total:
+        return list(range(total))
+    if frames == 1:
+        return [0]
+    return [(2 * i * (total - 1) + frames - 1) // (2 * (frames - 1)) for i in range(frames)]
+
+
+def count_frames(path: Path) -> int:
+    """The number of frames OpenCV decodes (a container's header is not always right)."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise VideoError(f"{path}: cannot be read as a video")
+    n = 0
+    while capture.grab():
+        n += 1
+    capture.release()
+    return n
+
+
+class FrameSampler:
+    """The wanted frames of an opened video, decoded in order: iterate for (index, RGB frame, or None
+    when that frame cannot be decoded). ``wanted``: ascending frame numbers (may be endless, e.g.
+    ``itertools.count(0, k)``). After the iteration, ``frames_read`` is how many frames the video
+    gave and ``ended_before`` the first wanted frame it ended before (None: all were reached)."""
+
+    def __init__(self, capture: cv2.VideoCapture, wanted: Iterable[int]) -> None:
+        self.capture, self.wanted = capture, iter(wanted)
+        self.frames_read = 0
+        self.ended_before: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None]]:
+        target = next(self.wanted, None)
+        while target is not None and self.capture.grab():
+            if self.frames_read == target:
+                ok, bgr = self.capture.retrieve()
+                yield target, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok and bgr is not None else None
+                target = next(self.wanted, None)
+            self.frames_read += 1
+        self.ended_before = target
 
 
 # --- frames out -------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def flatten(tree: object, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def params(cfg: DictConfig) -> dict[str, str]:
+def config_params(cfg: DictConfig) -> dict[str, str]:
     """The composed config as MLflow params: flat keys, text values, long ones cut with '...'."""
     texts = {key: str(value) for key, value in flatten(cfg).items()}
     return {k: v if len(v) <= MAX_PARAM_LENGTH else v[: MAX_PARAM_LENGTH - 3] + "..." for k, v in texts.items()}
@@ -79,9 +79,9 @@ def reference_settings(root: Path) -> tuple[dict[str, str], str]:
     committed = _git(root, "show", f"{rev}:params.yaml")
     if committed:
         short = _git(root, "rev-parse", "--short", rev)
-        return params(OmegaConf.create(yaml.safe_load(committed))), f"params.yaml of {short}"
+        return config_params(OmegaConf.create(yaml.safe_load(committed))), f"params.yaml of {short}"
     try:
-        return params(compose_config([], root=root)), "the defaults of conf/"
+        return config_params(compose_config([], root=root)), "the defaults of conf/"
     except Exception:  # no conf/ here (a params file used elsewhere): nothing to compare with
         return {}, "nothing"
 
@@ -96,7 +96,7 @@ def changed_settings(cfg: DictConfig, root: Path) -> tuple[dict[str, str], str]:
         derived = set()
     return {
         key: value
-        for key, value in params(cfg).items()
+        for key, value in config_params(cfg).items()
         if key.split(".")[0] not in UNNAMED_SECTIONS and key not in derived and reference.get(key) != value
     }, what
 

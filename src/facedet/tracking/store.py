@@ -29,7 +29,7 @@ from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
 from facedet.config import ConfigError, project_root
-from facedet.tracking import naming
+from facedet.tracking.naming import MAX_PARAM_LENGTH, config_params, data_pointer, describe_run, run_tags
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +137,15 @@ class Tracker:
 
     def project_tags(self) -> dict[str, str]:
         """Git, data and DVC experiment tags of the project (none outside a project)."""
-        return naming.run_tags(self.root) if self.root else {}
+        return run_tags(self.root) if self.root else {}
 
     def start_run(self, cfg: DictConfig, prefix: str | None = None, tags: dict[str, str] | None = None) -> str:
-        """A new run for a stage's config: named by :func:`naming.describe_run` (``prefix`` first, the
+        """A new run for a stage's config: named by :func:`facedet.tracking.naming.describe_run` (``prefix`` first, the
         sweep tags in ``tags`` read too), tagged (project tags and ``tags``), with the flattened config,
         config.yaml and the DVC-tracked dataset; returns its id."""
         tags = {str(k): str(v) for k, v in (tags or {}).items()}
-        name, description = naming.describe_run(cfg, self.root, prefix, tags) if self.root else (prefix, "")
-        run_id = self.create_run(name, {"mlflow.note.content": description, **tags}, naming.params(cfg))
+        name, description = describe_run(cfg, self.root, prefix, tags) if self.root else (prefix, "")
+        run_id = self.create_run(name, {"mlflow.note.content": description, **tags}, config_params(cfg))
         config_text = yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=False)
         self.client.log_text(run_id, config_text, "config.yaml")
         dataset = self._dataset_input()
@@ -165,7 +165,7 @@ class Tracker:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
 
-        out = naming.data_pointer(self.root) if self.root else None
+        out = data_pointer(self.root) if self.root else None
         if out is None:
             return None
         folder = str(out.get("path", "data"))
@@ -215,7 +215,7 @@ class Tracker:
             self.client.log_batch(run_id, metrics=rows[start : start + 1000])
 
     def log_params(self, run_id: str, params: dict[str, object]) -> None:
-        rows = [Param(str(k), str(v)[: naming.MAX_PARAM_LENGTH]) for k, v in params.items()]
+        rows = [Param(str(k), str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
         for start in range(0, len(rows), 100):
             self.client.log_batch(run_id, params=rows[start : start + 100])
 

@@ -9,10 +9,9 @@ from facedet.apps.corpus.build import (
     EVERY,
     MAX_FRAMES,
     build,
-    frame_indices,
     load_labels,
     picture_key,
 )
 from facedet.apps.corpus.sources import SOURCES, Source
 
-__all__ = ["EVERY", "MAX_FRAMES", "SOURCES", "Source", "build", "frame_indices", "load_labels", "picture_key"]
+__all__ = ["EVERY", "MAX_FRAMES", "SOURCES", "Source", "build", "load_labels", "picture_key"]

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import shutil
 import tempfile
 from collections import Counter, defaultdict
@@ -56,6 +55,7 @@ from facedet.apps.corpus.landmarks import five_from_68, read_pts
 from facedet.apps.corpus.sources import SOURCES, Source, is_video, picture_key
 from facedet.boxes import Box, clip_box
 from facedet.labels.labelme import IGNORE_LABEL, landmark_points, rectangle, write_labelme
+from facedet.video import FrameSampler, VideoError, count_frames, frame_indices
 
 EVERY = 10  # default: every 10th frame
 MAX_FRAMES = 60  # default: at most 60 frames per video
@@ -63,14 +63,6 @@ JPEG_QUALITY = 95
 LABELS_FILE = "labels.json"
 REPORT = "label_report.md"
 MANIFEST = "manifest.jsonl"  # not .json: the LabelMe importer reads every .json under the dataset folder
-
-
-def frame_indices(n_frames: int, every: int = EVERY, max_frames: int = MAX_FRAMES) -> list[int]:
-    """Frames 0, k, 2k, ... with k = ``every``, widened so that at most ``max_frames`` are taken."""
-    if every < 1 or max_frames < 1:
-        raise ValueError("every and max_frames must be at least 1")
-    step = max(every, math.ceil(n_frames / max_frames))
-    return list(range(0, n_frames, step))
 
 
 def output_names(source: Source) -> dict[str, str]:
@@ -126,38 +118,22 @@ def read_still(path: Path, member: str) -> tuple[np.ndarray, bytes | None]:
     return rgb, data if jpeg_as_is else None
 
 
-def count_frames(path: Path) -> int:
-    """The number of frames OpenCV decodes (the container's frame count is not always right)."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError("OpenCV cannot open the video")
-    n = 0
-    while capture.grab():
-        n += 1
-    capture.release()
-    return n
-
-
 def read_frames(path: Path, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, RGB) for the wanted frames, decoding in order."""
-    wanted = set(indices)
+    """(index, RGB) for the wanted frames, decoding in order; ValueError for a frame that cannot be
+    decoded or is not there."""
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ValueError("OpenCV cannot open the video")
-    index = 0
+    sampler = FrameSampler(capture, indices)
     try:
-        while wanted and capture.grab():
-            if index in wanted:
-                ok, bgr = capture.retrieve()
-                if not ok:
-                    raise ValueError(f"frame {index} cannot be decoded")
-                wanted.discard(index)
-                yield index, np.ascontiguousarray(bgr[..., ::-1])
-            index += 1
+        for index, rgb in sampler:
+            if rgb is None:
+                raise ValueError(f"frame {index} cannot be decoded")
+            yield index, rgb
     finally:
         capture.release()
-    if wanted:
-        raise ValueError(f"the video ended before frame {min(wanted)}")
+    if sampler.ended_before is not None:
+        raise ValueError(f"the video ended before frame {sampler.ended_before}")
 
 
 def pictures(
@@ -175,7 +151,7 @@ def pictures(
         sha = sha256_file(path)
         try:
             if is_video(member):
-                indices = frame_indices(count_frames(path), every, max_frames)
+                indices = frame_indices(count_frames(path), every=every, max_frames=max_frames)
                 for index, rgb in read_frames(path, indices):
                     yield Picture(source, member, sha, index, rgb)
             else:
@@ -185,7 +161,7 @@ def pictures(
                     pts = got.files[source.landmarks[member]].read_text(encoding="utf-8")
                     points = five_from_68(read_pts(pts))
                 yield Picture(source, member, sha, None, rgb, jpeg, points)
-        except (ValueError, OSError, PILImage.DecompressionBombError, SyntaxError) as err:
+        except (ValueError, VideoError, OSError, PILImage.DecompressionBombError, SyntaxError) as err:
             problems.append(f"{archive.name}:{member}: unreadable ({err}); skipped")
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from facedet.apps.sweep import runs
 from facedet.apps.sweep.preset import preset_text
+from facedet.apps.sweep.runs import end_trial_run, parent_run, record_best, trial_tags
 from facedet.apps.sweep.space import suggest, trial_overrides
 from facedet.apps.sweep.study import Search, open_study, read_search
 from facedet.apps.sweep.trials import PruneOnValidation, StageRunner, TrialRunner
@@ -64,10 +64,10 @@ class Sweep:
         pruning = PruneOnValidation(trial, metric.split("/", 1)[-1] if metric.startswith("best/") else metric)
         started = time.perf_counter()
         try:
-            self.runner.run(cfg, stages, [pruning], runs.trial_tags(search, self.parent_id, k, values))
+            self.runner.run(cfg, stages, [pruning], trial_tags(search, self.parent_id, k, values))
         except BaseException as err:
             interrupted = isinstance(err, KeyboardInterrupt)
-            runs.end_trial_run(self.tracker, self.parent_id, k, "KILLED" if interrupted else "FAILED")
+            end_trial_run(self.tracker, self.parent_id, k, "KILLED" if interrupted else "FAILED")
             if not interrupted:
                 log.error("trial %d failed:\n%s", k, traceback.format_exc())
             raise
@@ -112,7 +112,7 @@ class Sweep:
         best = study.best_trial
         experiment_file = self._write_preset(best) if search.spec.get("write_experiment") else None
         finished = study.get_trials(deepcopy=False, states=counted_states())
-        runs.record_best(self.tracker, self.parent_id, search, best, finished, len(done))
+        record_best(self.tracker, self.parent_id, search, best, finished, len(done))
         trials = [
             {
                 "trial": t.number,
@@ -175,10 +175,10 @@ def open_sweep(run_stage: StageRunner, overrides: list[str], root: Path) -> Swee
     holder: dict[str, str] = {}
 
     def stale(study, trial) -> None:
-        runs.end_trial_run(tracker, holder.get("parent", ""), trial.number, "KILLED")
+        end_trial_run(tracker, holder.get("parent", ""), trial.number, "KILLED")
 
     study = open_study(search, stale)
-    holder["parent"] = runs.parent_run(tracker, search, study)
+    holder["parent"] = parent_run(tracker, search, study)
     runner = TrialRunner(root, search.sweep_dir, bool(search.spec.get("evaluate", True)), run_stage, study)
     return Sweep(search, tracker, study, holder["parent"], runner)
 
