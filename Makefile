@@ -16,7 +16,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/.uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup lock data run check-clean compare test test-older-cpu test-slow lint ui params help
+.PHONY: setup lock data run check-clean compare test test-older-cpu test-slow lint docs docs-serve ui params help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -72,9 +72,16 @@ check-clean:  ## no tracked file changed (what CI checks after make run in a fre
 	@changed=$$(git status --porcelain --untracked-files=no); \
 	if [ -n "$$changed" ]; then echo "tracked files changed:"; echo "$$changed"; git --no-pager diff --stat; exit 1; fi
 
-lint: setup  ## ruff: lint and format check (configured in pyproject.toml)
+lint: setup  ## ruff: lint and format check (configured in pyproject.toml); the documentation site builds strictly
 	ruff check src tests experiments
 	ruff format --check src tests experiments
+	$(MAKE) --no-print-directory docs
+
+docs: setup  ## the documentation site (mkdocs.yml: docs/ and the docstrings) into site/, strict: a warning fails
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet
+
+docs-serve: setup  ## the documentation site on http://127.0.0.1:8000, rebuilt on every change
+	NO_MKDOCS_2_WARNING=1 mkdocs serve --dev-addr 127.0.0.1:8000
 
 test-slow: setup  ## the slow tests (whole default pipeline in a temporary copy)
 	pytest -q -m slow

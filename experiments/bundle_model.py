@@ -2,7 +2,7 @@
 
     python experiments/bundle_model.py [--bench BENCH_DIR ...]
 
-Run after the bundled model's recipe (README "Bundled model"; conf/experiment/bundled.yaml):
+Run after the bundled model's recipe (docs/bundled-model.md; conf/experiment/bundled.yaml):
 writes src/facedet/bundled/default.safetensors, its ONNX export default.onnx (the engine `facedet
 detect` runs by default) and src/facedet/bundled/MODEL_CARD.md (data folders
 and DVC hash, recipe, network config, validation and test metrics, MLflow run, and the tables of a
@@ -25,7 +25,7 @@ from facedet.model import weights
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "src/facedet/bundled"
-RECIPE = """facedet corpus ../corpus                        # the real-face corpus (README "Real-face corpus")
+RECIPE = """facedet corpus ../corpus                        # the real-face corpus (docs/data.md "Real-face corpus")
 facedet sample ../bundled-data/sample --seed 0  # seed 0: other scenes than make run's (seed 1)
 cp -r ../corpus/train ../bundled-data/corpus    # the corpus's training sources only
 make data DATA=../bundled-data
@@ -124,9 +124,9 @@ benchmarks below are on sources it never saw.
   turned away and heavy occlusion are often missed.
 - On webcam pictures of a person it never saw it finds fewer faces than YuNet at their own
   thresholds (P / R in the seed-webcam table below); lower the threshold or fine-tune. `--size
-  320` is faster and finds fewer faces still (README "Bundled model" has the figures).
+  320` is faster and finds fewer faces still (docs/bundled-model.md has the figures).
 - Fine-tune it on your own pictures for anything else: that is what `make run DATA=...` does by
-  default (`train.init=bundled`, README "Training recipe").
+  default (`train.init=bundled`, docs/model.md "Training recipe").
 
 ## Benchmarks (`facedet bench`, zero-shot: never trained on these)
 

@@ -231,8 +231,8 @@ def test_boxes_are_clipped_only_by_the_boxes_module():
 
 
 def _module_map() -> list[str]:
-    """The first word of each line of the README's module map (its code block)."""
-    text = (ROOT / "README.md").read_text()
+    """The first word of each line of the module map (its code block in docs/architecture.md)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
     block = text[text.index("**Module map.**") :].split("```")[1]
     return [line.split()[0] for line in block.splitlines()[1:] if line.strip() and not line.startswith("──")]
 
@@ -243,8 +243,8 @@ def _names_only(path: Path) -> bool:
     return path.name == "__init__.py" and len(body) <= 1 and all(isinstance(n, ast.Expr) for n in body)
 
 
-def test_readme_module_map_has_one_line_per_module():
+def test_the_module_map_has_one_line_per_module():
     listed = _module_map()
     modules = sorted(path.relative_to(SRC / "facedet").as_posix() for path in MODULES.values() if not _names_only(path))
     assert len(listed) == len(set(listed)), "a module listed twice"
-    assert sorted(listed) == modules, "README.md's module map and src/facedet/ disagree"
+    assert sorted(listed) == modules, "docs/architecture.md's module map and src/facedet/ disagree"

@@ -213,7 +213,7 @@ class DenseLoss(nn.Module):
     def forward(
         self, outputs: dict[str, torch.Tensor], targets: list[dict[str, torch.Tensor]]
     ) -> dict[str, torch.Tensor]:
-        """outputs: DenseNet.forward's dict; targets[i]["boxes"]: FloatTensor[N, 4] normalised (x1, y1, x2, y2)."""
+        """``outputs``: DenseNet.forward's dict; ``targets[i]["boxes"]``: FloatTensor[N, 4] normalised (x1, y1, x2, y2)."""
         logits, raw, priors = outputs["face_logit"], outputs["box"], outputs["priors"]
         scale = outputs["size"].repeat(2)
         pred_boxes = DenseNet.boxes_in_pixels(raw, priors)  # [B, N, 4] pixels
