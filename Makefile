@@ -3,7 +3,6 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
-export NO_ALBUMENTATIONS_UPDATE := 1
 export MPLBACKEND := Agg
 # Another folder of images + LabelMe files to run the pipeline on, e.g. make run DATA=../shared/seed-webcam
 DATA ?=

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -89,7 +88,6 @@ def generate(data: Path, n: int, labelled: float = 0.9, seed: int = 0) -> dict:
 
 def child(stage: str, data: str, results: str) -> None:
     """Run one stage in this process; print seconds and peak memory as JSON."""
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     import logging
 
     from facedet.config import compose_config
@@ -133,7 +131,6 @@ def main() -> None:
                 [sys.executable, __file__, "--child", stage, str(work / "data"), str(work / "results")],
                 capture_output=True,
                 text=True,
-                env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
             )
             if done.returncode:
                 sys.exit(f"{stage} failed:\n{done.stderr[-3000:]}")

@@ -140,7 +140,6 @@ def main() -> None:
     ]
     env = {
         **os.environ,
-        "NO_ALBUMENTATIONS_UPDATE": "1",
         "MPLBACKEND": "Agg",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }

@@ -29,7 +29,6 @@ def main() -> None:
     args = parser.parse_args()
     env = {
         **os.environ,
-        "NO_ALBUMENTATIONS_UPDATE": "1",
         "MPLBACKEND": "Agg",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }

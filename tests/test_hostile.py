@@ -169,7 +169,7 @@ def measured(args: list[str], cwd: Path, timeout: float = 300) -> tuple[subproce
         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
         "sys.exit(r.returncode)"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_ALBUMENTATIONS_UPDATE": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "Agg"}
     done = subprocess.run(
         [sys.executable, "-c", wrapper, sys.executable, "-m", "facedet.cli", *args],
         cwd=cwd,

@@ -13,7 +13,6 @@ def test_walkthrough_notebook_runs_headless_on_tiny_settings(tmp_path, monkeypat
     monkeypatch.setenv("FACEDET_NOTEBOOK_TINY", "1")
     monkeypatch.setenv("FACEDET_PROJECT", str(ROOT))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline (headless, PNG outputs)
-    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     scratch = tmp_path / "tmp"
     scratch.mkdir()

@@ -33,7 +33,6 @@ def _sh(project, *cmd):
     env = {
         **os.environ,
         "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
         "MPLBACKEND": "Agg",
     }
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -43,7 +43,6 @@ def facedet_env():
     env = {
         **os.environ,
         "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
         "MPLBACKEND": "Agg",
         "PYTHONUNBUFFERED": "1",
     }

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# albumentations looks for a newer release online when it is imported, unless this is set; every way
+# into facedet (the command, DVC's stage commands, the Python API, the tests) imports this package
+# first, so this is the one place that sets it.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
 __version__ = "0.1.0"
 __all__ = ["FaceDetector", "__version__"]
 
