@@ -192,12 +192,17 @@ def test_labels_json_schema_and_every_key_resolves():
             assert m["frame"] is None, key
         seen.add(key)
         for face in entry["faces"]:
-            assert set(face) <= {"box", "origin", "teacher", "ignore", "note"}, key
+            assert set(face) <= {"box", "origin", "teacher", "ignore", "note", "landmarks", "landmarks_origin"}, key
             x1, y1, x2, y2 = face["box"]
             assert 0 <= x1 < x2 and 0 <= y1 < y2, key
             assert face["origin"] in ("teacher", "corrected", "added"), key
             assert isinstance(face["ignore"], bool), key
             assert (face["teacher"] in ("yunet", "dlib")) == (face["origin"] != "added"), key
+            if "landmarks" in face:  # checked teacher points, on training sources' faces only
+                assert face["landmarks_origin"] == "teacher" and source.split == "train" and not face["ignore"], key
+                points = face["landmarks"]
+                assert len(points) == 5 and all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in points), key
+                assert points[0][0] < points[1][0] and points[3][0] < points[4][0], key  # image-left first
     # complete: every still and every default frame of every video has checked labels
     wanted = set()
     for source in SOURCES:
@@ -501,3 +506,25 @@ def test_builder_writes_a_packages_human_landmarks_with_their_face(tmp_path):
     detections = peers.load("yunet")(data.astronaut())
     nme = landmark_metrics([image], [detections], threshold=0.5)["nme"]
     assert nme < 0.1  # not a failure by RetinaFace's measure
+
+
+def test_teacher_landmarks_are_proposed_for_the_checked_faces(tmp_path):
+    pytest.importorskip("yuface")
+    from facedet.apps import peers
+    from facedet.apps.corpus.landmarks import labels_text, propose
+
+    source, cache = _fake_source(tmp_path)
+    labels = _labels_for(source, cache, [0, 10, 20])
+    build(tmp_path / "c", cache, offline=True, labels=labels, sources=(source,))
+    yunet = peers.load("yunet")
+    proposed, counts = propose(tmp_path / "c", labels, lambda rgb: [d for d in yunet(rgb) if d.score >= 0.5])
+    face = proposed["pictures"]["fake==1.0:fake-1.0/media/astronaut.png"]["faces"][0]
+    assert (
+        face["landmarks_origin"] == "teacher"
+        and "landmarks" not in labels["pictures"]["fake==1.0:fake-1.0/media/astronaut.png"]["faces"][0]
+    )
+    scale = ((ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0]) * (ASTRONAUT_FACE[3] - ASTRONAUT_FACE[1])) ** 0.5
+    errors = [np.hypot(x - a, y - b) / scale for (x, y), (a, b) in zip(face["landmarks"], ASTRONAUT_POINTS)]
+    assert np.mean(errors) < 0.1  # where the hand-placed points are
+    assert counts["faces"] == 4 and counts["teacher"] + counts["unmatched"] == 4  # the photo and 3 frames
+    assert json.loads(labels_text(proposed)) == proposed

