@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facedet.apps import sample
 from facedet.apps.sample import SampleSettings, generate, generate_faces, inscribed_ellipse_box
+from facedet.apps.sample.compose import geometry
+from facedet.apps.sample.pictures import Head
 
 # x86-64 switches: elsewhere the second process runs with the machine's own kernels.
 OLDER_CPU = (
@@ -244,8 +245,8 @@ def test_rotated_label_follows_the_pixels(angle, flip):
     patch = np.zeros((384, 400), np.float32)
     yy, xx = np.mgrid[0:384, 0:400] + 0.5
     patch[((xx - 200) / 80) ** 2 + ((yy - 188) / 100) ** 2 <= 1.0] = 255.0
-    head = sample._Head(patch, box)
-    geo = sample._geometry(head, 150.0, flip, angle)  # face side 200 -> 150
+    head = Head(patch, box)
+    geo = geometry(head, 150.0, flip, angle)  # face side 200 -> 150
     nw, nh = geo.scale
     img = cv2.resize(patch, (nw, nh), interpolation=cv2.INTER_AREA)
     if flip:

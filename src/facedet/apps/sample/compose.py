@@ -1,94 +1,25 @@
-"""A deterministic, embedded sample dataset built from real pictures shipped inside installed packages.
-
-No network: faces come from ``skimage.data.astronaut()`` (Eileen Collins), ``skimage.data.camera()``
-(the cameraman, grayscale, three-quarter profile), matplotlib's ``grace_hopper.jpg`` and the first
-100 face crops of ``skimage.data.lfw_subset()`` (25x25 grayscale, upscaled: small, blurry faces).
-Backgrounds are face-free pictures from scikit-learn and scikit-image.
-
-Scenes hold 0 to ``max_faces`` faces: ``negative_fraction`` of the images have none, the others draw
-their face count uniformly from 1..max_faces. Face sizes (the longer side of the face box) are
-log-uniform from 12 px up to 85 % of the shorter image side divided by sqrt(face count), so scenes
-with several faces hold smaller ones. Each face is cut as a head patch (the face box plus a margin),
-rescaled, flipped, tinted, lit from one side, sometimes blurred, rotated in-plane by up to
-``max_rotation`` degrees and pasted with a feathered alpha mask onto a random crop of a background.
-Its label is the hand-drawn face box carried through the exact same geometry: the box's centre
-follows the rotation, and the label is the axis-aligned box of the rotated ellipse inscribed in the
-face box (see :func:`inscribed_ellipse_box`; the box of the rotated corners would be too loose on a face).
-About ``cut_fraction`` of the faces are placed partly outside the image; their label is the visible
-part (the box clipped to the image), and a face with less than 45 % of its box visible is never
-placed. Face boxes of one image barely overlap (each covers at most 10 % of the other's area).
-
-The output is what a person has after labelling in labelme 5.4.1 with ``--nodata``:
-``images/sample_NNNN.jpg`` and, for images with faces only, ``labels/sample_NNNN.json``.
-Same settings -> byte-identical files.
-"""
+"""One scene: heads scaled, flipped, tinted, lit, blurred, rotated and pasted onto a background, with
+their labels carried through the same geometry."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from facedet.apps.sample.pictures import FACE_SOURCES, Head, heads
 from facedet.boxes import Box, clip_box, ellipse_box
-from facedet.labels.labelme import rectangle, write_labelme
 
-JPEG_QUALITY = 90
-
-
-# Face boxes (x1, y1, x2, y2) in pixels of the original pictures, forehead/hairline to chin and
-# cheek/ear to cheek/ear, as one would drag them in labelme. Found by drawing candidate boxes (and
-# OpenCV's Haar cascade hits, where it fires) on 3x zooms with a 10 px grid and checking by eye.
-ASTRONAUT_FACE = (174.0, 72.0, 272.0, 168.0)  # skimage astronaut 512x512; Haar: (175, 66, 272, 163)
-HOPPER_FACE = (162.0, 134.0, 368.0, 328.0)  # grace_hopper.jpg 512x600, hat brim to chin; Haar: (152, 103, 380, 331)
-CAMERA_FACE = (180.0, 122.0, 258.0, 198.0)  # skimage camera 512x512, ear to nose/camera; Haar: no hit (profile)
-# lfw_subset()[:100] are 25x25 crops cut tight around the face: the forehead is cut at the top, the
-# chin is at the bottom edge, the cheeks are about 2 px in from each side.
-LFW_FACE = (2.0, 0.0, 23.0, 24.5)
-LFW_PAD = 4  # replicate-pad the tiny crops so the feathered edge falls outside the face
-
-# Source -> (draw weight, largest face side in px it is scaled up to; about 4x its own face at most,
-# 2x for Grace Hopper, whose face is already 206 px). A face's size is drawn first, then its source
-# among those that reach that size, so the size distribution does not depend on the sources.
-FACE_SOURCES = {
-    "astronaut": (0.22, 400.0),
-    "hopper": (0.22, 440.0),
-    "camera": (0.16, 300.0),
-    "lfw": (0.40, 100.0),
-}
 MIN_FACE = 12.0  # smallest face side in px
 MAX_FACE_FRACTION = 0.85  # largest face side, as a share of the shorter image side (one-face images)
 MIN_CUT_FACE = 24.0  # faces cut by the image border are drawn from this size up
 MIN_VISIBLE = 0.45  # a cut face keeps at least this share of its (label) box inside the image
 MAX_COVER = 0.10  # a face box may cover at most this share of another face box
 MAX_PATCH_COVER = 0.25  # a later head patch may cover at most this share of an earlier face box
-HEAD_MARGIN = 0.35  # head patch = face box grown by this share of its side on every side
 INNER_GROW = 0.08  # fully opaque core = face box grown by this share; feathered out to the patch edge
 OVAL_GROW, OVAL_FADE = 1.12, 1.4  # oval mask: opaque up to 1.12x the face box's inscribed ellipse, 0 at 1.4x
-
-# Face-free backgrounds available offline (no pooch download needed).
-SKIMAGE_BACKGROUNDS = (
-    "coffee",
-    "rocket",
-    "chelsea",
-    "hubble_deep_field",
-    "brick",
-    "grass",
-    "gravel",
-    "coins",
-    "page",
-    "moon",
-    "clock",
-    "text",
-)
-SKLEARN_BACKGROUNDS = ("china.jpg", "flower.jpg")
-_BACKGROUND_NAMES = SKLEARN_BACKGROUNDS + SKIMAGE_BACKGROUNDS  # the order _backgrounds() loads them in
-UNFLIPPABLE = ("page", "text", "clock")  # mirrored writing would look wrong
 
 # Skin tones (sRGB / 255), light to dark, used to tint faces.
 SKIN_TONES = np.array(
@@ -105,18 +36,6 @@ SKIN_TONES = np.array(
 
 
 @dataclass(frozen=True)
-class SampleSettings:
-    n_images: int = 160  # total images
-    negative_fraction: float = 0.2  # share of images with no face at all
-    max_faces: int = 4  # face images hold 1..max_faces faces (uniform)
-    width: int = 640
-    height: int = 480
-    seed: int = 0
-    cut_fraction: float = 0.1  # share of faces placed partly outside the image
-    max_rotation: float = 20.0  # in-plane rotation, uniform in +-max_rotation degrees
-
-
-@dataclass(frozen=True)
 class Face:
     """One pasted face: its label (the visible box, clipped to the image) and how it was made."""
 
@@ -127,87 +46,10 @@ class Face:
     cut: bool  # placed partly outside the image on purpose
 
 
-@dataclass(frozen=True)
-class _Head:
-    """A head patch (HxW or HxWx3 uint8, RGB) and the face box inside it, (x1, y1, x2, y2)."""
-
-    patch: np.ndarray
-    box: Box
-    oval: bool = False  # feather to an oval around the face (tight crops) instead of to the patch edge
-
-
 def inscribed_ellipse_box(box: Box, angle: float) -> Box:
     """Axis-aligned box of the ellipse inscribed in ``box`` after rotating it by ``angle`` degrees about its centre."""
     x1, y1, x2, y2 = box
     return ellipse_box((x1 + x2) / 2.0, (y1 + y2) / 2.0, (x2 - x1) / 2.0, (y2 - y1) / 2.0, math.radians(angle))
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
-
-
-def _cut(image: np.ndarray, box: Box) -> _Head:
-    x1, y1, x2, y2 = box
-    h, w = image.shape[:2]
-    mx, my = HEAD_MARGIN * (x2 - x1), HEAD_MARGIN * (y2 - y1)
-    px1, py1 = max(0, int(math.floor(x1 - mx))), max(0, int(math.floor(y1 - my)))
-    px2, py2 = min(w, int(math.ceil(x2 + mx))), min(h, int(math.ceil(y2 + my)))
-    return _Head(np.ascontiguousarray(image[py1:py2, px1:px2]), (x1 - px1, y1 - py1, x2 - px1, y2 - py1))
-
-
-@lru_cache(maxsize=1)
-def _heads() -> dict[str, tuple[_Head, ...]]:
-    import matplotlib.cbook
-    import skimage.data
-    from PIL import Image
-
-    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as img:
-        hopper = np.asarray(img.convert("RGB"))
-    lfw = (np.clip(skimage.data.lfw_subset()[:100], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    x1, y1, x2, y2 = LFW_FACE
-    p = LFW_PAD
-    lfw_heads = tuple(
-        _Head(cv2.copyMakeBorder(face, p, p, p, p, cv2.BORDER_REPLICATE), (x1 + p, y1 + p, x2 + p, y2 + p), oval=True)
-        for face in lfw
-    )
-    return {
-        "astronaut": (_cut(skimage.data.astronaut(), ASTRONAUT_FACE),),
-        "hopper": (_cut(hopper, HOPPER_FACE),),
-        "camera": (_cut(skimage.data.camera(), CAMERA_FACE),),
-        "lfw": lfw_heads,
-    }
-
-
-@lru_cache(maxsize=1)
-def _backgrounds() -> tuple[np.ndarray, ...]:
-    import skimage.data
-    from sklearn.datasets import load_sample_image
-
-    images = [_rgb(load_sample_image(name)) for name in SKLEARN_BACKGROUNDS]
-    images += [_rgb(getattr(skimage.data, name)()) for name in SKIMAGE_BACKGROUNDS]
-    return tuple(images)
-
-
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    backgrounds = _backgrounds()
-    index = int(rng.integers(len(backgrounds)))
-    src = backgrounds[index]
-    sh, sw = src.shape[:2]
-    aspect = width / height
-    full_w = min(float(sw), sh * aspect)
-    crop_w = max(8, int(round(full_w * rng.uniform(0.45, 1.0))))
-    crop_h = max(8, min(sh, int(round(crop_w / aspect))))
-    crop_w = min(sw, crop_w)
-    x0 = int(rng.integers(0, sw - crop_w + 1))
-    y0 = int(rng.integers(0, sh - crop_h + 1))
-    crop = src[y0 : y0 + crop_h, x0 : x0 + crop_w]
-    interp = cv2.INTER_AREA if crop_w > width else cv2.INTER_LINEAR
-    out = cv2.resize(crop, (width, height), interpolation=interp)
-    if rng.random() < 0.5 and _BACKGROUND_NAMES[index] not in UNFLIPPABLE:
-        out = out[:, ::-1]
-    return np.ascontiguousarray(out)
 
 
 # data.dvc pins the sample's bytes, so no product below goes through BLAS (``@``, ``np.dot``): its
@@ -274,7 +116,7 @@ def _area(a: Box) -> float:
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class Geometry:
     """A head scaled to one face size, flipped and rotated: where its pixels and its label go."""
 
     scale: tuple[int, int]  # (nw, nh): the size the head patch is resized to
@@ -284,7 +126,7 @@ class _Geometry:
     label: Box  # the label box in the rotated patch
 
 
-def _geometry(head: _Head, side: float, flip: bool, angle: float) -> _Geometry:
+def geometry(head: Head, side: float, flip: bool, angle: float) -> Geometry:
     bx1, by1, bx2, by2 = head.box
     ph, pw = head.patch.shape[:2]
     scale = side / max(bx2 - bx1, by2 - by1)
@@ -294,7 +136,7 @@ def _geometry(head: _Head, side: float, flip: bool, angle: float) -> _Geometry:
     if flip:
         face = (nw - face[2], face[1], nw - face[0], face[3])
     if angle == 0.0:
-        return _Geometry((nw, nh), None, (nw, nh), face, face)
+        return Geometry((nw, nh), None, (nw, nh), face, face)
     # Rotate about the face centre c (edge coordinates): p' = R (p - c) + t, t chosen so that the
     # rotated patch starts at 0. In cv2's pixel-centre coordinates (q = p - 0.5) that is
     # q' = R q + R (0.5 - c) + t - 0.5.
@@ -310,10 +152,10 @@ def _geometry(head: _Head, side: float, flip: bool, angle: float) -> _Geometry:
     matrix = np.array([[c, s, shift[0] + t[0] - 0.5], [-s, c, shift[1] + t[1] - 0.5]], dtype=np.float64)
     fw, fh = face[2] - face[0], face[3] - face[1]
     label = inscribed_ellipse_box((t[0] - fw / 2, t[1] - fh / 2, t[0] + fw / 2, t[1] + fh / 2), angle)
-    return _Geometry((nw, nh), matrix, (out_w, out_h), face, label)
+    return Geometry((nw, nh), matrix, (out_w, out_h), face, label)
 
 
-def _place_face(
+def place_face(
     canvas: np.ndarray,
     rng: np.random.Generator,
     hi_side: float,
@@ -329,8 +171,8 @@ def _place_face(
     names = [n for n in FACE_SOURCES if FACE_SOURCES[n][1] >= side] or ["hopper"]
     weights = np.array([FACE_SOURCES[n][0] for n in names])
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    heads = _heads()[name]
-    head = heads[int(rng.integers(len(heads)))]
+    choices = heads()[name]
+    head = choices[int(rng.integers(len(choices)))]
     flip = bool(rng.random() < 0.5)
     angle = float(rng.uniform(-max_rotation, max_rotation)) if max_rotation > 0 else 0.0
     tinted = _tint(head.patch, rng)
@@ -338,7 +180,7 @@ def _place_face(
     blur_sigma = float(rng.uniform(0.5, 1.6)) if rng.random() < 0.25 else 0.0  # scaled to the face size below
 
     for _shrink in range(6):
-        geo = _geometry(head, side, flip, angle)
+        geo = geometry(head, side, flip, angle)
         sigma = blur_sigma * min(1.0, side / 48.0)  # the same blur would wipe out a 12 px face
         lx1, ly1, lx2, ly2 = geo.label
         fw, fh = lx2 - lx1, ly2 - ly1
@@ -386,7 +228,7 @@ def _place_face(
 def _paste(
     canvas: np.ndarray,
     patch: np.ndarray,
-    geo: _Geometry,
+    geo: Geometry,
     flip: bool,
     light: tuple[float, float] | None,
     blur_sigma: float,
@@ -440,7 +282,7 @@ def _paste(
     canvas[y0:y1, x0:x1] = np.clip(dst * (1.0 - a) + src * a + 0.5, 0, 255).astype(np.uint8)
 
 
-def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Whole-image brightness/contrast, colour cast, uneven light, and sometimes blur and sensor noise."""
     out = image.astype(np.float32)
     contrast, brightness = rng.uniform(0.75, 1.25), rng.uniform(-30.0, 30.0)
@@ -460,79 +302,3 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         sigma = np.float32(rng.uniform(2.0, 6.0))
         out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
-
-
-@contextmanager
-def _same_pixels_on_every_cpu() -> Iterator[None]:
-    """OpenCV's plain code paths only: its CPU-dispatched SIMD kernels and Intel IPP (which picks
-    kernels by processor) round differently from one x86-64 machine to the next, and data.dvc pins
-    the sample's bytes."""
-    optimized = cv2.useOptimized()
-    cv2.setUseOptimized(False)
-    try:
-        yield
-    finally:
-        cv2.setUseOptimized(optimized)
-
-
-def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -> list[list[Face]]:
-    """Like :func:`generate`, and return each image's faces with how they were made (source, angle, cut)."""
-    with _same_pixels_on_every_cpu():
-        return _generate_faces(Path(out_dir), settings)
-
-
-def _generate_faces(out_dir: Path, settings: SampleSettings) -> list[list[Face]]:
-    s = settings
-    if (
-        s.n_images < 0
-        or not 0.0 <= s.negative_fraction <= 1.0
-        or s.max_faces < 1
-        or not 0.0 <= s.cut_fraction <= 1.0
-        or not 0.0 <= s.max_rotation <= 90.0
-    ):
-        raise ValueError(f"invalid sample settings: {s}")
-    if s.width < 32 or s.height < 32:
-        raise ValueError(f"sample images must be at least 32x32, got {s.width}x{s.height}")
-    images_dir, labels_dir = out_dir / "images", out_dir / "labels"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    labels_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*images_dir.glob("sample_*.jpg"), *labels_dir.glob("sample_*.json")]:
-        stale.unlink()  # a previous, larger or different sample must not leave files behind
-
-    rng = np.random.default_rng(s.seed)
-    n_neg = int(round(s.n_images * s.negative_fraction))
-    negatives = set(rng.permutation(s.n_images)[:n_neg].tolist())
-    max_side = MAX_FACE_FRACTION * min(s.width, s.height)
-
-    scenes: list[list[Face]] = []
-    for i in range(s.n_images):
-        name = f"sample_{i:04d}"
-        canvas = _background(rng, s.width, s.height)
-        faces: list[Face] = []
-        if i not in negatives:
-            k = int(rng.integers(1, s.max_faces + 1))
-            taken: list[tuple[Box, Box]] = []
-            for _ in range(k):
-                face = _place_face(canvas, rng, max_side / math.sqrt(k), s.cut_fraction, s.max_rotation, taken)
-                if face is not None:
-                    faces.append(face)
-        image = _photometric(canvas, rng)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise RuntimeError(f"could not encode {name}.jpg")
-        (images_dir / f"{name}.jpg").write_bytes(buf.tobytes())
-        if faces:
-            write_labelme(
-                labels_dir / f"{name}.json",
-                images_dir / f"{name}.jpg",
-                [rectangle("face", f.box) for f in faces],
-                s.width,
-                s.height,
-            )
-        scenes.append(faces)
-    return scenes
-
-
-def generate(out_dir: Path, settings: SampleSettings = SampleSettings()) -> int:
-    """Write out_dir/images/sample_NNNN.jpg and out_dir/labels/sample_NNNN.json; return the number of images."""
-    return len(generate_faces(out_dir, settings))
