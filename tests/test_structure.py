@@ -248,3 +248,12 @@ def test_the_module_map_has_one_line_per_module():
     modules = sorted(path.relative_to(SRC / "facedet").as_posix() for path in MODULES.values() if not _names_only(path))
     assert len(listed) == len(set(listed)), "a module listed twice"
     assert sorted(listed) == modules, "docs/architecture.md's module map and src/facedet/ disagree"
+
+
+def test_albumentations_update_check_is_turned_off_in_one_place():
+    """facedet/__init__.py sets NO_ALBUMENTATIONS_UPDATE; nothing else restates it."""
+    files = [*SRC.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "experiments").glob("*.py")]
+    setters = [
+        f for f in [*files, ROOT / "Makefile"] if f != Path(__file__) and "NO_ALBUMENTATIONS_UPDATE" in f.read_text()
+    ]
+    assert setters == [SRC / "facedet" / "__init__.py"]

@@ -136,9 +136,15 @@ def _align(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> None:
+    from facedet.config import stage_folder
     from facedet.inference.onnx import export_onnx
     from facedet.problems import DataError
 
+    train = stage_folder("train")
+    if args.weights is None and train is None:
+        raise DataError("no --weights given and no facedet project here")
+    args.weights = args.weights or train / "model.safetensors"
+    args.out = args.out or (train or Path(".")) / "model.onnx"
     try:
         diff = export_onnx(args.weights, args.out, opset=args.opset)
     except ValueError as err:
@@ -254,6 +260,7 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from facedet.apps.peers import PEERS
     from facedet.pipeline import stage_names
 
     top = argparse.ArgumentParser(prog="facedet", description=__doc__)
@@ -413,14 +420,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         type=Path,
-        default=Path("results/train/model.safetensors"),
-        help="model file (default: results/train/model.safetensors)",
+        help="model file (default: the pipeline's, results/train/model.safetensors)",
     )
     p.add_argument(
         "--out",
         type=Path,
-        default=Path("results/train/model.onnx"),
-        help="ONNX file to write (default: results/train/model.onnx)",
+        help="ONNX file to write (default: the pipeline's, results/train/model.onnx; model.onnx outside a project)",
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.set_defaults(func=_export)
@@ -486,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--weights", help="facedet model file (default: the pipeline's last model, else the bundled one)")
     who.add_argument(
         "--peer",
-        choices=["haar", "yunet", "dlib"],
+        choices=list(PEERS),
         help="use a peer detector instead of a model: OpenCV's frontal-face Haar cascade, YuNet "
         "or dlib's HOG detector (these two need the 'peers' extra)",
     )
@@ -561,7 +566,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peers",
         nargs="*",
-        default=["haar", "yunet", "dlib"],
+        default=list(PEERS),
         help="peer detectors besides Haar (always run): yunet, dlib (default: both, when installed)",
     )
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for every engine (default 2)")

@@ -10,6 +10,7 @@ default that conf/ already holds; this keeps conf/ the one source of truth.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -399,6 +400,17 @@ def _relations(values: dict) -> None:
     for key in ("input_size", "detect_size"):
         if model.get("name") == "dense" and model.get(key, 0) % 32:
             raise _fail(f"model.{key}", model[key], "a multiple of 32 for the dense model (strides 8-32)")
+
+
+def stage_folder(stage: str, start: Path | None = None) -> Path | None:
+    """Where ``stage`` writes by default (``conf/paths/default.yaml``) in the project at or above
+    ``start`` (default: the current folder), as a path from the current folder; None outside a project."""
+    try:
+        root = project_root(start)
+    except ConfigError:
+        return None
+    paths = yaml.safe_load((root / "conf" / "paths" / "default.yaml").read_text()) or {}
+    return Path(os.path.relpath(root / str(paths[stage]))) if stage in paths else None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facedet.problems import DataError
+from facedet.problems import DataError, excerpt
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAX_FILE_BYTES = 150_000_000  # a 100-megapixel JPEG is about 50 MB; a PNG of MAX_PIXELS about 150 MB
@@ -175,9 +175,9 @@ def _opened(path: Path) -> Iterator[Image.Image]:
     except OSError as err:
         if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise ImageError(path, f"cannot read ({err.strerror})") from None
-        raise ImageError(path, f"corrupt or truncated image ({_short(err)})") from None
+        raise ImageError(path, f"corrupt or truncated image ({excerpt(err, 80)})") from None
     except Exception as err:  # noqa: BLE001 - any decoder failure means the same: unusable
-        raise ImageError(path, f"corrupt image ({type(err).__name__}: {_short(err)})") from None
+        raise ImageError(path, f"corrupt image ({type(err).__name__}: {excerpt(err, 80)})") from None
 
 
 def _scale(path: Path, image: Image.Image, max_side: int | None) -> int:
@@ -194,11 +194,6 @@ def _scale(path: Path, image: Image.Image, max_side: int | None) -> int:
     if width * height / scale**2 > MAX_PIXELS:
         raise ImageError(path, f"too many pixels ({width}x{height}; the limit is {MAX_PIXELS} decoded pixels)")
     return scale
-
-
-def _short(err: Exception) -> str:
-    text = "".join(c if c.isprintable() else "?" for c in str(err))
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _check_metadata(path: Path, handle) -> None:

@@ -9,6 +9,15 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+EXCERPT = 24  # characters of a file quoted in a message, at most
+
+
+def excerpt(text: object, limit: int = EXCERPT) -> str:
+    """At most ``limit`` characters of what a file holds (or an error says), unprintable ones as '?',
+    for messages."""
+    text = "".join(c if c.isprintable() else "?" for c in str(text)[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class DataError(ValueError):
     """Raised for bad input in strict mode (or when nothing usable is left)."""

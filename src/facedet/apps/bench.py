@@ -47,15 +47,14 @@ import numpy as np
 from facedet import coco
 from facedet.apps import peers
 from facedet.coco import Detection, Image
+from facedet.config import stage_folder
 from facedet.evaluate.metrics import detection_metrics, landmark_metrics
 from facedet.images import read_rgb
 
 log = logging.getLogger(__name__)
 
 FRAME = (640, 480)
-DEFAULT_TRUTH = Path("results/labels/test.json")
-DEFAULT_IMAGE_ROOT = Path("results/collect/images")
-DEFAULT_PEERS = ("haar", "yunet", "dlib")
+DEFAULT_PEERS = tuple(peers.PEERS)
 
 
 # --- the fixed real pictures --------------------------------------------------------------------
@@ -159,7 +158,10 @@ def load_truth(images: Path | None = None, image_root: Path | None = None) -> tu
     """The labelled set: a canonical COCO file (images under ``image_root``, default: beside it in
     ``images/``, beside it, or the pipeline's ``results/collect/images``) or a LabelMe folder (images
     without a JSON are negatives). Returns the ground truth, the RGB pictures and a description."""
-    spec = Path(images) if images is not None else DEFAULT_TRUTH
+    labels, collected = stage_folder("labels"), stage_folder("collect")
+    if images is None and labels is None:
+        raise FileNotFoundError("no --images given and no facedet project here (with its test split)")
+    spec = Path(images) if images is not None else labels / "test.json"
     if spec.is_dir():
         from facedet.labels.labelme import import_folder
         from facedet.problems import ProblemReport
@@ -171,7 +173,12 @@ def load_truth(images: Path | None = None, image_root: Path | None = None) -> tu
         candidates = (
             [image_root]
             if image_root
-            else [spec.parent / "images", spec.parent, DEFAULT_IMAGE_ROOT, spec.parent.parent / "collect" / "images"]
+            else [
+                spec.parent / "images",
+                spec.parent,
+                *([collected / "images"] if collected else []),
+                spec.parent.parent / "collect" / "images",
+            ]
         )
         root = next((c for c in candidates if truth and (Path(c) / truth[0].file_name).is_file()), candidates[0])
     else:
@@ -363,7 +370,7 @@ def run_bench(settings: BenchSettings) -> dict:
     """Measure every detector; write ``bench.md`` and ``bench.json``; return the report dict."""
     import torch
 
-    from facedet.inference.detector import PIPELINE_WEIGHTS
+    from facedet.inference.detector import pipeline_weights
 
     saved = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(settings.threads)
@@ -376,9 +383,12 @@ def run_bench(settings: BenchSettings) -> dict:
 
         runners: list[Runner] = []
         skipped: list[dict] = []
-        weights = list(settings.weights) or ([PIPELINE_WEIGHTS] if PIPELINE_WEIGHTS.is_file() else [])
+        pipeline = pipeline_weights()
+        weights = list(settings.weights) or ([pipeline] if pipeline is not None and pipeline.is_file() else [])
         if not weights:
-            skipped.append({"name": "ours", "note": f"no model: {PIPELINE_WEIGHTS} not found and no --weights given"})
+            skipped.append(
+                {"name": "ours", "note": f"no model: {pipeline or 'no project here'} not found and no --weights given"}
+            )
         for path in weights:
             engines = ("onnx",) if path.suffix.lower() == ".onnx" else dict.fromkeys(settings.backends)
             for backend in engines:

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facedet.coco import Detection
@@ -92,6 +91,8 @@ def _sorted(detections: list[Detection]) -> list[Detection]:
 
 
 def haar(threads: int | None = None) -> Peer:
+    import cv2  # here: the registry above is read by the command's parser, which need not load OpenCV
+
     path = Path(cv2.data.haarcascades) / HAAR_FILE
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():

@@ -29,10 +29,19 @@ def default_weights() -> Path:
     folder), else the model bundled with the package (see facedet/bundled/MODEL_CARD.md). Not the
     registry's champion: the default follows what `dvc exp show` calls the workspace, and needs no
     MLflow store; ``models:/facedet@champion`` asks for the champion."""
-    return PIPELINE_WEIGHTS if PIPELINE_WEIGHTS.is_file() else BUNDLED_WEIGHTS
+    pipeline = pipeline_weights()
+    return pipeline if pipeline is not None and pipeline.is_file() else BUNDLED_WEIGHTS
 
 
-PIPELINE_WEIGHTS = Path("results/train/model.safetensors")
+def pipeline_weights() -> Path | None:
+    """The train stage's model file of the project at or above the current folder (``paths.train``
+    of conf/paths/default.yaml), None outside a project."""
+    from facedet.config import stage_folder
+
+    folder = stage_folder("train")
+    return None if folder is None else folder / "model.safetensors"
+
+
 BUNDLED_WEIGHTS = Path(__file__).parent.parent / "bundled" / "default.safetensors"
 DEFAULT_THRESHOLD, DEFAULT_NMS_IOU = 0.5, 0.4
 BACKENDS = ("torch", "onnx")

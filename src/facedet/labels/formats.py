@@ -36,11 +36,10 @@ from pathlib import Path
 from facedet.boxes import Box, clip_box, has_area
 from facedet.coco import NUM_KEYPOINTS, Image, Landmarks, swap_sides
 from facedet.images import IMAGE_EXTENSIONS, ImageError, dataset_files, link_allowed, read_header
-from facedet.problems import ProblemReport
+from facedet.problems import ProblemReport, excerpt  # noqa: F401 (the importers' excerpt)
 
 EDGE_TOLERANCE = 1e-3  # px: overshoot this small is float noise, clipped without a warning
 _SCALE_TOLERANCE = 0.01  # relative difference between the x and y factors of a "uniform" scale
-EXCERPT = 24  # characters of a label file quoted in a message, at most
 MAX_LABEL_BYTES = 30_000_000  # one label file (a LabelMe JSON may embed its image)
 MAX_DATASET_FILE_BYTES = 300_000_000  # one file for a whole dataset (WIDER train: 8 MB; COCO, FDDB)
 REFUSED_LINK = "a link that leads outside the dataset folder (refused, not read)"
@@ -213,12 +212,6 @@ def parse_float(text: str) -> float:
     if not math.isfinite(value):
         raise BadLabels(f"'{excerpt(text)}' is not a finite number")
     return value
-
-
-def excerpt(text: object, limit: int = EXCERPT) -> str:
-    """At most ``limit`` characters of what a file holds, unprintable ones as '?', for messages."""
-    text = "".join(c if c.isprintable() else "?" for c in str(text)[: limit + 1])
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def fmt(box: Box) -> str:

@@ -441,14 +441,14 @@ def _points(shape: dict, where: str) -> list[tuple[float, float]]:
     points = []
     for point in raw:
         if not isinstance(point, (list, tuple)) or len(point) != 2:
-            raise BadLabels(f"{where}: point {_short(point)} is not an [x, y] pair")
+            raise BadLabels(f"{where}: point {_json_excerpt(point)} is not an [x, y] pair")
         if not (finite(point[0]) and finite(point[1])):
-            raise BadLabels(f"{where}: point {_short(point)} has a coordinate that is not a number")
+            raise BadLabels(f"{where}: point {_json_excerpt(point)} has a coordinate that is not a number")
         points.append((float(point[0]), float(point[1])))
     return points
 
 
-def _short(value: object) -> str:
+def _json_excerpt(value: object) -> str:
     return excerpt(json.dumps(value) if not isinstance(value, tuple) else repr(value))
 
 
@@ -542,7 +542,7 @@ def _face_landmarks(faces, raw_points, transform, size: Size, json_rel: str, rep
         group = shape.get("group_id")
         if group is not None:
             owners = [f for f, (_, g, _) in enumerate(faces) if g == group]
-            why = f"group_id {_short(group)}"
+            why = f"group_id {_json_excerpt(group)}"
         else:
             owners = [f for f, (b, _, _) in enumerate(faces) if b[0] <= x <= b[2] and b[1] <= y <= b[3]]
             why = "no group_id, and it lies inside"
@@ -574,6 +574,8 @@ def _frame(data: dict, json_rel: str, image_rel: str, size: Size, report: Proble
     if jw is None and jh is None:
         return lambda box: box
     if not (finite(jw) and finite(jh) and jw > 0 and jh > 0):
-        report.warning(json_rel, f"imageWidth/imageHeight ({_short(jw)}, {_short(jh)}) are not sizes; ignored")
+        report.warning(
+            json_rel, f"imageWidth/imageHeight ({_json_excerpt(jw)}, {_json_excerpt(jh)}) are not sizes; ignored"
+        )
         return lambda box: box
     return frame((jw, jh), size, image_rel, json_rel, report, what="imageWidth x imageHeight")

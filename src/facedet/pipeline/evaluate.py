@@ -86,6 +86,7 @@ def _evaluate(cfg: DictConfig, tracker: Tracker, run_id: str) -> dict[str, float
     tracker.log_metrics(run_id, {result_metric(k): v for k, v in results.items()})
     for name in ("metrics.json", "pr_curve.json", "robustness.json", *PICTURES):
         tracker.log_artifact(run_id, out / name, "evaluate")
-    for stage in ("collect", "labels"):
-        tracker.log_artifact(run_id, Path(cfg.paths[stage]) / "report.json", f"reports/{stage}")
+    for stage, folder in cfg.paths.items():  # the bad-input reports of the stages that write one
+        if (Path(folder) / "report.json").is_file():
+            tracker.log_artifact(run_id, Path(folder) / "report.json", f"reports/{stage}")
     return metrics
