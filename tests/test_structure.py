@@ -60,7 +60,7 @@ def _band(module: str) -> str:
     for band in ("pipeline", "apps"):
         if module == f"facedet.{band}" or module.startswith(f"facedet.{band}."):
             return band
-    return "cli" if module == "facedet.cli" else "library"
+    return "cli" if module == "facedet.cli" or module.startswith("facedet.cli.") else "library"
 
 
 ALLOWED = {
