@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ROOT
+from helpers import write_faces, write_image
 from omegaconf import OmegaConf
 
 from facedet.config import ConfigError, compose_config
@@ -23,30 +24,6 @@ def write_video(path, frames, size=(64, 48), fps=10.0):
         writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
     writer.release()
     return path
-
-
-def write_image(path, size=(64, 48), seed=0):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    cv2.imwrite(str(path), rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
-    return path
-
-
-def labelme(path, image_path, box, size):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shape = {"label": "face", "points": [box[:2], box[2:]], "shape_type": "rectangle"}
-    path.write_text(
-        json.dumps(
-            {
-                "version": "5.4.1",
-                "shapes": [shape],
-                "imagePath": image_path,
-                "imageData": None,
-                "imageWidth": size[0],
-                "imageHeight": size[1],
-            }
-        )
-    )
 
 
 @pytest.fixture
@@ -81,7 +58,7 @@ def test_default_is_one_recursive_folder_source_paths_data_with_origin(project):
             "dedupe": True,
         }
     ]
-    write_image(project / "data/a.jpg")
+    write_image(project / "data/a.jpg", seed=0)
     write_image(project / "data/deep/er/b.PNG", seed=1)
     (project / "data/notes.txt").write_text("not collected: not an image extension")
     collect.run(cfg)
@@ -111,7 +88,7 @@ def test_frame_indices_by_hand():
 
 
 def test_folder_and_video_sources_together(project):
-    write_image(project / "data/a.jpg")
+    write_image(project / "data/a.jpg", seed=0)
     write_video(project / "videos/clip.avi", 10)  # outside data: relative to the project root
     write_video(project / "data/more/walk.avi", 10)  # a folder of videos, inside data
     cfg = configured(
@@ -150,10 +127,10 @@ def test_folder_and_video_sources_together(project):
 
 
 def test_dedupe_keeps_the_labelled_copy_and_names_the_duplicate(project):
-    write_image(project / "data/images/a.jpg", size=(80, 60))
+    write_image(project / "data/images/a.jpg", 80, 60, seed=0)
     (project / "data/backup").mkdir()
     (project / "data/backup/a_copy.jpg").write_bytes((project / "data/images/a.jpg").read_bytes())  # sorts first
-    labelme(project / "data/labels/a.json", "..\\images\\a.jpg", [10, 10, 40, 40], (80, 60))
+    write_faces(project / "data/labels/a.json", "..\\images\\a.jpg", [[10, 10, 40, 40]], 80, 60)
     cfg = configured()
     collect.run(cfg)
     manifest, problems, _ = outputs(project)
@@ -170,8 +147,8 @@ def test_dedupe_keeps_the_labelled_copy_and_names_the_duplicate(project):
 
 
 def test_min_size_and_bad_files_are_set_aside_by_name(project):
-    write_image(project / "data/tiny.jpg", size=(40, 20))  # shorter side 20 < 32
-    write_image(project / "data/edge.jpg", size=(32, 32), seed=1)  # exactly 32: kept
+    write_image(project / "data/tiny.jpg", 40, 20, seed=0)  # shorter side 20 < 32
+    write_image(project / "data/edge.jpg", 32, 32, seed=1)  # exactly 32: kept
     write_image(project / "data/good.jpg", seed=2)
     (project / "data/png_named.jpg").write_bytes(cv2.imencode(".png", np.full((48, 64, 3), 7, np.uint8))[1].tobytes())
     (project / "data/empty.jpg").write_bytes(b"")
@@ -201,7 +178,7 @@ def test_min_size_and_bad_files_are_set_aside_by_name(project):
 
 
 def test_source_config_errors_name_the_key(project):
-    write_image(project / "data/a.jpg")
+    write_image(project / "data/a.jpg", seed=0)
     cases = [
         ([{"type": "sample", "path": "data"}], "collect.sources[0].type", "facedet sample data"),
         (
@@ -223,7 +200,7 @@ def test_source_config_errors_name_the_key(project):
 
 
 def test_a_folder_outside_data_collects_under_its_name(project):
-    write_image(project / "data/a.jpg")
+    write_image(project / "data/a.jpg", seed=0)
     write_image(project / "elsewhere/pics/b.jpg", seed=1)
     collect.run(configured([{"type": "folder", "path": "data"}, {"type": "folder", "path": "elsewhere/pics"}]))
     manifest, problems, _ = outputs(project)

@@ -8,21 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image as PILImage
+from helpers import write_image
 
 from facedet.coco import Image
 from facedet.labels.export import export_labelme, export_yolo
 from facedet.labels.labelme import import_folder
 from facedet.labels.yolo import import_yolo
 from facedet.problems import ProblemReport
-
-
-def write_image(path: Path, width: int, height: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    PILImage.fromarray(np.full((height, width, 3), 120, np.uint8)).save(path)
-
 
 # File names relative to the images folder <dataset>/images.
 IMAGES = [

@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import write_faces
 from PIL import Image as PILImage
 
 from facedet import coco
@@ -106,22 +107,11 @@ def exif_bomb(path: Path, megabytes: int) -> Path:
     return path
 
 
-def labelme(path: Path, image_path: str, boxes: list, width: int = 96, height: int = 72) -> Path:
-    shapes = [{"label": "face", "points": [[x1, y1], [x2, y2]], "shape_type": "rectangle"} for x1, y1, x2, y2 in boxes]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {"version": "5.4.1", "shapes": shapes, "imagePath": image_path, "imageWidth": width, "imageHeight": height}
-        )
-    )
-    return path
-
-
 def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
     """Good labelled pictures among every bad case; returns bad file -> what its problem says."""
     for i in range(6):
         good_jpeg(root / "images" / f"good_{i}.jpg", seed=i)
-        labelme(root / "labels" / f"good_{i}.json", f"../images/good_{i}.jpg", [(10, 10, 40, 44)])
+        write_faces(root / "labels" / f"good_{i}.json", f"../images/good_{i}.jpg", [(10, 10, 40, 44)], 96, 72)
     good_jpeg(root / "images" / "negative.jpg", seed=9)
     bad = {
         "images/bomb_30k.png": "too many pixels",
@@ -144,14 +134,14 @@ def hostile_dataset(root: Path, outside: Path) -> dict[str, str]:
     os.symlink(outside / "secret.jpg", root / "images/secret.jpg")
     os.symlink(outside / "passwd", root / "labels/passwd.json")
     good_jpeg(root / "images/linked.jpg", seed=12)  # its label file is a link that leads outside
-    labelme(outside / "linked.json", "../images/linked.jpg", [(10, 10, 40, 44)])
+    write_faces(outside / "linked.json", "../images/linked.jpg", [(10, 10, 40, 44)], 96, 72)
     os.symlink(outside / "linked.json", root / "labels/linked.json")
     os.symlink(outside, root / "images/outside_folder", target_is_directory=True)
     os.symlink(root / "images/good_0.jpg", root / "images/inside_link.jpg")  # fine: it stays inside
     gray16(root / "images/deep16.png")
-    labelme(root / "labels/deep16.json", "../images/deep16.png", [(5, 5, 30, 30)], 64, 48)
+    write_faces(root / "labels/deep16.json", "../images/deep16.png", [(5, 5, 30, 30)], 64, 48)
     gray16(root / "images/deep32.png", alpha=True)
-    labelme(root / "labels/a_claim.json", "../images/good_5.jpg", [(2, 2, 8, 8)])  # good_5.json wins
+    write_faces(root / "labels/a_claim.json", "../images/good_5.jpg", [(2, 2, 8, 8)], 96, 72)  # good_5.json wins
     good_jpeg(root / "images/nan_box.jpg", seed=11)
     (root / "labels/nan_box.json").write_text(
         '{"imagePath": "../images/nan_box.jpg", "shapes": [{"label": "face", '
@@ -442,8 +432,8 @@ def test_label_link_out_of_the_dataset_sets_its_image_aside(tmp_path, monkeypatc
     good_jpeg(root / "a.jpg")
     good_jpeg(root / "b.jpg", seed=1)
     if fmt == "labelme":
-        labelme(root / "a.json", "a.jpg", [box])
-        labelme(outside / "b.json", "b.jpg", [(1, 1, 20, 20)])  # usable, were it read
+        write_faces(root / "a.json", "a.jpg", [box], 96, 72)
+        write_faces(outside / "b.json", "b.jpg", [(1, 1, 20, 20)], 96, 72)  # usable, were it read
     else:
         (root / name.format("a")).write_text(text)
         (outside / name.format("b")).write_text(text.replace("a.jpg", "b.jpg"))
@@ -473,7 +463,7 @@ def test_dangling_label_link_sets_its_image_aside(tmp_path, fmt):
     good_jpeg(root / "a.jpg")
     good_jpeg(root / "b.jpg", seed=1)
     if fmt == "labelme":
-        labelme(root / "a.json", "a.jpg", [box])
+        write_faces(root / "a.json", "a.jpg", [box], 96, 72)
     else:
         (root / name.format("a")).write_text(text)
     os.symlink(root / name.format("gone"), root / name.format("b"))
@@ -499,7 +489,7 @@ def test_label_file_excerpts_are_short_and_sanitised(tmp_path):
 def test_labelme_size_cap_bounds_memory(tmp_path):
     good_jpeg(tmp_path / "a.jpg")
     good_jpeg(tmp_path / "b.jpg")
-    labelme(tmp_path / "b.json", "b.jpg", [(1, 1, 20, 20)])
+    write_faces(tmp_path / "b.json", "b.jpg", [(1, 1, 20, 20)], 96, 72)
     with open(tmp_path / "a.json", "w") as handle:  # 31 MB of shapes: 3.6 GB per 200 MB before the cap
         handle.write('{"imagePath": "a.jpg", "shapes": [')
         handle.write(",".join(['{"label": "x", "points": [[1, 2], [3, 4]]}'] * 700_000))

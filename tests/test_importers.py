@@ -10,8 +10,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
+from helpers import write_image
 from PIL import Image as PILImage
 
 from facedet.boxes import ellipse_box
@@ -23,14 +23,6 @@ from facedet.labels.voc import import_voc
 from facedet.labels.wider import import_wider
 from facedet.labels.yolo import import_yolo
 from facedet.problems import ProblemReport
-
-
-def write_image(path: Path, width: int = 100, height: int = 80) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.full((height, width, 3), 90, np.uint8)
-    pixels[: height // 2, : width // 2] = 200
-    PILImage.fromarray(pixels).save(path)
-    return path
 
 
 def write(path: Path, text: str) -> Path:
@@ -154,7 +146,7 @@ two
 
 
 def test_wider_path_outside_the_images_folder_is_refused(tmp_path, opened):
-    write_image(tmp_path / "secret.jpg")
+    write_image(tmp_path / "secret.jpg", 100, 80)
     root = tmp_path / "wider"
     gt = "../../../secret.jpg\n1\n1 1 20 20 0 0 0 0 0 0\n0--Parade/b.jpg\n0\n0 0 0 0 0 0 0 0 0 0\n"
     images, report = run(import_wider, wider_dataset(root, gt))
@@ -239,7 +231,7 @@ def coco_file(images: list[dict], annotations: list[dict]) -> str:
 
 def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, opened):
     root = tmp_path / "ds"
-    write_image(tmp_path / "secret.jpg")
+    write_image(tmp_path / "secret.jpg", 100, 80)
     write_image(root / "images/a.jpg", 100, 80)
     write_image(root / "images/sub/b.jpg", 64, 48)
     write_image(root / "images/unlisted.jpg", 64, 48)
@@ -280,8 +272,8 @@ def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, open
 
 
 def test_coco_bad_annotation_drops_its_image_and_unreadable_file_is_reported(tmp_path):
-    write_image(tmp_path / "a.jpg")
-    write_image(tmp_path / "b.jpg")
+    write_image(tmp_path / "a.jpg", 100, 80)
+    write_image(tmp_path / "b.jpg", 100, 80)
     write(
         tmp_path / "train.json",
         coco_file(
@@ -386,7 +378,7 @@ BILLION_LAUGHS = """<?xml version="1.0"?>
 
 def test_voc_one_based_difficult_names_negatives_and_doctype(tmp_path, opened):
     root = tmp_path / "VOC"
-    write_image(tmp_path / "secret.jpg")
+    write_image(tmp_path / "secret.jpg", 100, 80)
     write_image(root / "JPEGImages/a.jpg", 100, 80)
     write_image(root / "JPEGImages/b.jpg", 64, 48)  # no XML: a negative
     write_image(root / "JPEGImages/c.jpg", 64, 48)

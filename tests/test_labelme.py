@@ -7,12 +7,12 @@ boxes are written by hand too. One test reads the real seed dataset when it is p
 from __future__ import annotations
 
 import base64
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import rect, write_image, write_labelme
 from PIL import Image as PILImage
 from PIL import ImageOps
 
@@ -26,55 +26,8 @@ SEED = Path(__file__).parents[1].parent / "shared" / "seed-webcam"
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def write_image(path: Path, width: int = 64, height: int = 48, exif: PILImage.Exif | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.full((height, width, 3), 90, np.uint8)
-    pixels[: height // 2, : width // 2] = 200  # something to look at
-    image = PILImage.fromarray(pixels)
-    if exif is not None:
-        image.save(path, exif=exif)
-    else:
-        image.save(path)
-    return path
-
-
-def rect(p1, p2, label="face") -> dict:
-    return {
-        "label": label,
-        "points": [list(p1), list(p2)],
-        "group_id": None,
-        "description": "",
-        "shape_type": "rectangle",
-        "flags": {},
-        "mask": None,
-    }
-
-
 def shape(kind, points, label="face") -> dict:
     return {**rect((0, 0), (1, 1), label), "shape_type": kind, "points": [list(p) for p in points]}
-
-
-def write_labelme(
-    path: Path, image_path: str | None, shapes: list, width=64, height=48, image_data: str | None = None, **changes
-) -> Path:
-    """A file as LabelMe 5.4.1 writes it (``changes`` replaces or, with None, removes keys)."""
-    data = {
-        "version": "5.4.1",
-        "flags": {},
-        "shapes": shapes,
-        "imagePath": image_path,
-        "imageData": image_data,
-        "imageHeight": height,
-        "imageWidth": width,
-    }
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key)
-        else:
-            data[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    return path
 
 
 def load(root: Path, **kwargs) -> tuple[dict[str, Image], ProblemReport]:

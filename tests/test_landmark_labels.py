@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_importers import messages, run, write, write_image
+from helpers import write_image
+from test_importers import messages, run, write
 
 from facedet import coco
 from facedet.coco import KEYPOINT_NAMES, Image
@@ -48,7 +49,7 @@ def _shape(label, points, kind="point", group=None):
 
 
 def test_labelme_points_by_group_id_and_by_lying_inside_one_face(tmp_path):
-    write_image(tmp_path / "a.jpg")
+    write_image(tmp_path / "a.jpg", 100, 80)
     second = (75.0, 5.0, 95.0, 25.0)
     shapes = [
         _shape("face", [[30, 20], [70, 60]], "rectangle", group=7),
@@ -72,7 +73,7 @@ def test_labelme_points_by_group_id_and_by_lying_inside_one_face(tmp_path):
 
 
 def test_labelme_person_left_is_converted_and_a_bad_point_costs_only_the_landmarks(tmp_path):
-    write_image(tmp_path / "a.jpg")
+    write_image(tmp_path / "a.jpg", 100, 80)
     # "left_eye" meaning the person's left eye: the one on the image's right (x 58).
     person = {
         "left_eye": (58, 34),
@@ -96,8 +97,8 @@ def test_labelme_person_left_is_converted_and_a_bad_point_costs_only_the_landmar
 
 
 def test_retinaface_label_txt(tmp_path):
-    write_image(tmp_path / "images" / "0--Parade" / "x.jpg")
-    write_image(tmp_path / "images" / "0--Parade" / "y.jpg")
+    write_image(tmp_path / "images" / "0--Parade" / "x.jpg", 100, 80)
+    write_image(tmp_path / "images" / "0--Parade" / "y.jpg", 100, 80)
     write(
         tmp_path / "label.txt",
         "# 0--Parade/x.jpg\n"
@@ -116,7 +117,7 @@ def test_retinaface_label_txt(tmp_path):
 
 
 def test_coco_keypoints_in_the_order_the_category_names(tmp_path):
-    write_image(tmp_path / "images" / "a.jpg")
+    write_image(tmp_path / "images" / "a.jpg", 100, 80)
     order = ["nose", "left_eye", "right_eye", "mouth_left", "mouth_right"]
     flat = [v for name in order for v in POINTS[KEYPOINT_NAMES.index(name)]]
     data = {
@@ -143,7 +144,7 @@ def test_coco_keypoints_in_the_order_the_category_names(tmp_path):
 
 
 def test_yolo_pose_lines(tmp_path):
-    write_image(tmp_path / "images" / "a.jpg")
+    write_image(tmp_path / "images" / "a.jpg", 100, 80)
     pose = " ".join(f"{x / 100:.2f} {y / 80:.3f} {v}" for x, y, v in POINTS)
     write(tmp_path / "labels" / "a.txt", f"0 0.5 0.5 0.4 0.5 {pose}\n0 0.85 0.1875 0.2 0.25\n")
     images, report = run(import_yolo, tmp_path)
@@ -155,8 +156,8 @@ def test_yolo_pose_lines(tmp_path):
 def test_export_labels_writes_the_points_back(tmp_path):
     images = [Image("a.jpg", 100, 80, [BOX, (75.0, 5.0, 95.0, 25.0)], [], [POINTS]), Image("b.jpg", 100, 80)]
     root = tmp_path / "data"
-    write_image(root / "a.jpg")
-    write_image(root / "b.jpg")
+    write_image(root / "a.jpg", 100, 80)
+    write_image(root / "b.jpg", 100, 80)
     export_labelme(images, root, root)
     back = {i.file_name: i for i in import_folder(root, ProblemReport("labels"))}
     assert back["a.jpg"].face_landmarks() == [tuple((x, y, 2) for x, y, _ in POINTS), None]

@@ -6,27 +6,12 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ROOT
+from helpers import rect, write_labelme
 
 from facedet import coco
 from facedet.config import compose_config
 from facedet.pipeline import augment, collect, labels
 from facedet.problems import DataError
-
-
-def _labelme(path, image_name, points, size):
-    shapes = [{"label": "face", "points": p, "shape_type": "rectangle"} for p in points]
-    path.write_text(
-        json.dumps(
-            {
-                "version": "5.4.1",
-                "shapes": shapes,
-                "imagePath": image_name,
-                "imageData": None,
-                "imageWidth": size[0],
-                "imageHeight": size[1],
-            }
-        )
-    )
 
 
 @pytest.fixture
@@ -37,10 +22,10 @@ def cfg(tmp_path, monkeypatch):
     raw.mkdir()
     rng = np.random.default_rng(0)
     cv2.imwrite(str(raw / "big.jpg"), rng.integers(0, 255, (960, 1280, 3), dtype=np.uint8))
-    _labelme(raw / "big.json", "big.jpg", [[[300, 400], [100, 200]]], (1280, 960))  # dragged backwards
+    write_labelme(raw / "big.json", "big.jpg", [rect([300, 400], [100, 200])], 1280, 960)  # dragged backwards
     for i in range(6):
         cv2.imwrite(str(raw / f"face{i}.jpg"), rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
-        _labelme(raw / f"face{i}.json", f"face{i}.jpg", [[[200, 150], [320, 300]]], (640, 480))
+        write_labelme(raw / f"face{i}.json", f"face{i}.jpg", [rect([200, 150], [320, 300])], 640, 480)
     (raw / "png_named.jpg").write_bytes(cv2.imencode(".png", np.zeros((48, 64, 3), np.uint8))[1].tobytes())
     (raw / "empty.jpg").write_bytes(b"")
     (raw / "text.jpg").write_text("not an image")

@@ -1,0 +1,68 @@
+"""Builders the tests share: pictures, and LabelMe files as labelme 5.4.1 writes them (independent of
+facedet's own writer, so that the readers are checked against files facedet did not make)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+
+def write_image(
+    path: Path, width: int = 64, height: int = 48, *, seed: int | None = None, exif: PILImage.Exif | None = None
+) -> Path:
+    """An RGB picture in the format its suffix names: a grey one with a lighter top-left quarter, or
+    random noise (``seed``: pictures that differ); ``exif``: EXIF data to store with it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if seed is not None:
+        pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    else:
+        pixels = np.full((height, width, 3), 90, np.uint8)
+        pixels[: height // 2, : width // 2] = 200  # something to look at
+    image = PILImage.fromarray(pixels)
+    image.save(path, **({"exif": exif} if exif is not None else {}))
+    return path
+
+
+def rect(p1, p2, label: str = "face") -> dict:
+    """A LabelMe rectangle from corner ``p1`` to ``p2`` (as dragged: any order)."""
+    return {
+        "label": label,
+        "points": [list(p1), list(p2)],
+        "group_id": None,
+        "description": "",
+        "shape_type": "rectangle",
+        "flags": {},
+        "mask": None,
+    }
+
+
+def write_labelme(
+    path: Path, image_path: str | None, shapes: list, width=64, height=48, image_data: str | None = None, **changes
+) -> Path:
+    """A file as LabelMe 5.4.1 writes it, ``imagePath`` as given (``changes`` replaces or, with None,
+    removes keys)."""
+    data = {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_path,
+        "imageData": image_data,
+        "imageHeight": height,
+        "imageWidth": width,
+    }
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key)
+        else:
+            data[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def write_faces(path: Path, image_path: str, boxes: list, width: int = 64, height: int = 48) -> Path:
+    """A LabelMe file with a ``face`` rectangle per (x1, y1, x2, y2) box."""
+    return write_labelme(path, image_path, [rect(box[:2], box[2:]) for box in boxes], width, height)
