@@ -4,10 +4,17 @@ facedet's own writer, so that the readers are checked against files facedet did 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image as PILImage
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_image(
@@ -66,3 +73,35 @@ def write_labelme(
 def write_faces(path: Path, image_path: str, boxes: list, width: int = 64, height: int = 48) -> Path:
     """A LabelMe file with a ``face`` rectangle per (x1, y1, x2, y2) box."""
     return write_labelme(path, image_path, [rect(box[:2], box[2:]) for box in boxes], width, height)
+
+
+def write_video(path: Path, frames: int, size=(64, 48), fps=10.0) -> Path:
+    """An MJPG .avi whose frame i is a flat grey of level 10 * i (so every frame differs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def project_copy(tmp_path: Path, overrides: list[str]) -> Path:
+    """A copy of the project (conf, code, dvc.yaml) with params.yaml composed like `dvc exp run -S`."""
+    from dvc.utils.hydra import compose_and_dump
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("conf", "src", "dvc.yaml"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, project / name)
+    compose_and_dump(project / "params.yaml", str(project / "conf"), None, "config", "", overrides)
+    return project
+
+
+def sh(project: Path, *cmd: str) -> str:
+    """Run a command in ``project`` with this environment's tools (no outside MLflow store); its output."""
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "MPLBACKEND": "Agg"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout

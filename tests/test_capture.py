@@ -4,7 +4,7 @@ import uuid
 
 import cv2
 import pytest
-from test_collect import write_video
+from helpers import write_video
 
 from facedet.apps.capture import capture, next_steps
 from facedet.cli import main

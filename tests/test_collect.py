@@ -6,24 +6,13 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ROOT
-from helpers import write_faces, write_image
+from helpers import write_faces, write_image, write_video
 from omegaconf import OmegaConf
 
 from facedet.config import ConfigError, compose_config
 from facedet.images import file_sha256
 from facedet.pipeline import collect, labels
 from facedet.video import frame_indices
-
-
-def write_video(path, frames, size=(64, 48), fps=10.0):
-    """An MJPG .avi whose frame i is a flat grey of level 10 * i (so every frame differs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened()
-    for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
-    writer.release()
-    return path
 
 
 @pytest.fixture

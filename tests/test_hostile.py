@@ -631,12 +631,12 @@ LEFT_OUT = {  # by the copier, named on its stderr: never in data/
 @pytest.mark.slow
 def test_make_run_on_the_hostile_corpus_completes_reports_each_bad_file_once_and_trains(tmp_path):
     """`make run DATA=<hostile folder>` (copy, dvc add, dvc repro) with experiment=quick."""
-    from test_pipeline import _project, _sh
+    from helpers import project_copy, sh
 
     source, outside = tmp_path / "hostile", tmp_path / "outside"
     outside.mkdir()
     bad = hostile_dataset(source, outside)
-    project = _project(tmp_path, ["experiment=quick"])
+    project = project_copy(tmp_path, ["experiment=quick"])
     copy = subprocess.run(
         [sys.executable, "-m", "facedet.datacopy", str(source), str(project / "data")],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
@@ -647,10 +647,10 @@ def test_make_run_on_the_hostile_corpus_completes_reports_each_bad_file_once_and
     for name, why in LEFT_OUT.items():
         (line,) = [line for line in copy.stderr.splitlines() if f"{source}/{name}: " in line]
         assert f": left out: {why}" in line, line
-    _sh(project, "git", "init", "-q")
-    _sh(project, "dvc", "init", "-q")
-    _sh(project, "dvc", "add", "-q", "data")
-    _sh(project, "dvc", "repro")
+    sh(project, "git", "init", "-q")
+    sh(project, "dvc", "init", "-q")
+    sh(project, "dvc", "add", "-q", "data")
+    sh(project, "dvc", "repro")
 
     reports = {
         stage: json.loads((project / f"results/{stage}/report.json").read_text()) for stage in ("collect", "labels")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SEED_WEBCAM
 from helpers import rect, write_image, write_labelme
 from PIL import Image as PILImage
 from PIL import ImageOps
@@ -20,7 +21,7 @@ from facedet.coco import Image
 from facedet.labels.labelme import IMAGE_EXTENSIONS, import_folder
 from facedet.problems import ProblemReport
 
-SEED = Path(__file__).parents[1].parent / "shared" / "seed-webcam"
+SEED = SEED_WEBCAM
 
 
 # --- helpers ---------------------------------------------------------------------------------

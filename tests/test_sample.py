@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from facedet.apps.sample import SampleSettings, generate, generate_faces, inscribed_ellipse_box
 from facedet.apps.sample.compose import geometry
@@ -23,7 +24,7 @@ from facedet.apps.sample.pictures import Head
 OLDER_CPU = (
     dict(
         line.split("=", 1)
-        for line in (Path(__file__).parent / "older_cpu.env").read_text().splitlines()
+        for line in (ROOT / "tests" / "older_cpu.env").read_text().splitlines()
         if line and not line.startswith("#")
     )
     if platform.machine() == "x86_64"
