@@ -14,7 +14,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from facedet.config import stage_specs
+from facedet.stages import stage_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"

@@ -47,9 +47,9 @@ import numpy as np
 from facedet import coco
 from facedet.apps import peers
 from facedet.coco import Detection, Image
-from facedet.config import stage_folder
 from facedet.evaluate.metrics import detection_metrics, landmark_metrics
 from facedet.images import read_rgb
+from facedet.stages import stage_folder
 
 log = logging.getLogger(__name__)
 

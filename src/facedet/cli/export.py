@@ -29,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from facedet.config import stage_folder
     from facedet.inference.onnx import export_onnx
     from facedet.problems import DataError
+    from facedet.stages import stage_folder
 
     train = stage_folder("train")
     if args.weights is None and train is None:

@@ -36,7 +36,7 @@ def default_weights() -> Path:
 def pipeline_weights() -> Path | None:
     """The train stage's model file of the project at or above the current folder (``paths.train``
     of conf/paths/default.yaml), None outside a project."""
-    from facedet.config import stage_folder
+    from facedet.stages import stage_folder
 
     folder = stage_folder("train")
     return None if folder is None else folder / "model.safetensors"

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import stage_spec
+from facedet.stages import stage_spec
 from facedet.tracking import Tracker
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import stage_specs
+from facedet.stages import stage_specs
 
 log = logging.getLogger(__name__)
 
