@@ -161,3 +161,34 @@ def test_video_boxes_are_smoothed_unless_asked_not_to(video):
     smoothed, raw = run(True), run(False)
     np.testing.assert_allclose(raw, [d.box for d in jittery], atol=0.006)
     assert np.allclose(smoothed[0], raw[0]) and np.var(np.diff(smoothed, axis=0)) < np.var(np.diff(raw, axis=0))
+
+
+def test_the_annotated_video_carries_no_fps_counter(model, video, tmp_path):
+    """Frames per second are this machine's speed, shown in the live window only: the written frame
+    is the picture with its boxes and nothing in the corner where the counter was drawn."""
+    from facedet.video import annotate
+
+    out_json, out_video = tmp_path / "v.json", tmp_path / "v.mp4"
+    args = ["detect", str(video), "--weights", str(model), "--threshold", "0", "--no-smooth"]
+    assert main([*args, "--json", str(out_json), "--out", str(out_video)]) == 0
+    first = json.loads(out_json.read_text())["images"][0]["faces"]
+    faces = [Detection(tuple(f["box"]), f["score"]) for f in first]
+    frame = next(iter_frames(video))
+    expected = annotate(frame, faces).astype(int)
+    readback = cv2.VideoCapture(str(out_video))
+    ok, written = readback.read()
+    readback.release()
+    assert ok
+    corner = (slice(0, 20), slice(0, 90))  # where annotate(..., fps) writes "12.3 FPS"
+    differ = np.abs(written.astype(int)[corner] - expected[corner]).max(axis=2) > 100
+    assert differ.sum() < 5
+
+
+def test_an_unreadable_video_is_in_the_json_errors(model, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video at all" * 10)
+    out = tmp_path / "v.json"
+    assert main(["detect", str(broken), "--weights", str(model), "--json", str(out)]) == 1
+    errors = json.loads(out.read_text())["errors"]
+    assert [e["file"] for e in errors] == [str(broken)] and errors[0]["problem"]
+    assert f"{broken}: " in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -237,3 +238,86 @@ def test_same_faces_tolerates_another_engines_rounding_only():
         assert_same_faces(a, [{"box": [12, 10, 52, 50], "score": 0.9}], threshold=0.5)  # IoU 0.905
     with pytest.raises(AssertionError):
         assert_same_faces(a, [{"box": [10, 10, 50, 50], "score": 0.8}], threshold=0.5)
+
+
+def test_detect_without_outputs_prints_the_boxes_and_json_dash_writes_them_to_stdout(model, folder, capsys):
+    args = ["detect", str(folder / "a.png"), "--weights", str(model), "--threshold", "0"]
+    assert main([*args, "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    faces = json.loads(printed.out)["images"][0]["faces"]  # stdout is the JSON alone
+    assert len(faces) == 1 and "1 faces in 1 images" in printed.err
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["file", "face", "x1", "y1", "x2", "y2", "score"]
+    row = lines[1].split()
+    assert row[:2] == ["a.png", "1"]
+    assert [float(v) for v in row[2:6]] == pytest.approx(faces[0]["box"], abs=0.051)
+    assert float(row[6]) == pytest.approx(faces[0]["score"], abs=5e-4)
+
+
+@pytest.mark.parametrize("value", ["2", "-0.1", "nan"])
+def test_a_threshold_outside_0_1_is_refused_in_one_line(model, folder, value, capsys):
+    assert main(["detect", str(folder / "a.png"), "--weights", str(model), "--threshold", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "threshold" in err and "[0, 1]" in err
+
+
+def test_the_detector_takes_a_path_or_an_array(model, folder):
+    detector = FaceDetector.load(model, threshold=0)
+    rgb = cv2.cvtColor(cv2.imread(str(folder / "a.png")), cv2.COLOR_BGR2RGB)
+    assert detector(folder / "a.png") == detector(str(folder / "a.png")) == detector(rgb)
+
+
+def test_version(capsys):
+    import facedet
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"facedet {facedet.__version__}"
+
+
+def test_a_full_disk_is_one_line_and_the_previous_json_stays_whole(model, folder, tmp_path, capsys):
+    """/dev/full: a real device that answers every write with ENOSPC."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    assert main(["detect", str(folder / "a.png"), "--weights", str(model), "--json", "/dev/full"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert "disk is full writing /dev/full" in err.splitlines()[-1]
+    # A regular file is replaced only once the new one is complete.
+    out = tmp_path / "faces.json"
+    out.write_text('{"images": []}\n')
+    partial = out.with_name(".faces.json.partial")
+    partial.symlink_to("/dev/full")  # the new content goes to a full disk
+    assert main(["detect", str(folder / "a.png"), "--weights", str(model), "--json", str(out)]) == 2
+    assert out.read_text() == '{"images": []}\n' and "disk is full" in capsys.readouterr().err
+
+
+def test_sigterm_partway_through_a_folder_keeps_what_was_detected(model, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(1500):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), picture(i % 7, 96, 64))
+    out = tmp_path / "faces.json"
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        ["facedet", "detect", str(folder), "--weights", str(model), "--json", str(out), "--out", str(tmp_path / "a")],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert "facedet detect: model" in process.stderr.readline()  # loaded; the folder is next
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "a").is_dir() and time.monotonic() < deadline:  # the first pictures are done
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    done = json.loads(out.read_text())["images"]
+    assert 0 < len(done) < 1500
+    assert [i["file"] for i in done] == [f"{i:04d}.png" for i in range(len(done))]

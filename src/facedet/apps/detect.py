@@ -9,7 +9,12 @@ import glob
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +23,17 @@ import cv2
 from facedet.coco import Detection
 from facedet.images import IMAGE_EXTENSIONS, ImageError, dataset_files, read_picture, write_image
 from facedet.inference.detector import FaceDetector
-from facedet.video import FALLBACK_FPS, VIDEO_EXTENSIONS, BoxSmoother, Display, VideoSource, annotate, open_writer
+from facedet.progress import Every, line, track
+from facedet.video import (
+    FALLBACK_FPS,
+    VIDEO_EXTENSIONS,
+    BoxSmoother,
+    Display,
+    VideoError,
+    VideoSource,
+    annotate,
+    open_writer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +151,59 @@ class Results:
         return sum(len(image["faces"]) for image in self.data["images"])
 
     def write_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.data, indent=1) + "\n")
+        """To ``path``, or to stdout when it is ``-``."""
+        text = json.dumps(self.data, indent=1) + "\n"
+        if str(path) == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        with _replacing(path) as target:
+            target.write_text(text)
+
+    def table(self) -> str:
+        """The boxes as aligned text, one face per row (file, face, x1 y1 x2 y2 in pixels, score);
+        a picture without a face is one row that says so."""
+        rows = [("file", "face", "x1", "y1", "x2", "y2", "score")]
+        for image in self.data["images"]:
+            if not image["faces"]:
+                rows.append((image["file"], "-", "", "", "", "", "no face"))
+            for k, face in enumerate(image["faces"], 1):
+                rows.append((image["file"], str(k), *(f"{v:.1f}" for v in face["box"]), f"{face['score']:.3f}"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+            for row in rows
+        )
 
     def write_csv(self, path: Path) -> None:
         """UTF-8; a file name that is not UTF-8 keeps its own bytes (surrogateescape, as os.fsencode)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        with (
+            _replacing(path) as target,
+            open(target, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+        ):
             writer = csv.writer(handle)
             writer.writerow(self.CSV_HEADER)
             writer.writerows(self.rows)
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A file to write that replaces ``path`` once complete: a full disk or a kill midway leaves the
+    previous file whole. (A device such as /dev/stdout is written directly.)"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path if path.exists() and not path.is_file() else path.with_name(f".{path.name}.partial")
+    try:
+        yield partial
+        if partial != path:
+            os.replace(partial, path)
+    except OSError as err:
+        err.filename = err.filename or os.fsdecode(path)  # a failed write names no file: this one
+        raise
+    finally:
+        if partial != path:
+            partial.unlink(missing_ok=True)
 
 
 def _points(landmarks) -> list[list[float]]:
@@ -155,15 +213,10 @@ def _points(landmarks) -> list[list[float]]:
 def _detect_images(
     detector: FaceDetector, source: Source, results: Results, out_dir: Path | None, display: object | None
 ) -> None:
-    from rich.console import Console
-    from rich.progress import track
-
     for link in source.refused:
         results.error(source.name(link), "a link that leads outside the folder (not read)")
     files = source.files
-    for path in track(
-        files, description="detect", transient=True, disable=len(files) < 10, console=Console(stderr=True)
-    ):
+    for path in track(files, "detect") if len(files) >= 10 else files:
         name = source.name(path)
         try:
             picture = read_picture(path)
@@ -221,12 +274,17 @@ def run_detect(
     results = Results()
     results.data["model"] = detector.model_info  # which model, run and threshold made these boxes
     try:
-        if source.kind in ("video", "camera"):
-            detect_video(detector, source.spec, results, out=out, smooth=smooth, display=display, max_frames=max_frames)
-        else:
-            _detect_images(detector, source, results, out, display)
+        with _signals_interrupt():
+            if source.kind in ("video", "camera"):
+                detect_video(
+                    detector, source.spec, results, out=out, smooth=smooth, display=display, max_frames=max_frames
+                )
+            else:
+                _detect_images(detector, source, results, out, display)
     except KeyboardInterrupt:
         log.warning("interrupted: writing what was detected so far")
+    except VideoError as err:  # the video cannot be opened: an error of the run, like an unreadable picture
+        results.error(source.spec, str(err).removeprefix(f"{source.spec}: "))
     finally:
         if display is not None:
             display.close()
@@ -235,6 +293,25 @@ def run_detect(
         if csv_out is not None:
             results.write_csv(csv_out)
     return results
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (``kill``, a closed terminal, a job scheduler's stop) stop the run like
+    Ctrl-C: what was detected so far is written. Only in the main thread (where signals arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _video_target(out: Path, name: str) -> Path:
@@ -255,7 +332,7 @@ def detect_video(
     progress: bool = True,
 ) -> int:
     """Detect faces frame by frame; entries "<name>#<frame>" go to ``results``; an annotated video
-    (boxes, scores, FPS) to ``out`` when given. Returns the number of frames done. Whatever stops
+    (boxes, scores; the live window also shows frames per second) to ``out`` when given. Returns the number of frames done. Whatever stops
     it (end, ``max_frames``, q in the window, Ctrl-C), the writer and the source are released."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -274,6 +351,7 @@ def detect_video(
             TextColumn("{task.fields[fps]}"),
             TimeRemainingColumn(),
         ]
+        terminal, clock = sys.stderr.isatty(), Every()
         with Progress(*columns, transient=True, disable=not progress, console=Console(stderr=True)) as bar:
             task = bar.add_task(video.name, total=total, fps="")
             try:
@@ -289,10 +367,12 @@ def detect_video(
                     results.add(video.name, frame.shape[1], frame.shape[0], faces, frame=done)
                     done += 1
                     bar.update(task, advance=1, fps=f"{fps:.1f} FPS")
+                    if progress and not terminal and clock():  # rich's bar shows nothing without a terminal
+                        print(line(f"detect {video.name}", done, total, clock.elapsed, "frames"), file=sys.stderr)
                     if out is None and display is None:
                         continue
-                    picture = annotate(frame, faces, fps)
                     if out is not None:
+                        picture = annotate(frame, faces)  # no FPS in the file: it is this machine's, not the video's
                         if writer is None:
                             writer = open_writer(
                                 _video_target(out, video.name),
@@ -301,7 +381,7 @@ def detect_video(
                                 picture.shape[0],
                             )
                         writer.write(picture)
-                    if display is not None and not display.show(picture):
+                    if display is not None and not display.show(annotate(frame, faces, fps)):
                         break
             except KeyboardInterrupt:
                 log.warning("interrupted after %d frames: keeping what was written", done)

@@ -6,8 +6,10 @@ adds the command and sets ``run`` as what it calls."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS = (
@@ -27,7 +29,10 @@ COMMANDS = (
 
 
 def parser() -> argparse.ArgumentParser:
+    from facedet import __version__
+
     top = argparse.ArgumentParser(prog="facedet", description=__doc__.split("\n\n")[0])
+    top.add_argument("--version", action="version", version=f"facedet {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
@@ -44,5 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
     except (ConfigError, DataError, FileNotFoundError) as err:
         print(f"facedet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {os.fsdecode(err.filename)}" if err.filename else ""
+        print(
+            f"facedet {args.command}: error: the disk is full{where}; what was there before is kept: "
+            "free some space and run the same command again",
+            file=sys.stderr,
+        )
         return 2
     return status or 0

@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json",
         type=Path,
-        help="write the detections as JSON: {images: [{file, width, height, "
+        help="write the detections as JSON ('-': to stdout): {images: [{file, width, height, "
         "faces: [{box, score, landmarks (five [x, y]; models with landmarks)}]}], errors, model: {file, mlflow_run_id, "
         'threshold, ...}}; video frames are "<video>#<i>"',
     )
@@ -92,9 +92,12 @@ def run(args: argparse.Namespace) -> int:
     )
     for error in results.data["errors"]:  # one line each, with or without --json
         print(f"facedet detect: {error['file']}: {error['problem']}", file=sys.stderr)
-    written = ", ".join(str(p) for p in (args.json, args.csv, args.out) if p is not None) or "nothing written"
+    if args.json is None and args.csv is None and args.out is None and results.data["images"]:
+        print(results.table())  # nothing asked to be written: the boxes on the console
+    written = ", ".join("stdout" if str(p) == "-" else str(p) for p in (args.json, args.csv, args.out) if p is not None)
     print(
-        f"{written}: {results.faces} faces in {len(results.data['images'])} images/frames; "
-        f"{len(results.data['errors'])} unreadable"
+        f"{written + ': ' if written else ''}{results.faces} faces in {len(results.data['images'])} images/frames; "
+        f"{len(results.data['errors'])} unreadable",
+        file=sys.stderr if str(args.json) == "-" else sys.stdout,  # stdout is the JSON's alone
     )
     return 1 if results.data["errors"] and not results.data["images"] else 0  # nothing could be read

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from facedet.coco import NUM_KEYPOINTS, Detection
+from facedet.images import read_rgb
 from facedet.model import weights
 from facedet.model.inputs import RESIZE_MODES, prepare
 from facedet.model.postprocess import select
@@ -64,6 +65,12 @@ class TorchBackend:
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():  # thread-local; eval-mode modules keep no state between calls
             return self.net.decode(self.net(batch)).float().cpu().numpy()
+
+
+def _check_threshold(threshold: float) -> float:
+    if not 0 <= threshold <= 1:  # also refuses NaN
+        raise ValueError(f"threshold {threshold:g}: expected a number in [0, 1] (a face score)")
+    return threshold
 
 
 def _input_side(metadata: dict, key: str, path: Path) -> int:
@@ -181,6 +188,7 @@ class FaceDetector:
         model_info: dict | None = None,
     ) -> None:
         self.backend = TorchBackend(model) if isinstance(model, torch.nn.Module) else model
+        _check_threshold(threshold)
         self.threshold, self.nms_iou, self.batch_size = float(threshold), float(nms_iou), int(batch_size)
         # Which model this is: {file, uri, mlflow_run_id, threshold, threshold_source, backend}
         # (see load); what `facedet detect` prints and writes into its JSON.
@@ -289,12 +297,17 @@ class FaceDetector:
         }
         return cls(runner, threshold, nms_iou, batch_size, model_info=info)
 
-    def __call__(self, image: np.ndarray, threshold: float | None = None) -> list[Detection]:
+    def __call__(self, image: np.ndarray | str | Path, threshold: float | None = None) -> list[Detection]:
+        """The faces in one picture: an RGB array (height, width, 3) or an image file's path."""
         return self.detect_batch([image], threshold)[0]
 
-    def detect_batch(self, images: list[np.ndarray], threshold: float | None = None) -> list[list[Detection]]:
-        """Faces scoring at least ``threshold`` (default: the detector's), best first, per image."""
-        threshold = self.threshold if threshold is None else threshold
+    def detect_batch(
+        self, images: list[np.ndarray | str | Path], threshold: float | None = None
+    ) -> list[list[Detection]]:
+        """Faces scoring at least ``threshold`` (default: the detector's), best first, per picture
+        (RGB arrays or image file paths)."""
+        threshold = self.threshold if threshold is None else _check_threshold(threshold)
+        images = [image if isinstance(image, np.ndarray) else read_rgb(Path(image)) for image in images]
         results: list[list[Detection]] = []
         for start in range(0, len(images), self.batch_size):
             prepared = [
