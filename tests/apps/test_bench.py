@@ -168,12 +168,20 @@ def test_timing_takes_turns_so_load_from_elsewhere_slows_every_detector_alike():
         return call
 
     timings = bench.time_ms([detector("slow", 4.0), detector("fast", 1.0)], frame, repeats=40, turn=10)
-    (slow_ms, _), (fast_ms, _) = timings
+    (slow_ms, *_), (fast_ms, *_) = timings
     turn = lambda name: [name] * 11  # noqa: E731 - one untimed call, then 10 timed ones
     assert calls == ["slow"] * 3 + ["fast"] * 3 + (turn("slow") + turn("fast")) * 4
     # The burst covers 10 of each one's 40 timed calls: the medians stay near 4 and 1 ms (timed one
     # after the other, slow would have had 22 of its 40 in the burst and a median over 20 ms).
     assert 4.0 <= slow_ms < 15.0 and 1.0 <= fast_ms < 10.0 and slow_ms > fast_ms
+    # And the output says so: the burst made one turn of each 5x or more slower than the others, and
+    # a sleeping detector waits (wall time without CPU time), as one starved by other processes does.
+    assert all(t.turn_spread > 3 for t in timings)
+    problems = bench.timing_problems(["slow", "fast"], timings, load=9.0, cpus=2)
+    assert problems[0] == "the machine was busy (load average 9.0 on 2 CPUs)"
+    assert any(p.startswith("slow waited for the CPU") for p in problems)
+    assert "fast's turns differed up to" in " ".join(problems)
+    assert bench.timing_problems(["x"], [bench.Timing(5.0, 4.9, 1.1)], load=0.5, cpus=2) == []
 
 
 def test_bench_takes_model_files_after_one_weights_flag_or_several():

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -258,15 +259,21 @@ def peer_runner(name: str, threads: int | None = None) -> Runner:
 TIMING_TURN = 10  # timed calls per detector before the next one's turn (see time_ms)
 
 
+class Timing(NamedTuple):
+    wall_ms: float  # median
+    cpu_ms: float  # median process CPU time (all threads)
+    turn_spread: float  # slowest turn's median / fastest turn's median (1: steady)
+
+
 def time_ms(
     fns: list[Callable[[np.ndarray], object]],
     frame: np.ndarray,
     repeats: int = 30,
     warmup: int = 3,
     turn: int = TIMING_TURN,
-) -> list[tuple[float, float]]:
+) -> list[Timing]:
     """Per function, median wall and median process-CPU milliseconds of ``fn(frame)`` over ``repeats``
-    calls after ``warmup`` calls. The functions take turns of ``turn`` timed calls, so a burst of load
+    calls after ``warmup`` calls, and how much its turns differed. The functions take turns of ``turn`` timed calls, so a burst of load
     from elsewhere on the machine slows all of them alike instead of whichever was being timed; each
     turn starts with one untimed call, which pays for the caches and the idle thread pools the previous
     function left behind. On a shared machine the CPU time (summed over threads) is the steadier number."""
@@ -285,7 +292,30 @@ def time_ms(
                 fn(frame)
                 fn_wall.append((time.perf_counter() - start) * 1000.0)
                 fn_cpu.append((time.process_time() - start_cpu) * 1000.0)
-    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
+    return [Timing(statistics.median(w), statistics.median(c), _turn_spread(w, turn)) for w, c in zip(wall, cpu)]
+
+
+def _turn_spread(wall: list[float], turn: int) -> float:
+    medians = [statistics.median(wall[i : i + turn]) for i in range(0, len(wall), turn)]
+    return max(medians) / min(medians) if min(medians) > 0 else float("inf")
+
+
+# Beyond these, the times say more about the machine than about the detector.
+WAIT_RATIO = 1.5  # wall time per CPU time: the process waited for a CPU
+TURN_SPREAD = 1.5  # slowest turn / fastest turn: the load changed while timing
+
+
+def timing_problems(names: list[str], timings: list[Timing], load: float, cpus: int) -> list[str]:
+    """What makes these times unreliable, in words: a busy machine (1-minute load average above the
+    number of CPUs, read before timing), a detector that waited for the CPU (wall time well above its
+    CPU time), turns that differed (load that came and went)."""
+    problems = [f"the machine was busy (load average {load:.1f} on {cpus} CPUs)"] if load > cpus else []
+    for name, t in zip(names, timings):
+        if t.wall_ms > WAIT_RATIO * t.cpu_ms:
+            problems.append(f"{name} waited for the CPU ({t.wall_ms:.1f} ms wall for {t.cpu_ms:.1f} ms of CPU time)")
+        if t.turn_spread > TURN_SPREAD:
+            problems.append(f"{name}'s turns differed up to {t.turn_spread:.1f}x")
+    return problems
 
 
 def _counted(detections: list[Detection], threshold: float) -> list[Detection]:
@@ -408,8 +438,10 @@ def run_bench(settings: BenchSettings) -> dict:
             log.info("bench: %s", runner.name)
             rows.append(measure(runner, truth, pictures, non_face, portraits))
         log.info("bench: timing %d detectors in turn, %d calls each", len(runners), settings.repeats)
+        load = os.getloadavg()[0]
         timings = time_ms([r.timed or r.detect for r in runners], frame, settings.repeats)
-        for row, (ms, cpu_ms) in zip(rows, timings):
+        problems = timing_problems([r.name for r in runners], timings, load, os.cpu_count() or 1)
+        for row, (ms, cpu_ms, _) in zip(rows, timings):
             row.update(
                 ms_per_frame=round(ms, 2),
                 cpu_ms_per_frame=round(cpu_ms, 2),
@@ -435,6 +467,7 @@ def run_bench(settings: BenchSettings) -> dict:
         },
         "detectors": rows,
         "skipped": skipped,
+        "timing_problems": problems,
     }
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -492,6 +525,15 @@ def markdown(report: dict) -> str:
         f"{s['repeats']} calls after warm-up, detectors taking turns of {TIMING_TURN}, {s['threads']} threads "
         f"({s['machine']}).",
         "",
+        *(
+            [
+                "**These times are not reliable**: " + "; ".join(report.get("timing_problems", [])) + ". Run "
+                "again on an idle machine.",
+                "",
+            ]
+            if report.get("timing_problems")
+            else []
+        ),
         f"| detector | AP@0.5 | AP@[.5:.95] | P / R @ thr | FP @ thr (on the {s['n_negatives']} negatives) | ms/frame (CPU ms) | FPS | params | size on disk "
         f"| FP on {s['non_face_photos']} non-face photos (unseen {s['non_face_unseen']}) "
         f"| faces found on {len(s['portraits'])} portraits | landmark NME (faces) |",
