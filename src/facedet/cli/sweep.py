@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
     print(
         f"sweep {result.name}: {len(result.trials)} trials in {result.seconds / 60:.1f} min; best trial "
         f"{result.best_trial}: {result.metric} = {result.best_value:.4f} with "
-        + " ".join(f"{k}={v}" for k, v in result.best_params.items())
+        + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
     )
     print(f"MLflow: parent run {result.parent_run_id}, best child run {result.best_run_id} (make ui)")
     if result.experiment_file:

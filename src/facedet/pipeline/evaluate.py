@@ -14,9 +14,8 @@ import json
 from pathlib import Path
 
 from omegaconf import DictConfig
-from rich.progress import track
 
-from facedet import coco
+from facedet import coco, progress
 from facedet.evaluate.metrics import detection_metrics, landmark_metrics, pr_curve
 from facedet.evaluate.plots import plot_pr_curve, prediction_grid
 from facedet.evaluate.robustness import plot_robustness, robustness_report
@@ -55,7 +54,7 @@ def _evaluate(cfg: DictConfig, tracker: Tracker, run_id: str) -> dict[str, float
     kept = len(truth) if cfg.evaluate.robustness_images is None else cfg.evaluate.robustness_images
     kept = max(kept, cfg.evaluate.grid_images)
     pictures, predictions = [], []
-    for image in track(truth, description="evaluate", transient=True):
+    for image in progress.track(truth, "evaluate"):
         picture = read_rgb(Path(cfg.paths.collect) / "images" / image.file_name)
         predictions.append(detector.detect_batch([picture], threshold=0.0)[0])
         if len(pictures) < kept:

@@ -12,6 +12,7 @@ import torch
 import torchmetrics
 from torch import nn
 
+from facedet import progress
 from facedet.coco import Detection, Image
 from facedet.evaluate.metrics import detection_metrics
 from facedet.model import predict
@@ -184,7 +185,24 @@ class EpochSeed(pl.Callback):
 class EpochLines(pl.Callback):
     """One line per epoch with the key metrics, for logs without a terminal (``dvc queue logs``, CI,
     ``| tee``), where Lightning's progress bar prints nothing until the end. Validation metrics are
-    shown on the epochs that were validated."""
+    shown on the epochs that were validated. Within a long epoch, a line every ~30 s says how far it
+    is (pictures, pictures per second, time left in the epoch)."""
+
+    def __init__(self, every: float = progress.EVERY_S) -> None:
+        self.every = every
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.clock, self.pictures = progress.Every(self.every), 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        if not hasattr(self, "clock"):  # the first epoch after a resume skips on_train_epoch_start
+            self.on_train_epoch_start(trainer, pl_module)
+        self.pictures += len(batch[0])
+        if trainer.is_global_zero and self.clock():
+            batches = trainer.num_training_batches
+            total = round(self.pictures * batches / (batch_idx + 1)) if batches not in (None, float("inf")) else None
+            what = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+            print(progress.line(what, self.pictures, total, self.clock.elapsed), flush=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
