@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import yaml
 from conftest import ROOT
@@ -83,8 +85,9 @@ def _snapshot(project):
     return {str(p.relative_to(project)): p.read_bytes() for p in files if p.is_file()}
 
 
-def test_a_rejected_dvc_exp_run_value_leaves_params_and_results_as_they_were(tmp_path):
-    """Real git + DVC: the validate stage runs first, so nothing is deleted, and params.yaml is put back."""
+def _dvc_project(tmp_path, n_images=12):
+    """A git + DVC copy of the project (conf, code, dvc.yaml, params.yaml, .dvc/config with Hydra) with
+    a generated sample as data/, committed; returns it and a runner of commands in it."""
     import os
     import shutil
     import subprocess
@@ -95,12 +98,18 @@ def test_a_rejected_dvc_exp_run_value_leaves_params_and_results_as_they_were(tmp
     project.mkdir()
     for name in ("conf", "src"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("best.yaml", "__pycache__"))
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
-    generate(project / "data", SampleSettings(n_images=12))
-    env = {**os.environ, "PYTHONPATH": str(project / "src")}
-    env.pop("DVC_ROOT", None)
+    generate(project / "data", SampleSettings(n_images=n_images))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(project / "src"),
+        **dict.fromkeys(("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"), "t"),
+    }
+    env |= dict.fromkeys(("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"), "t@t")
+    for name in ("DVC_ROOT", "MLFLOW_TRACKING_URI", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        env.pop(name, None)
 
     def sh(*command: str, ok: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
@@ -111,6 +120,12 @@ def test_a_rejected_dvc_exp_run_value_leaves_params_and_results_as_they_were(tmp
     sh("dvc", "add", "-q", "data")
     sh("git", "add", "-A")
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    return project, sh
+
+
+def test_a_rejected_dvc_exp_run_value_leaves_params_and_results_as_they_were(tmp_path):
+    """Real git + DVC: the validate stage runs first, so nothing is deleted, and params.yaml is put back."""
+    project, sh = _dvc_project(tmp_path)
     sh("dvc", "exp", "run", "-S", "collect.jpeg_quality=90", "labels")  # a valid experiment: results exist
     before = _snapshot(project)
     assert "results/labels/train.json" in before and b"jpeg_quality: 90" in before["params.yaml"]
@@ -119,3 +134,42 @@ def test_a_rejected_dvc_exp_run_value_leaves_params_and_results_as_they_were(tmp
         key = bad.lstrip("+").split("=")[0]
         assert f"config key '{key}'" in done.stdout + done.stderr
         assert _snapshot(project) == before, bad
+
+
+def test_any_epoch_count_trains_and_validates_its_last_epoch_and_cross_key_rules_stop_before_dvc(tmp_path):
+    """README: `dvc exp run -S train.max_epochs=2` and `facedet run train train.max_epochs=2` with
+    train.val_every 5 train 2 epochs and keep a validated model; a value that only a stage could reject
+    (the model file train.init names is another network; no best checkpoint; a bad collect source) is
+    refused by the validate stage, before DVC deletes the trained model."""
+    import torch
+
+    project, sh = _dvc_project(tmp_path)
+    tiny = ["-S", "experiment=quick", "-S", "train.batch_size=8"]
+    sh("dvc", "exp", "run", *tiny, "-S", "train.max_epochs=2", "-S", "train.val_every=5", "train")
+    train = project / "results/train"
+    metrics = json.loads((train / "metrics.json").read_text())
+    assert 0 <= metrics["best/val_ap50"] <= 1 and "val/ap50" in metrics
+    assert torch.load(train / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1  # 2 epochs, 0-based
+    assert (train / "checkpoints/best.ckpt").is_file() and (train / "model.safetensors").is_file()
+
+    before = _snapshot(project)
+    for bad, key in (
+        ("train.init=bundled", "train.init"),  # the bundled model is not experiment=quick's tiny network
+        ("callbacks.best_checkpoint=null", "callbacks.best_checkpoint"),
+        ("collect.sources=[{type: folder}]", "collect.sources[0].path"),
+    ):
+        done = sh("dvc", "exp", "run", *tiny, "-S", "train.max_epochs=2", "-S", bad, "train", ok=False)
+        assert f"config key '{key}'" in done.stdout + done.stderr, bad
+        assert "Traceback" not in done.stdout + done.stderr
+        assert _snapshot(project) == before, bad
+
+    # The stage from the command line, 3 epochs validated every 2: epochs 2 and 3 are validated.
+    done = sh(
+        "facedet", "run", "train", "experiment=quick", "train.batch_size=8", "train.max_epochs=3", "train.val_every=2"
+    )
+    assert "best val AP@0.5" in done.stdout
+    # No notice a user cannot act on: Lightning's litlogger advertisement and LeafSpec deprecation,
+    # MLflow's note on torch's "+cpu" version.
+    for notice in ("litlogger", "LeafSpec", "local version label"):
+        assert notice not in done.stdout + done.stderr, notice
+    assert torch.load(train / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 2

@@ -122,7 +122,6 @@ def test_every_callback_set_builds(name, tmp_path):
 @pytest.mark.parametrize("preset", _options("train"))
 def test_every_train_preset_composes_and_the_cpu_ones_build_a_trainer(preset):
     cfg = compose_config([f"train={preset}"], root=ROOT)
-    assert cfg.train.max_epochs % cfg.train.val_every == 0  # the last epoch is validated
     if cfg.train.accelerator == "gpu":  # no GPU here: check what would reach Lightning
         trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
         assert trainer_cfg["accelerator"] == "gpu"

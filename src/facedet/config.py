@@ -314,6 +314,7 @@ RULES: dict[str, Check] = {
     "tracking.uri": (lambda v: v is None or (isinstance(v, str) and v != ""), "null or a tracking URI"),
     "tracking.experiment": (lambda v: isinstance(v, str) and v != "", "an experiment name"),
     "hparams_search.n_trials": POSITIVE_INT,
+    "hparams_search.write_min": (lambda v: v is None or _number(v), "null (always write the preset) or a number"),
     "hparams_search.direction": (lambda v: v in ("maximize", "minimize"), "maximize or minimize"),
 }
 
@@ -388,6 +389,9 @@ def validate(cfg: DictConfig, conf_dir: Path | None = None) -> None:
 
 
 def _relations(values: dict) -> None:
+    """The rules between keys."""
+    if "callbacks" in values and not (values["callbacks"] or {}).get("best_checkpoint"):
+        raise ConfigError("config key 'callbacks.best_checkpoint' is missing: the train stage keeps the best epoch")
     split = values.get("split") or {}
     fractions = [split.get(k) for k in ("train", "val", "test")]
     if all(_number(f) for f in fractions) and (abs(sum(fractions) - 1) > 1e-6 or fractions[0] == 0):

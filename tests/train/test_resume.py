@@ -198,3 +198,86 @@ def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs,
     finally:
         for path, content in images.items():
             path.write_bytes(content)
+
+
+def test_a_damaged_record_or_an_unreachable_store_fails_in_one_line_and_deletes_nothing(runs, tmp_path, monkeypatch):
+    """A killed run's checkpoints survive a resume that cannot go on: run.json not a record (valid
+    JSON but no object, truncated), the MLflow store corrupt or not answering. Each is one line and
+    exit status 2; put right, the run can be continued."""
+    project = tmp_path / "project"
+    shutil.copytree(runs[1], project)
+    out = project / "results/train"
+    state = json.loads((out / "run.json").read_text())
+    state.pop("finished", None)  # (the fixture's project may already be marked unfinished)
+    record = json.dumps(state)
+    (out / "run.json").write_text(record)  # as if killed before the end
+    kept = {p.name: p.read_bytes() for p in (out / "checkpoints").iterdir()}
+    store = (project / "mlflow.db").read_bytes()
+
+    def refused(expected, **env):
+        done = subprocess.run(
+            ["facedet", "run", "train", *TINY, "train.max_epochs=3"],
+            cwd=project,
+            env={**facedet_env(), **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+        assert done.returncode == 2 and len(errors) == 1 and expected in errors[0], done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        assert {p.name: p.read_bytes() for p in (out / "checkpoints").iterdir()} == kept
+
+    for damaged in ('["x"]', record[: len(record) // 2]):
+        (out / "run.json").write_text(damaged)
+        refused("run.json: ")
+        assert (out / "run.json").read_text() == damaged
+    (out / "run.json").write_text(record)
+    (project / "mlflow.db").write_bytes(b"not a database " * 100)
+    refused("cannot be reached")
+    (project / "mlflow.db").write_bytes(store)
+    refused("cannot be reached", MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    assert json.loads((out / "run.json").read_text()) == state
+
+    monkeypatch.chdir(project)  # put right, the run is resumable again
+    cfg = compose_config([*TINY, "train.max_epochs=3"])
+    assert resume_point(cfg, out, fingerprint(cfg))[0] == state["run_id"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc: Linux")
+def test_a_trainer_dies_with_the_dvc_process_that_started_it_and_a_second_one_is_refused(tmp_path):
+    project = tiny_project(tmp_path / "project")
+    # DVC runs a stage as its child with DVC_STAGE set; this parent is killed like a killed `dvc repro`.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])"]
+        + ["facedet", "run", "train", *TINY, "train.max_epochs=100"],
+        cwd=project,
+        env={**facedet_env(), "DVC_STAGE": "train"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    lock = project / "results/train/.facedet.lock"
+    try:
+        deadline = time.monotonic() + 240
+        while not (project / "results/train/run.json").is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        trainer = int(lock.read_text().split()[1])
+        second = train(project, "train.max_epochs=100", check=False)
+        errors = [line for line in second.stderr.splitlines() if "error" in line.lower()]
+        assert second.returncode == 2 and len(errors) == 1, second.stderr[-2000:]
+        assert f"is being trained by process {trainer}" in errors[0]
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 120
+    while _alive(trainer) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(trainer), "the training outlived the process that started it"

@@ -24,9 +24,13 @@ train (the MLflow logger is rank-zero-only in Lightning, so they need no run id)
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
+import time
 import warnings
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -34,15 +38,34 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from facedet.config import ConfigError
+from facedet import quiet
 from facedet.loss import build_loss
 from facedet.model import build_net
+from facedet.problems import DataError
 from facedet.tracking import Tracker
 from facedet.tracking.lightning import RunLogger
 from facedet.train import augment, publish, resume
 from facedet.train.data import FaceDataModule
 from facedet.train.finetune import load_initial_weights
 from facedet.train.module import EpochLines, FaceDetectorModule
+
+LOCK_FILE = ".facedet.lock"
+
+
+class ValidateLastEpoch(pl.Callback):
+    """Validate every ``every`` epochs and after the last one, whatever the two numbers: a run of
+    ``train.max_epochs=2`` with ``train.val_every=5`` validates (and can keep) its second epoch.
+    Lightning's ``check_val_every_n_epoch`` alone would skip a last epoch that is no multiple."""
+
+    def __init__(self, every: int) -> None:
+        self.every = int(every)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:
+        # Not on_train_epoch_start: Lightning skips it for the first epoch after a resume. The last
+        # epoch gets its own number as the interval (not 1, which would make the checkpoint callbacks
+        # save before validating).
+        epoch = trainer.current_epoch + 1
+        trainer.check_val_every_n_epoch = epoch if epoch == trainer.max_epochs else self.every
 
 
 def datamodule(cfg: DictConfig, net: nn.Module) -> FaceDataModule:
@@ -75,11 +98,7 @@ def run(
     ``run_tags``: extra tags of a new MLflow run (a sweep trial's); ``root``: the project (default: the
     one at or above the current folder)."""
     out = Path(cfg.paths.train)
-    if cfg.train.max_epochs % cfg.train.val_every:
-        raise ConfigError(
-            f"config key 'train.val_every' = {cfg.train.val_every}: expected a divisor of "
-            f"train.max_epochs ({cfg.train.max_epochs}), so that the last epoch is validated"
-        )
+    quiet.silence_library_notices()
     pl.seed_everything(cfg.seed, workers=True)
     tracker = Tracker.for_config(cfg, root)
     net = build_net(cfg.model)
@@ -94,27 +113,49 @@ def run(
         cfg.evaluate.threshold or 0.5,
     )
     configured = {name: instantiate(spec) for name, spec in cfg.callbacks.items() if spec}
-    if "best_checkpoint" not in configured:
-        raise ConfigError("config key 'callbacks.best_checkpoint' is missing: the train stage keeps the best epoch")
     terminal = sys.stderr.isatty()
-    extra = [*callbacks, *([] if terminal else [EpochLines()])]
+    extra = [ValidateLastEpoch(cfg.train.val_every), *callbacks, *([] if terminal else [EpochLines()])]
     # The MLflow logger is attached below, once rank 0 has its run: no default logger meanwhile.
     trainer = instantiate(
         cfg.trainer, callbacks=[*configured.values(), *extra], logger=False, enable_progress_bar=terminal
     )
 
-    key = resume.fingerprint(cfg, root)
-    point = resume.resume_point(cfg, out, key, tracker)
-    run_id = None
-    if trainer.is_global_zero:  # writes run.json
-        run_id = resume.open_run(cfg, out, key, point, tracker, str(cfg.model.name), run_tags)
-    trainer.logger = RunLogger(tracker, run_id)  # rank-zero-only
-    with tracker.failed_on_error(run_id) if run_id else nullcontext(), warnings.catch_warnings():
-        if point:  # the checkpoints there are the ones this run continues (a new run empties the folder)
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(module, datamodule=data, ckpt_path=str(point[1]) if point else None, weights_only=True)
-        if trainer.is_global_zero:
-            _publish(cfg, trainer, module, configured["best_checkpoint"], tracker, run_id, key)
+    with sole_trainer(out) if trainer.is_global_zero else nullcontext():
+        key = resume.fingerprint(cfg, root)
+        point = resume.resume_point(cfg, out, key, tracker)
+        run_id = None
+        if trainer.is_global_zero:  # writes run.json
+            run_id = resume.open_run(cfg, out, key, point, tracker, str(cfg.model.name), run_tags)
+        trainer.logger = RunLogger(tracker, run_id)  # rank-zero-only
+        with tracker.failed_on_error(run_id) if run_id else nullcontext(), warnings.catch_warnings():
+            if point:  # the checkpoints there are the ones this run continues (a new run empties the folder)
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            trainer.fit(module, datamodule=data, ckpt_path=str(point[1]) if point else None, weights_only=True)
+            if trainer.is_global_zero:
+                _publish(cfg, trainer, module, configured["best_checkpoint"], tracker, run_id, key)
+
+
+@contextmanager
+def sole_trainer(out: Path) -> Iterator[None]:
+    """An exclusive lock on ``out``/.facedet.lock while training there: a second trainer on the same
+    outputs (a second ``dvc repro``, a leftover process) is refused in one line instead of sharing
+    the checkpoints and the MLflow run. The kernel releases the lock with the process, however it ends."""
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise DataError(f"{out} is being trained by {holder}: wait for it to end, or stop it") from None
+    try:
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def _publish(

@@ -24,10 +24,24 @@ from facedet.config import validate
 LAST_VALID = "last_valid_params.yaml"
 
 
+def check(cfg: DictConfig) -> None:
+    """Every rule before any work: each value and the rules between keys (:func:`facedet.config.validate`),
+    the collect stage's sources (:mod:`facedet.sources`) and the model ``train.init`` starts from (which must
+    be there, in a file or the MLflow store, and be the network ``model.*`` describes)."""
+    from facedet.sources import read_sources
+    from facedet.train.finetune import check_init
+
+    validate(cfg)
+    raw = OmegaConf.select(cfg, "collect.sources", default=None)
+    read_sources(OmegaConf.to_container(raw, resolve=True) if OmegaConf.is_config(raw) else raw, Path(cfg.paths.data))
+    if cfg.train.init:
+        check_init(cfg.model, str(cfg.train.init))
+
+
 def run(cfg: DictConfig, params: Path = Path("params.yaml")) -> None:
     out = Path(cfg.paths.validate)
     out.mkdir(parents=True, exist_ok=True)
-    validate(cfg)  # also when called with a composed config (facedet run validate OVERRIDES)
+    check(cfg)  # also when called with a composed config (facedet run validate OVERRIDES)
     (out / "ok.json").write_text(json.dumps({"valid": True}) + "\n")
     if params.is_file() and OmegaConf.load(params) == cfg:
         shutil.copyfile(params, out / LAST_VALID)

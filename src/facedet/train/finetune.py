@@ -38,10 +38,10 @@ def init_file(init: str, tracker: Tracker | None = None) -> Path:
     return path
 
 
-def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str, tracker: Tracker | None = None) -> Path:
-    """Copy the weights of the model file named by ``init`` (a model URI: in ``tracker``'s store) into
-    ``net``, after checking that the file's network config equals ``model_cfg`` (but for the input
-    size); returns the file."""
+def check_init(model_cfg: Mapping, init: str, tracker: Tracker | None = None) -> Path:
+    """The model file named by ``init`` (a model URI: in ``tracker``'s store), after checking that its
+    network config equals ``model_cfg`` (but for the input size): a ConfigError naming ``train.init``
+    otherwise."""
     path = init_file(init, tracker)
     try:
         saved = weights.read_metadata(path)["model"]
@@ -65,6 +65,16 @@ def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str, tracker:
             f"config key 'train.init' = {init!r}: {path} predicts landmarks and model.landmarks is false here; "
             "set model.landmarks=true"
         )
+    return path
+
+
+def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str, tracker: Tracker | None = None) -> Path:
+    """Copy the weights of the model file named by ``init`` into ``net`` (checked by :func:`check_init`;
+    a box-only file starts a landmark network, whose landmark branch keeps its initial weights);
+    returns the file."""
+    path = check_init(model_cfg, init, tracker)
+    wants_landmarks = bool(model_cfg.get("landmarks", False))
+    has_landmarks = bool(weights.read_metadata(path)["model"].get("landmarks", False))
     missing, _ = net.load_state_dict(load_file(str(path)), strict=has_landmarks == wants_landmarks)
     if any(not key.startswith("predict_landmarks.") for key in missing):
         raise ConfigError(f"config key 'train.init' = {init!r}: {path} lacks {missing[0]}")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import torch
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
+from facedet.problems import DataError
 from facedet.stages import stage_spec
 from facedet.tracking import Tracker
 
@@ -56,8 +59,8 @@ def resume_point(cfg: DictConfig, out: Path, key: str, tracker: Tracker | None =
     if not cfg.train.get("resume", True) or not (state_file.is_file() and last.is_file()):
         return None
     try:
-        state = json.loads(state_file.read_text())
-    except (OSError, ValueError):  # unreadable, or deleted by rank 0 right now (a fresh start)
+        state = _read_state(state_file)
+    except FileNotFoundError:  # deleted by rank 0 right now (a fresh start)
         return None
     if state.get("finished"):
         return None  # a complete run: a new `dvc repro`/`facedet run train` is a new run
@@ -65,13 +68,53 @@ def resume_point(cfg: DictConfig, out: Path, key: str, tracker: Tracker | None =
         log.info("not resuming %s: made with another configuration, data or code", last)
         return None
     try:
-        (tracker or Tracker.for_config(cfg)).metrics(state["run_id"])  # the run is still in the store
+        tracker = tracker or Tracker.for_config(cfg)
+        tracker.metrics(state["run_id"])  # the run is still in the store
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise _unreachable(tracker, out, err) from None
+        log.warning("not resuming %s: its MLflow run %s is not in the store", last, state["run_id"])
+        return None
+    except Exception as err:  # noqa: BLE001 - whatever the store's driver raises: it did not answer
+        raise _unreachable(tracker, out, err) from None
+    try:
         # weights_only: tensors and primitive types only, never arbitrary pickled objects.
         epoch = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
-    except Exception as err:  # the MLflow run is gone, the checkpoint is unreadable
+    except Exception as err:  # noqa: BLE001 - an unreadable checkpoint cannot be continued
         log.warning("not resuming %s: %s", last, err)
         return None
     return state["run_id"], last, epoch
+
+
+def _read_state(state_file: Path) -> dict:
+    """run.json as written by :func:`_write_state`; anything else is a one-line DataError, never a
+    silent fresh start (which would replace the checkpoints the file belongs to)."""
+    text = state_file.read_text()
+    try:
+        state = json.loads(text)
+    except ValueError as err:
+        problem = f"not JSON ({err})"
+    else:
+        if (
+            isinstance(state, dict)
+            and isinstance(state.get("run_id"), str)
+            and isinstance(state.get("config_hash"), str)
+        ):
+            return state
+        problem = "expected an object with run_id and config_hash"
+    raise DataError(
+        f"{state_file}: {problem}; it names the MLflow run that {state_file.parent / CHECKPOINTS} continues: "
+        "put it back (dvc checkout), or delete it to start a new run there"
+    )
+
+
+def _unreachable(tracker: Tracker | None, out: Path, err: Exception) -> DataError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    store = tracker.uri if tracker is not None else "(not found)"
+    return DataError(
+        f"the MLflow store {store} cannot be reached ({first}); nothing was deleted, the "
+        f"checkpoints in {out / CHECKPOINTS} are kept: run the same command again once it answers"
+    )
 
 
 def open_run(
@@ -89,10 +132,13 @@ def open_run(
     if resume is not None:
         log.info("resuming MLflow run %s from %s (epoch %d done)", resume[0], resume[1], resume[2] + 1)
         return resume[0]
+    try:  # the store first: nothing is deleted before it has answered
+        run_id = tracker.start_run(cfg, run_name, tags)
+    except Exception as err:  # noqa: BLE001 - whatever the store's driver raises
+        raise _unreachable(tracker, out, err) from None
     checkpoints = out / CHECKPOINTS
     shutil.rmtree(checkpoints, ignore_errors=True)
     checkpoints.mkdir(parents=True)
-    run_id = tracker.start_run(cfg, run_name, tags)
     _write_state(out, {"run_id": run_id, "config_hash": key})
     return run_id
 
@@ -102,4 +148,7 @@ def mark_finished(out: Path, run_id: str, key: str) -> None:
 
 
 def _write_state(out: Path, state: dict) -> None:
-    (out / STATE_FILE).write_text(json.dumps(state) + "\n")
+    """Whole or not at all (a kill midway leaves the previous record): other ranks read it meanwhile."""
+    partial = out / f".{STATE_FILE}.partial"
+    partial.write_text(json.dumps(state) + "\n")
+    os.replace(partial, out / STATE_FILE)

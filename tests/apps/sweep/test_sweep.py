@@ -1,6 +1,7 @@
 """Hyperparameter sweeps (facedet.apps.sweep): a real two-trial study, the search space, the preset, pruning."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,7 @@ seed: 0
 startup_trials: 2
 evaluate: false
 write_experiment: best
+write_min: null
 params:
   train.lr: tag(log, interval(0.0005, 0.005))
   loss.box_weight: choice(0.5, 1.0)
@@ -42,7 +44,9 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the_best_preset(tmp_path, clean_env):
+def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the_best_preset(
+    tmp_path, clean_env, caplog
+):
     project = tmp_path / "project"
     project.mkdir()
     shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("best.yaml"))
@@ -50,7 +54,8 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     (project / "conf/hparams_search/tiny.yaml").write_text(TINY_SEARCH)
     generate(project / "data", SampleSettings(n_images=16))
 
-    overrides = ["hparams_search=tiny", "experiment=quick", "train.batch_size=8"]
+    # train.val_every=2 with experiment=quick's one epoch: the last epoch is validated all the same.
+    overrides = ["hparams_search=tiny", "experiment=quick", "train.batch_size=8", "train.val_every=2"]
 
     def interrupted(name, cfg, **context):  # Ctrl-C as trial 1 starts training
         if name == "train" and "trial_1" in cfg.paths.train:
@@ -60,7 +65,12 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     with pytest.raises(KeyboardInterrupt):
         sweep(interrupted, overrides, root=project)
     # The same command again resumes the study (multirun/optuna.db): one more trial makes the planned two.
-    result = sweep(run_stage, overrides, root=project)
+    with caplog.at_level("INFO", logger="facedet.apps.sweep"):
+        result = sweep(run_stage, overrides, root=project)
+    # The log shows a sampled rate as 4 significant digits, not 17.
+    trial_line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("trial 2: "))
+    shown = re.search(r"train\.lr=(\S+)", trial_line).group(1)
+    assert 0 < len(shown.split("e")[0].replace(".", "").lstrip("0")) <= 4, trial_line
     assert result.storage == f"sqlite:///{project / 'multirun/optuna.db'}"
     assert [(t["trial"], t["state"]) for t in result.trials] == [(0, "COMPLETE"), (2, "COMPLETE")]
 
@@ -113,6 +123,12 @@ def test_two_trial_sweep_is_one_parent_run_with_a_child_per_trial_and_writes_the
     # A searched config group (callbacks=ema) is selected in the preset's defaults, like an override.
     assert {"override /callbacks": result.best_params["callbacks"]} in written["defaults"]
     assert ("ema" in cfg.callbacks) == (result.best_params["callbacks"] == "ema")
+
+    # A best value below hparams_search.write_min writes no preset (the study is complete: no new trial).
+    preset.unlink()
+    again = sweep(run_stage, [*overrides, "hparams_search.write_min=1.5"], root=project)
+    assert again.experiment_file is None and not preset.exists()
+    assert [t["trial"] for t in again.trials] == [0, 2]
 
 
 def test_search_space_syntax_and_the_shipped_search_composes():
@@ -209,3 +225,15 @@ def test_the_pruning_callback_stops_a_real_lightning_training_after_a_bad_epoch(
     trainer.fit(Tiny(), data, data)
     assert pruning.pruned_at == 1 and trainer.current_epoch == 1  # one epoch of five, then stopped
     assert trial.should_prune() and pruning.last == pytest.approx(0.1)
+
+
+def test_the_written_preset_leaves_dvc_status_clean(tmp_path):
+    """conf/experiment/best.yaml is the sweep's output, git-ignored and DVC-ignored: the validate
+    stage (which depends on conf/) does not rerun because a sweep wrote it."""
+    from test_config import _dvc_project
+
+    project, sh = _dvc_project(tmp_path)
+    sh("dvc", "repro", "validate")
+    assert "up to date" in sh("dvc", "status", "validate").stdout
+    (project / "conf/experiment/best.yaml").write_text("# @package _global_\ntrain:\n  lr: 0.001\n")
+    assert "up to date" in sh("dvc", "status", "validate").stdout

@@ -57,9 +57,8 @@ class Sweep:
         folder = search.sweep_dir / f"trial_{k}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        log.info(
-            "trial %d: %s (runs %s)", k, " ".join(trial_overrides(values, search.root / "conf")), ", ".join(stages)
-        )
+        shown = {key: float(f"{v:.4g}") if isinstance(v, float) else v for key, v in values.items()}  # the log only
+        log.info("trial %d: %s (runs %s)", k, " ".join(trial_overrides(shown, search.root / "conf")), ", ".join(stages))
         metric = search.metric
         pruning = PruneOnValidation(trial, metric.split("/", 1)[-1] if metric.startswith("best/") else metric)
         started = time.perf_counter()
@@ -110,7 +109,15 @@ class Sweep:
         if not done:
             raise RuntimeError(f"sweep {search.name}: no trial completed (see the log above)")
         best = study.best_trial
-        experiment_file = self._write_preset(best) if search.spec.get("write_experiment") else None
+        floor = search.spec.get("write_min")
+        worth = floor is None or (best.value >= floor if search.direction == "maximize" else best.value <= floor)
+        if search.spec.get("write_experiment") and not worth:
+            log.warning(
+                "sweep %s: best %s %.4f does not reach hparams_search.write_min %g: no preset written "
+                "(a setting that learns nothing, such as experiment=quick, has no best to keep)",
+                *(search.name, search.metric, best.value, floor),
+            )
+        experiment_file = self._write_preset(best) if search.spec.get("write_experiment") and worth else None
         finished = study.get_trials(deepcopy=False, states=counted_states())
         record_best(self.tracker, self.parent_id, search, best, finished, len(done))
         trials = [

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facedet.apps.sweep.space import extremes, parse_space, split_overrides, trial_overrides
 from facedet.config import ConfigError, compose_config
+from facedet.train.finetune import check_init
 
 
 @dataclass
@@ -78,6 +79,9 @@ def read_search(overrides: list[str], root: Path) -> Search:
     )
     for pick in (0, -1):
         search.trial_config(extremes(space, pick))
+    composed = search.trial_config({})
+    if composed.train.init:  # the model file the validate stage checks (its network), before any trial
+        check_init(composed.model, str(composed.train.init))
     return search
 
 
