@@ -15,7 +15,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/.uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup lock data run check-clean compare test test-older-cpu test-slow lint docs docs-serve ui params help
+.PHONY: setup lock data run baseline check-clean compare test test-older-cpu test-slow lint docs docs-serve ui params help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,18 +48,23 @@ run: data  ## the whole pipeline (dvc repro): validate -> collect -> labels -> a
 	@echo "metrics:  results/evaluate/metrics.json  (dvc metrics show)"
 	@echo "plots:    results/evaluate/*.png  (dvc plots show: PR curve, robustness, prediction grid)"
 	@echo "runs:     make ui -> http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
-	@echo "baseline: record this run in git, so that experiments are compared with it (make compare):"
-	@echo "          git add data.dvc dvc.lock results && git commit -m 'Pipeline results'"
+	@echo "baseline: make baseline   (records this run in git, so that experiments are compared with it: make compare)"
 
 # `dvc exp show` with the headline metrics first (test AP@0.5, AP@[.5:.95], F1; validation AP and the
 # model's threshold), then only the params that differ between the rows; deps hashes and the other
 # metrics left out (plain `dvc exp show` has them all).
 HEADLINE := ap50|ap50_95|f1|best/val_ap50|best/threshold
 DEPS := data|conf|src/.*|results/.*|paths\..*
-OTHER_METRICS := val/.*|train/.*|registry/.*|best/val_f1|ap50_(small|medium|large)|precision|recall|mean_iou|image_accuracy
-NOT_SHOWN := $(DEPS)|$(OTHER_METRICS)|fp_per_negative_image|tp|fp|fn|images|threshold
+OTHER_METRICS := val/.*|train/.*|registry/.*|lr-.*|best/val_f1|ap50_(small|medium|large)|precision|recall|mean_iou|image_accuracy
+# Params that only repeat another (optimizer.lr: $${train.lr}, trainer.max_epochs: $${train.max_epochs}, ...).
+DERIVED = $(shell $(BIN)/python -c "from pathlib import Path; from facedet.config import derived_keys; print('|'.join(k.replace('.', '[.]') for k in sorted(derived_keys(Path('conf')))))")
+NOT_SHOWN = $(DEPS)|$(OTHER_METRICS)|$(DERIVED)|fp_per_negative_image|tp|fp|fn|images|threshold
 compare: setup  ## experiments side by side with the committed baseline: headline metrics, then the params that differ
 	dvc exp show --only-changed --keep '^($(HEADLINE))$$' --drop '^($(NOT_SHOWN))$$'
+
+MSG ?= Pipeline results (baseline)
+baseline: setup  ## commit this run's results to git as the baseline of make compare (never a DVC-tracked output)
+	python -m facedet.apps.baseline -m "$(MSG)"
 
 test: setup  ## the fast tests
 	pytest -q
@@ -85,9 +90,12 @@ docs-serve: setup  ## the documentation site on http://127.0.0.1:8000, rebuilt o
 test-slow: setup  ## the slow tests (whole default pipeline in a temporary copy)
 	pytest -q -m slow
 
-ui: setup  ## the MLflow UI on 127.0.0.1:5000 against this project's store
-	@echo "runs: http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning   registry: http://127.0.0.1:5000/#/models/facedet"
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+PORT ?= 5000
+ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) against this project's store (another port: make ui PORT=5001)
+	@python -c 'import socket; socket.socket().bind(("127.0.0.1", $(PORT)))' 2>/dev/null || \
+		{ echo "make ui: port $(PORT) on 127.0.0.1 is in use (another make ui?): make ui PORT=5001" >&2; exit 1; }
+	@echo "runs: http://127.0.0.1:$(PORT)/#/experiments/1?workflowType=machine_learning   registry: http://127.0.0.1:$(PORT)/#/models/facedet?workflowType=machine_learning"
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT) --workers 1
 
 params: setup  ## rewrite params.yaml from conf/ (what `dvc exp run` does)
 	python -c "from dvc.utils.hydra import compose_and_dump; compose_and_dump('params.yaml', '$(CURDIR)/conf', None, 'config', '', [])"

@@ -101,6 +101,7 @@ def project_copy(tmp_path: Path, overrides: list[str]) -> Path:
 def sh(project: Path, *cmd: str) -> str:
     """Run a command in ``project`` with this environment's tools (no outside MLflow store); its output."""
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "MPLBACKEND": "Agg"}
+    env |= {f"GIT_{who}_{what}": v for who in ("AUTHOR", "COMMITTER") for what, v in (("NAME", "t"), ("EMAIL", "t@t"))}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

@@ -5,6 +5,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -76,6 +77,25 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
         "config.yaml",
         "report.json",
     } <= logged
+
+    # `dvc plots show` works offline: image plots only, no script from a CDN (Vega's plots need one).
+    sh(project, "dvc", "plots", "show", "-o", "plots")
+    page = (project / "plots/index.html").read_text()
+    assert "<img" in page and "<script src" not in page and "https://" not in page
+
+    # `make compare`: a param that only repeats another (optimizer.lr is ${train.lr}) is not a column.
+    compare = subprocess.run(["make", "-s", "-n", "compare"], cwd=ROOT, capture_output=True, text=True)
+    command = compare.stdout.strip().splitlines()[-1]
+    assert command.startswith("dvc exp show ")
+    sh(project, sys.executable, "-m", "facedet.apps.baseline")  # the commit experiments are compared with
+    params_file = project / "params.yaml"
+    params_text = params_file.read_text()
+    changed_lr = yaml.safe_load(params_text)
+    changed_lr["train"]["lr"] = changed_lr["optimizer"]["lr"] = 0.5  # what `dvc exp run -S train.lr=0.5` writes
+    params_file.write_text(yaml.safe_dump(changed_lr, sort_keys=False))
+    shown = sh(project, "bash", "-c", f"COLUMNS=300 {command}")
+    assert "train.lr" in shown and "optimizer.lr" not in shown and "lr-AdamW" not in shown
+    params_file.write_text(params_text)
 
     # Nothing changed: a second repro runs nothing and DVC reports a clean state.
     assert "Running stage" not in sh(project, "dvc", "repro")

@@ -91,3 +91,20 @@ def test_mlflow_ui_serves_the_runs_of_a_sqlite_store(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_make_ui_on_a_busy_port_fails_in_one_line():
+    from conftest import ROOT
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            ["make", "-s", "ui", f"PORT={port}"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode != 0
+    assert (
+        done.stderr.splitlines()[0]
+        == f"make ui: port {port} on 127.0.0.1 is in use (another make ui?): make ui PORT=5001"
+    )
