@@ -1,6 +1,7 @@
 """ONNX export: the graph matches PyTorch, carries the facedet metadata, and the onnx backend agrees."""
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +74,17 @@ def test_onnx_and_torch_backends_give_the_same_faces(exported):
         assert abs(a[0].score - b[0].score) <= 2e-4
 
 
-def test_onnx_backend_from_safetensors_uses_the_matching_sibling_or_exports(exported, tmp_path):
+def test_onnx_backend_from_safetensors_uses_the_matching_sibling_or_exports(exported, tmp_path, monkeypatch):
     st, path, _ = exported
     assert FaceDetector.load(st, backend="onnx").backend.path == path
     alone = tmp_path / "alone.safetensors"  # no sibling: exported on the fly to a temporary folder
     alone.write_bytes(st.read_bytes())
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     detector = FaceDetector.load(alone, backend="onnx", threads=1)
     assert isinstance(detector.backend, OnnxBackend) and len(detector(pictures()[0])) == 1
+    assert list(temp.iterdir()) == []  # the export is gone once ONNX Runtime has read it
     with pytest.raises(ValueError, match="onnx backend only"):
         FaceDetector.load(path, backend="torch")
 

@@ -160,14 +160,16 @@ def exported_sibling(weights_path: Path) -> Path | None:
     return None
 
 
-def _export_to_temp(weights_path: Path) -> Path:
-    """A fresh ONNX export of a .safetensors file, in a temporary folder."""
+def _onnx_of_fresh_export(weights_path: Path, threads: int | None) -> OnnxBackend:
+    """ONNX Runtime on a fresh export of a .safetensors file. The export lives in a temporary folder
+    only until ONNX Runtime has read it, so that loading leaves nothing behind."""
     from facedet.inference.onnx import export_onnx
 
-    out = Path(tempfile.mkdtemp(prefix="facedet-onnx-")) / weights_path.with_suffix(".onnx").name
-    diff = export_onnx(weights_path, out)
-    log.info("exported %s to %s (max abs diff vs PyTorch %.2g)", weights_path, out, diff)
-    return out
+    with tempfile.TemporaryDirectory(prefix="facedet-onnx-") as folder:
+        out = Path(folder) / weights_path.with_suffix(".onnx").name
+        diff = export_onnx(weights_path, out)
+        log.info("exported %s to ONNX for this session (max abs diff vs PyTorch %.2g)", weights_path, diff)
+        return OnnxBackend(out, threads)
 
 
 class FaceDetector:
@@ -278,7 +280,8 @@ class FaceDetector:
             net, metadata = weights.load(path)
             runner: TorchBackend | OnnxBackend = TorchBackend(net, threads)
         else:
-            runner = OnnxBackend(path if is_onnx else sibling or _export_to_temp(path), threads)
+            onnx_file = path if is_onnx else sibling
+            runner = OnnxBackend(onnx_file, threads) if onnx_file else _onnx_of_fresh_export(path, threads)
             metadata = runner.metadata
         if size is not None:
             if runner.resize == "letterbox" and (size < 32 or size % 32):
