@@ -257,3 +257,15 @@ def test_albumentations_update_check_is_turned_off_in_one_place():
         f for f in [*files, ROOT / "Makefile"] if f != Path(__file__) and "NO_ALBUMENTATIONS_UPDATE" in f.read_text()
     ]
     assert setters == [SRC / "facedet" / "__init__.py"]
+
+
+def test_mlflow_is_called_from_the_tracking_package_only():
+    """Experiment tracking has one home (facedet.tracking): no other module imports MLflow."""
+    importers = set()
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(name.split(".")[0] == "mlflow" for name in names):
+                importers.add(module)
+    assert importers == {"facedet.tracking.store"}

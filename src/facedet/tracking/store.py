@@ -222,6 +222,17 @@ class Tracker:
     def params(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.params)
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store holds the run (False when it answers that it does not; any other failure,
+        a store that does not answer, raises)."""
+        try:
+            self.client.get_run(run_id)
+        except MlflowException as err:
+            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+        return True
+
     def metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client.get_run(run_id).data.metrics)
 

@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 
 import torch
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from facedet.problems import DataError
@@ -69,14 +68,12 @@ def resume_point(cfg: DictConfig, out: Path, key: str, tracker: Tracker | None =
         return None
     try:
         tracker = tracker or Tracker.for_config(cfg)
-        tracker.metrics(state["run_id"])  # the run is still in the store
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise _unreachable(tracker, out, err) from None
-        log.warning("not resuming %s: its MLflow run %s is not in the store", last, state["run_id"])
-        return None
+        kept = tracker.has_run(state["run_id"])
     except Exception as err:  # noqa: BLE001 - whatever the store's driver raises: it did not answer
         raise _unreachable(tracker, out, err) from None
+    if not kept:
+        log.warning("not resuming %s: its MLflow run %s is not in the store", last, state["run_id"])
+        return None
     try:
         # weights_only: tensors and primitive types only, never arbitrary pickled objects.
         epoch = int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
