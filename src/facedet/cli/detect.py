@@ -94,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"facedet detect: {error['file']}: {error['problem']}", file=sys.stderr)
     if args.json is None and args.csv is None and args.out is None and results.data["images"]:
         print(results.table())  # nothing asked to be written: the boxes on the console
-    written = ", ".join("stdout" if str(p) == "-" else str(p) for p in (args.json, args.csv, args.out) if p is not None)
+    written = (
+        ", ".join("stdout" if str(p) == "-" else str(p) for p in (args.json, args.csv, args.out) if p is not None)
+        or "nothing written"
+    )
     print(
-        f"{written + ': ' if written else ''}{results.faces} faces in {len(results.data['images'])} images/frames; "
+        f"{written}: {results.faces} faces in {len(results.data['images'])} images/frames; "
         f"{len(results.data['errors'])} unreadable",
         file=sys.stderr if str(args.json) == "-" else sys.stdout,  # stdout is the JSON's alone
     )
