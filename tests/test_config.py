@@ -98,7 +98,7 @@ def _dvc_project(tmp_path, n_images=12):
     project.mkdir()
     for name in ("conf", "src"):
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("best.yaml", "__pycache__"))
-    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "pyproject.toml", "uv.lock"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / ".dvc", project / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     generate(project / "data", SampleSettings(n_images=n_images))
@@ -169,7 +169,7 @@ def test_any_epoch_count_trains_and_validates_its_last_epoch_and_cross_key_rules
     )
     assert "best val AP@0.5" in done.stdout
     # No notice a user cannot act on: Lightning's litlogger advertisement and LeafSpec deprecation,
-    # MLflow's note on torch's "+cpu" version.
-    for notice in ("litlogger", "LeafSpec", "local version label"):
+    # MLflow's note on torch's "+cpu" version and its failed `uv export` of the project's uv.lock.
+    for notice in ("litlogger", "LeafSpec", "local version label", "uv export"):
         assert notice not in done.stdout + done.stderr, notice
     assert torch.load(train / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 2

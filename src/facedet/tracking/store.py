@@ -262,7 +262,9 @@ class Tracker:
         )
         # mlflow.pytorch.log_model logs into the active run of MLflow's fluent API only: the run is made
         # active against this store for the call, and the process-wide settings are put back after.
-        with _fluent_store(self.uri), mlflow.start_run(run_id=run_id):
+        # Seeing uv.lock, MLflow would export the requirements with `uv export` (the whole project, dev
+        # tools included, and a warning where uv is not on PATH); it infers them from the model instead.
+        with _fluent_store(self.uri), mlflow.start_run(run_id=run_id), _environ(MLFLOW_UV_AUTO_DETECT="false"):
             return mlflow.pytorch.log_model(model, name="model", input_example=example, signature=signature)
 
     # ------------------------------------------------------------------------------------------
@@ -359,6 +361,21 @@ def _fluent_store(uri: str) -> Iterator[None]:
     finally:
         if before is not None:
             os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Environment variables set inside the block, as they were after it."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _moved(recorded: str, here: str) -> bool:
