@@ -136,6 +136,7 @@ def test_a_rejected_dvc_exp_run_value_leaves_params_and_results_as_they_were(tmp
         assert _snapshot(project) == before, bad
 
 
+@pytest.mark.slow
 def test_any_epoch_count_trains_and_validates_its_last_epoch_and_cross_key_rules_stop_before_dvc(tmp_path):
     """README: `dvc exp run -S train.max_epochs=2` and `facedet run train train.max_epochs=2` with
     train.val_every 5 train 2 epochs and keep a validated model; a value that only a stage could reject

@@ -200,6 +200,7 @@ def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs,
             path.write_bytes(content)
 
 
+@pytest.mark.slow
 def test_a_damaged_record_or_an_unreachable_store_fails_in_one_line_and_deletes_nothing(runs, tmp_path, monkeypatch):
     """A killed run's checkpoints survive a resume that cannot go on: run.json not a record (valid
     JSON but no object, truncated), the MLflow store corrupt or not answering. Each is one line and
@@ -253,6 +254,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc: Linux")
+@pytest.mark.slow
 def test_a_trainer_dies_with_the_dvc_process_that_started_it_and_a_second_one_is_refused(tmp_path):
     project = tiny_project(tmp_path / "project")
     # DVC runs a stage as its child with DVC_STAGE set; this parent is killed like a killed `dvc repro`.
