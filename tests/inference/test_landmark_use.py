@@ -161,18 +161,16 @@ def test_the_mlflow_model_returns_the_landmarks(tmp_path):
     import mlflow
     import torch
 
+    from facedet.tracking import Tracker
     from facedet.train.publish import Predictor, log_servable
 
     torch.manual_seed(0)
     net = DenseNet(**{k: v for k, v in TINY.items() if k != "name"}).eval()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment):
-            info = log_servable(net)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "t")
+    tracker.client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    info = log_servable(tracker, tracker.create_run("servable", {}), net)
+    with mlflow.tracking._tracking_service.utils._use_tracking_uri(tracker.uri):
         pyfunc = mlflow.pyfunc.load_model(info.model_uri)
-    finally:
-        mlflow.set_tracking_uri(None)
     assert info.signature.outputs.inputs[0].shape == (-1, -1, 15)
     x = torch.rand(1, 3, 96, 128)
     with torch.no_grad():
