@@ -84,12 +84,12 @@ def test_short_training_learns_the_landmarks_and_evaluate_reports_nme(tmp_path):
     at_threshold = _nme(net, tmp_path, test, 0.3)
     import json
 
-    import mlflow
     from conftest import ROOT
 
     from facedet.config import compose_config
     from facedet.model import weights
     from facedet.pipeline.evaluate import _evaluate
+    from facedet.tracking import Tracker
 
     paths = {name: tmp_path / name for name in ("train", "labels", "collect", "evaluate")}
     (paths["collect"] / "images").mkdir(parents=True)
@@ -105,14 +105,12 @@ def test_short_training_learns_the_landmarks_and_evaluate_reports_nme(tmp_path):
     cfg = compose_config(
         [f"paths.{name}={path}" for name, path in paths.items()] + ["evaluate.robustness_images=2"], root=ROOT
     )
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment) as run:
-            _evaluate(cfg)
-        logged = mlflow.get_run(run.info.run_id).data.metrics
-    finally:
-        mlflow.set_tracking_uri(None)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "t")
+    tracker.client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = tracker.create_run("evaluate", {})
+    with tracker.continue_run(run_id):
+        _evaluate(cfg, tracker, run_id)
+    logged = tracker.client.get_run(run_id).data.metrics
     metrics = json.loads((paths["evaluate"] / "metrics.json").read_text())
     assert metrics["nme"] == pytest.approx(at_threshold["nme"], abs=1e-4) and metrics["nme_faces"] > 0
     assert metrics["nme_faces"] == at_threshold["nme_faces"]
