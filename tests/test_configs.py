@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from facedet.config import PRESET_GROUPS, ConfigError, compose_config, load_params, validate
 from facedet.loss import build_loss
 from facedet.model import build_net
-from facedet.train import augment
-from facedet.train.module import FaceDetectorModule
+from facedet.training import augment
+from facedet.training.module import FaceDetectorModule
 
 
 def _options(group):

@@ -33,10 +33,10 @@ from facedet import coco
 from facedet.coco import Image
 from facedet.datacopy import copy_dataset
 from facedet.images import ImageError, read_header, read_picture, read_rgb
-from facedet.labels.fddb import import_fddb
-from facedet.labels.labelme import import_folder
-from facedet.labels.voc import import_voc
-from facedet.labels.yolo import import_yolo
+from facedet.label_formats.fddb import import_fddb
+from facedet.label_formats.labelme import import_folder
+from facedet.label_formats.voc import import_voc
+from facedet.label_formats.yolo import import_yolo
 from facedet.model import weights
 from facedet.problems import ProblemReport
 

@@ -4,7 +4,7 @@ import pytorch_lightning as pl
 import torch
 
 from facedet.progress import line, track
-from facedet.train.module import EpochLines
+from facedet.training.module import EpochLines
 
 
 def test_line_says_how_far_how_fast_and_how_long_is_left():

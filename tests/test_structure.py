@@ -168,7 +168,7 @@ def test_runtime_knobs_do_not_retrain():
     params = SPECS["train"].params
     for knob in (*RUNTIME_TRAIN_KEYS, *RUNTIME_TRAINER_KEYS, "tracking", "tracking.experiment"):
         assert not _declared(knob, params), knob
-    assert "train" not in params and "model" in params and "src/facedet/evaluate" in SPECS["train"].deps
+    assert "train" not in params and "model" in params and "src/facedet/evaluation" in SPECS["train"].deps
 
 
 def _stale_trainer_keys(trainer: dict, params: tuple[str, ...]) -> list[str]:

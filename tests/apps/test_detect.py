@@ -213,7 +213,7 @@ def test_the_bundled_model_works_right_after_install(tmp_path, monkeypatch):
     """Outside a project (no results/train), detect uses the model shipped in the package."""
     import skimage.data
 
-    from facedet.evaluate.metrics import box_iou
+    from facedet.evaluation.metrics import box_iou
     from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights, exported_sibling
 
     monkeypatch.chdir(tmp_path)

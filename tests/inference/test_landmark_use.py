@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facedet.coco import Detection, Image
-from facedet.evaluate.metrics import landmark_metrics
+from facedet.evaluation.metrics import landmark_metrics
 from facedet.inference.align import ARCFACE_TEMPLATE, align_faces
 from facedet.inference.detector import BUNDLED_WEIGHTS, FaceDetector
 from facedet.inference.onnx import export_onnx
@@ -140,7 +140,7 @@ def test_prelabel_with_yunet_proposes_five_points_per_face(tmp_path):
 
     from facedet.apps.prelabel import peer_proposer, prelabel
     from facedet.images import write_image
-    from facedet.labels.labelme import import_folder
+    from facedet.label_formats.labelme import import_folder
     from facedet.problems import ProblemReport
 
     (tmp_path / "images").mkdir()
@@ -162,7 +162,7 @@ def test_the_mlflow_model_returns_the_landmarks(tmp_path):
     import torch
 
     from facedet.tracking import Tracker
-    from facedet.train.publish import Predictor, log_servable
+    from facedet.training.publish import Predictor, log_servable
 
     torch.manual_seed(0)
     net = DenseNet(**{k: v for k, v in TINY.items() if k != "name"}).eval()

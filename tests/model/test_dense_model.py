@@ -111,7 +111,7 @@ def test_the_mlflow_model_has_a_small_input_example_and_takes_any_batch_and_size
     import mlflow
 
     from facedet.tracking import Tracker
-    from facedet.train.publish import Predictor, log_servable
+    from facedet.training.publish import Predictor, log_servable
 
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "t")
     tracker.client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())

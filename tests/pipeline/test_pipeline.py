@@ -103,7 +103,7 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
 
     # The copy's own src/ is what dvc.yaml's code deps point at. The code that picks the best
     # checkpoint and the threshold retrains; a runtime knob (train.num_workers) does not.
-    code = project / "src/facedet/evaluate/metrics.py"
+    code = project / "src/facedet/evaluation/metrics.py"
     original = code.read_text()
     code.write_text(original + "# a change\n")
     assert {"train", "evaluate"} <= set(json.loads(sh(project, "dvc", "status", "--json")))

@@ -5,7 +5,7 @@ training) on every image of a folder (recursive) that has no LabelMe file yet, a
 5.4.1 JSON with one ``face`` rectangle per proposed face (``imagePath`` relative to the JSON,
 ``imageData`` null, ``imageWidth``/``imageHeight`` after EXIF orientation, as labelme shows the
 image) and, when the detector gives them (YuNet, a facedet model with landmarks), its five landmark
-points tied to the rectangle by a ``group_id`` (:mod:`facedet.labels.labelme`; image-left first).
+points tied to the rectangle by a ``group_id`` (:mod:`facedet.label_formats.labelme`; image-left first).
 
 Where the file goes, and what counts as "has a LabelMe file already":
 
@@ -14,7 +14,7 @@ Where the file goes, and what counts as "has a LabelMe file already":
   -> ``.../labels/a/x.json`` (what ``labelme data/images --output data/labels`` reads). Otherwise
   beside the image: ``a/x.jpg`` -> ``a/x.json``.
 - An image is labelled when a label file of its dataset pairs with it by the importer's rules
-  (:mod:`facedet.labels.labelme`: ``imagePath``, else the file name); a label file that cannot be
+  (:mod:`facedet.label_formats.labelme`: ``imagePath``, else the file name); a label file that cannot be
   read counts too (its image is reported, for you to fix the file). Nothing is ever overwritten:
   an existing file at the target path is left alone and reported.
 - An image with no face proposed gets no file (it stays a negative, as before; run again with a
@@ -32,7 +32,7 @@ import numpy as np
 
 from facedet.boxes import Box, clip_box
 from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_rgb
-from facedet.labels.labelme import images_folder_index, landmark_points, rectangle, write_labelme
+from facedet.label_formats.labelme import images_folder_index, landmark_points, rectangle, write_labelme
 
 # (box, score, five (x, y) landmarks or None) per proposed face
 Proposer = Callable[[np.ndarray], list[tuple[Box, float, tuple | None]]]
@@ -66,7 +66,7 @@ def target_for(image: Path, root: Path) -> Path:
 def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(image -> label file, problems) for the LabelMe files under root, paired as the importer
     pairs them; paths relative to root (POSIX)."""
-    from facedet.labels.labelme import label_files
+    from facedet.label_formats.labelme import label_files
 
     claimed, unusable = label_files(root)
     problems = [

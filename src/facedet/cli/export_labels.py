@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from facedet import coco
-    from facedet.labels.export import export_labelme, export_yolo
+    from facedet.label_formats.export import export_labelme, export_yolo
 
     images = coco.read(args.coco)
     if args.to == "labelme":

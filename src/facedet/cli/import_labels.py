@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
     import yaml
 
     from facedet import coco
-    from facedet.labels.registry import import_labels
+    from facedet.label_formats.registry import import_labels
     from facedet.problems import DataError, ProblemReport
 
     options = {}

@@ -21,7 +21,7 @@ from rich.progress import track
 from facedet import coco
 from facedet.images import read_rgb, write_image
 from facedet.landmarks import landmark_array
-from facedet.train import augment
+from facedet.training import augment
 
 
 def run(cfg: DictConfig) -> None:

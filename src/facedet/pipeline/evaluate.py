@@ -16,9 +16,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from facedet import coco, progress
-from facedet.evaluate.metrics import detection_metrics, landmark_metrics, pr_curve
-from facedet.evaluate.plots import plot_pr_curve, prediction_grid
-from facedet.evaluate.robustness import plot_robustness, robustness_report
+from facedet.evaluation.metrics import detection_metrics, landmark_metrics, pr_curve
+from facedet.evaluation.plots import plot_pr_curve, prediction_grid
+from facedet.evaluation.robustness import plot_robustness, robustness_report
 from facedet.images import read_rgb
 from facedet.inference.detector import FaceDetector
 from facedet.tracking import Tracker, result_metric

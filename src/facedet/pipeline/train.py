@@ -44,10 +44,10 @@ from facedet.model import build_net
 from facedet.problems import DataError
 from facedet.tracking import Tracker
 from facedet.tracking.lightning import RunLogger
-from facedet.train import augment, publish, resume
-from facedet.train.data import FaceDataModule
-from facedet.train.finetune import load_initial_weights
-from facedet.train.module import EpochLines, FaceDetectorModule
+from facedet.training import augment, publish, resume
+from facedet.training.data import FaceDataModule
+from facedet.training.finetune import load_initial_weights
+from facedet.training.module import EpochLines, FaceDetectorModule
 
 LOCK_FILE = ".facedet.lock"
 

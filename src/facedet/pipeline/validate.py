@@ -29,7 +29,7 @@ def check(cfg: DictConfig) -> None:
     the collect stage's sources (:mod:`facedet.sources`) and the model ``train.init`` starts from (which must
     be there, in a file or the MLflow store, and be the network ``model.*`` describes)."""
     from facedet.sources import read_sources
-    from facedet.train.finetune import check_init
+    from facedet.training.finetune import check_init
 
     validate(cfg)
     raw = OmegaConf.select(cfg, "collect.sources", default=None)

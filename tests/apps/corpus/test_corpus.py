@@ -26,7 +26,7 @@ from facedet.apps.corpus.build import EVERY, MAX_FRAMES, build, load_labels, out
 from facedet.apps.corpus.extract import check_name, extract, sha256_file
 from facedet.apps.corpus.fetch import DEFAULT_CACHE, fetch
 from facedet.apps.corpus.sources import MEDIA_EXTENSIONS, SOURCES, Source, is_video
-from facedet.labels.labelme import import_folder
+from facedet.label_formats.labelme import import_folder
 from facedet.problems import ProblemReport
 from facedet.video import frame_indices
 
@@ -501,7 +501,7 @@ def test_builder_writes_a_packages_human_landmarks_with_their_face(tmp_path):
     from skimage import data
 
     from facedet.apps import peers
-    from facedet.evaluate.metrics import landmark_metrics
+    from facedet.evaluation.metrics import landmark_metrics
 
     detections = peers.load("yunet")(data.astronaut())
     nme = landmark_metrics([image], [detections], threshold=0.5)["nme"]

@@ -3,7 +3,7 @@
 Per detector (our model files, OpenCV's Haar cascade always, YuNet and dlib's HOG detector when their
 packages are installed -- see :mod:`facedet.apps.peers`):
 
-- ``ap50`` / ``ap50_95``: COCO AP (:func:`facedet.evaluate.metrics.detection_metrics`) on a labelled
+- ``ap50`` / ``ap50_95``: COCO AP (:func:`facedet.evaluation.metrics.detection_metrics`) on a labelled
   set -- default the pipeline's test split (``results/labels/test.json``, images in
   ``results/collect/images``); every candidate a detector scores is ranked. ``precision`` /
   ``recall`` at the detector's own threshold (ours: the model's; peers: the library default).
@@ -15,7 +15,7 @@ packages are installed -- see :mod:`facedet.apps.peers`):
 - ``fp_nonface``: boxes at the detector's threshold on real non-face pictures shipped in packages
   (scikit-image, scikit-learn). Most of them were also sample backgrounds (random crops, see
   :mod:`facedet.apps.sample`); ``fp_nonface_unseen`` counts only the ones the sample never uses.
-- ``nme``: landmark NME (:func:`facedet.evaluate.metrics.landmark_metrics`: mean point error over
+- ``nme``: landmark NME (:func:`facedet.evaluation.metrics.landmark_metrics`: mean point error over
   sqrt(box area), at the detector's threshold) on the labelled set's faces that have landmarks, for the
   detectors that give landmarks (YuNet, our models with landmarks); ``nme_faces`` faces measured.
 - ``faces_found``: faces matched (IoU >= 0.5, at the threshold) on the real portraits shipped in

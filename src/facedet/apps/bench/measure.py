@@ -8,7 +8,7 @@ import numpy as np
 
 from facedet.apps.bench.runners import Runner
 from facedet.coco import Detection, Image
-from facedet.evaluate.metrics import detection_metrics, landmark_metrics
+from facedet.evaluation.metrics import detection_metrics, landmark_metrics
 
 
 def _counted(detections: list[Detection], threshold: float) -> list[Detection]:

@@ -125,7 +125,7 @@ def load_truth(images: Path | None = None, image_root: Path | None = None) -> tu
         raise FileNotFoundError("no --images given and no facedet project here (with its test split)")
     spec = Path(images) if images is not None else labels / "test.json"
     if spec.is_dir():
-        from facedet.labels.labelme import import_folder
+        from facedet.label_formats.labelme import import_folder
         from facedet.problems import ProblemReport
 
         truth = import_folder(spec, ProblemReport("bench"))

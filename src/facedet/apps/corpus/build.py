@@ -55,7 +55,7 @@ from facedet.apps.corpus.fetch import fetch
 from facedet.apps.corpus.landmarks import five_from_68, read_pts
 from facedet.apps.corpus.sources import SOURCES, Source, is_video, picture_key
 from facedet.boxes import Box, clip_box
-from facedet.labels.labelme import IGNORE_LABEL, landmark_points, rectangle, write_labelme
+from facedet.label_formats.labelme import IGNORE_LABEL, landmark_points, rectangle, write_labelme
 from facedet.video import FrameSampler, VideoError, count_frames, frame_indices
 
 EVERY = 10  # default: every 10th frame

@@ -14,7 +14,7 @@ import numpy as np
 from facedet.apps.sample.compose import MAX_FACE_FRACTION, Face, photometric, place_face
 from facedet.apps.sample.pictures import background
 from facedet.boxes import Box
-from facedet.labels.labelme import rectangle, write_labelme
+from facedet.label_formats.labelme import rectangle, write_labelme
 
 JPEG_QUALITY = 90
 

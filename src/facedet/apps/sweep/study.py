@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from facedet.apps.sweep.space import extremes, parse_space, split_overrides, trial_overrides
 from facedet.config import ConfigError, compose_config
-from facedet.train.finetune import check_init
+from facedet.training.finetune import check_init
 
 
 @dataclass

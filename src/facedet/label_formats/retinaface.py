@@ -1,0 +1,163 @@
+"""Import RetinaFace's WIDER FACE ``label.txt`` (boxes with five landmarks; InsightFace / Pytorch_Retinaface).
+
+::
+
+    src/label.txt        # 0--Parade/0_Parade_marchingband_1_849.jpg
+                         449 330 122 149 488.906 373.643 0.0 542.089 376.442 0.0 ... 0.82
+    src/images/0--Parade/0_Parade_marchingband_1_849.jpg
+
+A record is a line ``# <image path>`` (relative to the images folder) and then one line per face:
+``x y w h`` in pixels, then optionally five ``lx ly flag`` triples and a blur score (20 numbers in all).
+Flag 0 is a visible point, 1 a hidden one; all fifteen values -1 mean a face without landmarks
+(normal: RetinaFace's validation file has none). The points are in RetinaFace's order, which is
+facedet's (:data:`facedet.coco.KEYPOINT_NAMES`: image-left eye first).
+
+Conventions as the other importers (:mod:`facedet.label_formats.formats`): only listed images are imported
+(a record without face lines is a negative); a face line that is not 4 or 19/20 numbers drops its
+image (error naming the file and line); malformed landmarks drop the landmarks, not the face.
+Faces whose shorter side is below ``min_size`` pixels become ignore regions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facedet.coco import NUM_KEYPOINTS, Image
+from facedet.label_formats.formats import (
+    MAX_DATASET_FILE_BYTES,
+    BadLabels,
+    Malformed,
+    Sizes,
+    accept_box,
+    accept_landmarks,
+    dataset_root,
+    display_path,
+    excerpt,
+    folder_inside,
+    left_option,
+    number_option,
+    option_path,
+    parse_float,
+    read_text,
+    resolve_image,
+    sorted_images,
+)
+from facedet.problems import ProblemReport
+
+
+def import_retinaface(
+    src: Path,
+    report: ProblemReport,
+    *,
+    annotations: Path | str = "label.txt",
+    images: Path | str | None = None,
+    min_size: float = 0,
+    left: str = "image",
+) -> list[Image]:
+    """The images listed in a RetinaFace ``label.txt`` with their faces and landmarks.
+
+    ``annotations``: the file (relative to src); ``images``: the folder its paths are relative to
+    (default: ``images`` beside the file).
+    """
+    root = dataset_root(src)
+    min_size = number_option(min_size, "min_size")
+    left = left_option(left)
+    ann_path = option_path(root, annotations, "label.txt")
+    if not ann_path.is_file():
+        raise FileNotFoundError(f"annotations: {ann_path} is not a file")
+    images_dir = option_path(root, images, "") if images is not None else ann_path.parent / "images"
+    base = folder_inside(root, images_dir, "images")
+    name = display_path(root, ann_path)
+    try:
+        lines = read_text(ann_path, limit=MAX_DATASET_FILE_BYTES).splitlines()
+    except BadLabels as err:
+        report.error(name, f"annotation file unreadable ({err}); nothing imported")
+        return []
+    sizes = Sizes(root, report)
+    result: dict[str, Image] = {}
+    for path_line, written, faces in _records(lines, name, report):
+        try:
+            rel = resolve_image(root, base, written)
+        except BadLabels as err:
+            report.error(name, f"line {path_line}: {err}; image dropped")
+            continue
+        if rel in result:
+            report.error(name, f"line {path_line}: {rel} is listed again; this record ignored")
+            continue
+        size = sizes.get(rel, name)
+        if size is None:
+            continue
+        image = Image(rel, size.width, size.height)
+        try:
+            boxes = [
+                accept_box((x, y, x + w, y + h), size, rel, name, f"line {line}", report)
+                for line, (x, y, w, h), _ in faces
+            ]
+        except BadLabels as err:
+            report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
+            continue
+        for box, (line, _, points) in zip(boxes, faces):
+            if min(box[2] - box[0], box[3] - box[1]) < min_size:
+                image.ignore.append(box)
+                continue
+            image.boxes.append(box)
+            image.landmarks.append(
+                accept_landmarks(points, box, size, left, name, f"line {line}", report) if points else None
+            )
+        if not any(image.landmarks):
+            image.landmarks = []
+        result[rel] = image
+    return sorted_images(result)
+
+
+def _records(lines: list[str], name: str, report: ProblemReport):
+    """(path line number, image path, [(line number, (x, y, w, h), points or None)]) per good record."""
+    i, n = 0, len(lines)
+    while i < n:
+        text = lines[i].strip()
+        if not text:
+            i += 1
+            continue
+        if not text.startswith("#"):
+            report.error(name, f"line {i + 1}: expected '# <image path>', got '{excerpt(text)}'; skipped")
+            i += 1
+            continue
+        path_line, written = i + 1, text[1:].strip()
+        i += 1
+        faces = []
+        try:
+            while i < n and not lines[i].strip().startswith("#"):
+                if lines[i].strip():
+                    faces.append(_face(lines[i], i + 1))
+                i += 1
+        except Malformed as err:
+            report.error(name, f"line {err.line}: {err}; image {written} (line {path_line}) dropped")
+            while i < n and not lines[i].strip().startswith("#"):
+                i += 1
+            continue
+        yield path_line, written, faces
+
+
+def _face(text: str, line: int):
+    tokens = text.split()
+    if len(tokens) not in (4, 4 + 3 * NUM_KEYPOINTS, 5 + 3 * NUM_KEYPOINTS):
+        raise Malformed(
+            line,
+            f"a face line is 'x y w h' and optionally five 'x y flag' landmarks and a blur score "
+            f"(4, 19 or 20 numbers); this one has {len(tokens)}: '{excerpt(text.strip())}'",
+        )
+    try:
+        values = [parse_float(t) for t in tokens]
+    except BadLabels as err:
+        raise Malformed(line, f"face line: {err}") from None
+    x, y, w, h = values[:4]
+    marks = values[4 : 4 + 3 * NUM_KEYPOINTS]
+    if not marks or all(v == -1 for v in marks):
+        return line, (x, y, w, h), None
+    # RetinaFace's flag: 0 visible, 1 hidden, -1 none; COCO's v: 2 visible, 1 hidden, 0 none.
+    visibility = {0.0: 2, 1.0: 1, -1.0: 0}
+    points = [
+        (px, py, visibility.get(flag, flag) if not (px == -1 and py == -1) else 0)
+        for px, py, flag in zip(marks[0::3], marks[1::3], marks[2::3])
+    ]
+    return line, (x, y, w, h), points

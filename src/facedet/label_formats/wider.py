@@ -1,0 +1,261 @@
+"""Import WIDER FACE (http://shuoyang1213.me/WIDERFACE/) in its official layout.
+
+::
+
+    src/wider_face_split/wider_face_train_bbx_gt.txt   (or _val_)
+    src/WIDER_train/images/<event>/<name>.jpg           (or WIDER_val)
+
+The ground-truth file is a sequence of records: a line with the image path (relative to the
+images folder), a line with the face count N, then N lines
+``x1 y1 w h blur expression illumination invalid occlusion pose`` (pixels, 0-based; flags are
+small integers: blur 0/1/2 = clear/normal/heavy, occlusion 0/1/2 = none/partial/heavy, invalid 1 =
+the annotators could not label it). When N is 0 the next line is a dummy ``0 0 0 0 0 0 0 0 0 0``.
+
+Conventions:
+
+- Only images listed in the file are imported (the file is the dataset; an unlisted image is not
+  a negative). A zero-face record is a negative.
+- A face becomes an ignore region (``Image.ignore``, COCO ``iscrowd=1``: neither a face to find
+  nor background) when it is flagged invalid, when its shorter side is below ``min_size`` pixels,
+  when its blur flag is above ``max_blur`` or its occlusion flag above ``max_occlusion``. The
+  counts of blur/occlusion flags are logged (info).
+- The box is (x1, y1, x1 + w, y1 + h). WIDER has a few boxes with w or h = 0: rejected (error).
+- A malformed record (a count that is not a whole number, a face line that is not 4 or 10
+  numbers, fewer or more face lines than the count) is an error naming the file and line: that
+  image is dropped and parsing resumes at the next image path line.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+from collections import Counter
+from pathlib import Path
+
+from facedet.coco import Image
+from facedet.images import IMAGE_EXTENSIONS
+from facedet.label_formats.formats import (
+    MAX_DATASET_FILE_BYTES,
+    BadLabels,
+    Malformed,
+    Sizes,
+    accept_box,
+    dataset_root,
+    display_path,
+    excerpt,
+    folder_inside,
+    number_option,
+    option_path,
+    parse_float,
+    read_text,
+    resolve_image,
+    sorted_images,
+)
+from facedet.problems import ProblemReport
+
+log = logging.getLogger(__name__)
+
+_SPLIT_FILE = re.compile(r"wider_face_(train|val)_bbx_gt", re.IGNORECASE)
+
+
+def import_wider(
+    src: Path,
+    report: ProblemReport,
+    *,
+    annotations: Path | str | None = None,
+    images: Path | str | None = None,
+    min_size: float = 10,
+    split: str | None = None,
+    max_blur: int = 2,
+    max_occlusion: int = 2,
+) -> list[Image]:
+    """The images listed in a WIDER FACE ground-truth file, with faces and ignore regions.
+
+    ``annotations``: the ``wider_face_*_bbx_gt.txt`` file (default: under
+    ``src/wider_face_split``, the one of ``split``, "train" or "val"; with split unset, whichever
+    one exists). ``images``: the folder the paths in it are relative to (default
+    ``src/WIDER_<split>/images``, the split read from the annotation file's name). Relative paths
+    are relative to src. ``min_size``, ``max_blur``, ``max_occlusion``: see the module docstring.
+    """
+    root = dataset_root(src)
+    min_size = number_option(min_size, "min_size")
+    max_blur = int(number_option(max_blur, "max_blur"))
+    max_occlusion = int(number_option(max_occlusion, "max_occlusion"))
+    ann_path, images_dir = _locate(root, annotations, images, split)
+    base = folder_inside(root, images_dir, "images")
+    ann_name = display_path(root, ann_path)
+    try:
+        lines = read_text(ann_path, limit=MAX_DATASET_FILE_BYTES).splitlines()
+    except BadLabels as err:
+        report.error(ann_name, f"annotation file unreadable ({err}); nothing imported")
+        return []
+
+    sizes = Sizes(root, report)
+    result: dict[str, Image] = {}
+    first_line: dict[str, int] = {}
+    stats: Counter = Counter()
+    for path_line, written, faces in _records(lines, ann_name, report):
+        try:
+            rel = resolve_image(root, base, written)
+        except BadLabels as err:
+            report.error(ann_name, f"line {path_line}: {err}; image dropped")
+            continue
+        if rel in first_line:
+            report.error(
+                ann_name,
+                f"line {path_line}: {rel} is listed again (first on line {first_line[rel]}); this record ignored",
+            )
+            continue
+        first_line[rel] = path_line
+        size = sizes.get(rel, ann_name)
+        if size is None:
+            continue
+        image = Image(rel, size.width, size.height)
+        try:
+            boxes = [
+                accept_box((x, y, x + w, y + h), size, rel, ann_name, f"line {line}", report)
+                for line, (x, y, w, h), _ in faces
+            ]
+        except BadLabels as err:
+            report.error(ann_name, f"{err}; image {rel} set aside (its faces are unknown)")
+            continue
+        for box, (_line, (_x, _y, w, h), flags) in zip(boxes, faces):
+            blur, invalid, occlusion = flags.get("blur", 0), flags.get("invalid", 0), flags.get("occlusion", 0)
+            stats[f"blur={blur}"] += 1
+            stats[f"occlusion={occlusion}"] += 1
+            reasons = [
+                reason
+                for reason, hit in (
+                    ("invalid", invalid == 1),
+                    ("small", min(w, h) < min_size),
+                    ("blur", blur > max_blur),
+                    ("occlusion", occlusion > max_occlusion),
+                )
+                if hit
+            ]
+            (image.ignore if reasons else image.boxes).append(box)
+            stats.update(f"ignored:{reason}" for reason in reasons)
+        result[rel] = image
+    log.info(
+        "wider: %d images, %d faces, %d ignore regions; flags %s",
+        len(result),
+        sum(len(i.boxes) for i in result.values()),
+        sum(len(i.ignore) for i in result.values()),
+        dict(sorted(stats.items())),
+    )
+    return sorted_images(result)
+
+
+def _locate(root: Path, annotations, images, split) -> tuple[Path, Path]:
+    if split is not None and str(split) not in ("train", "val"):
+        raise ValueError(f"split: expected 'train' or 'val', got {split!r}")
+    if annotations is None:
+        splits = [str(split)] if split is not None else ["train", "val"]
+        found = [(s, root / "wider_face_split" / f"wider_face_{s}_bbx_gt.txt") for s in splits]
+        found = [(s, p) for s, p in found if p.is_file()]
+        if not found:
+            raise FileNotFoundError(
+                f"annotations: no wider_face_{'|'.join(splits)}_bbx_gt.txt in {root / 'wider_face_split'}"
+            )
+        if len(found) > 1:
+            raise ValueError(
+                "split: both wider_face_train_bbx_gt.txt and wider_face_val_bbx_gt.txt "
+                "exist; choose split=train or split=val (or give annotations)"
+            )
+        split, ann_path = found[0]
+    else:
+        ann_path = option_path(root, annotations, "")
+        if not ann_path.is_file():
+            raise FileNotFoundError(f"annotations: {ann_path} is not a file")
+        if split is None:
+            match = _SPLIT_FILE.search(ann_path.name)
+            split = match.group(1).lower() if match else None
+    if images is None:
+        if split is None:
+            raise ValueError(f"images: cannot tell the split from {ann_path.name}; give images")
+        images = f"WIDER_{split}/images"
+    return ann_path, option_path(root, images, "")
+
+
+def _is_path(line: str) -> bool:
+    """An image path line: ends with an image extension and does not start with a number."""
+    text = line.strip()
+    if posixpath.splitext(text)[1].lower() not in IMAGE_EXTENSIONS:
+        return False
+    try:
+        float(text.split()[0])
+    except ValueError:
+        return True
+    return False
+
+
+_FLAGS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
+
+
+def _records(lines: list[str], ann_name: str, report: ProblemReport):
+    """(path line number, image path, [(line number, (x, y, w, h), flags)]) for each good record."""
+    i, n = 0, len(lines)
+    while i < n:
+        text = lines[i].strip()
+        if not text:
+            i += 1
+            continue
+        if not _is_path(text):
+            report.error(
+                ann_name, f"line {i + 1}: expected an image path, got '{excerpt(text)}'; skipped to the next image path"
+            )
+            i += 1
+            while i < n and not _is_path(lines[i]):
+                i += 1
+            continue
+        path_line, written = i + 1, text
+        i += 1
+        try:
+            if i >= n:
+                raise Malformed(path_line, "image path without a face count at the end of the file")
+            count_text, count_line = lines[i].strip(), i + 1
+            if not re.fullmatch(r"\d+", count_text):
+                raise Malformed(count_line, f"face count '{excerpt(count_text)}' is not a whole number")
+            count = int(count_text)
+            i += 1
+            faces = []
+            for k in range(count):
+                if i >= n or _is_path(lines[i]) or not lines[i].strip():
+                    raise Malformed(
+                        i + 1 if i < n else n, f"the count on line {count_line} is {count} but {k} face line(s) follow"
+                    )
+                faces.append(_face(lines[i], i + 1))
+                i += 1
+            if count == 0 and i < n and lines[i].strip() and not _is_path(lines[i]):
+                line = i + 1
+                values = _face(lines[i], line)[1]
+                if any(values):
+                    raise Malformed(line, f"the count on line {count_line} is 0 but this line holds a face")
+                i += 1  # the dummy line of a zero-face record
+            if i < n and lines[i].strip() and not _is_path(lines[i]):
+                raise Malformed(i + 1, f"more face lines than the count ({count}) on line {count_line}")
+        except BadLabels as err:
+            line = err.line if isinstance(err, Malformed) else i + 1
+            report.error(ann_name, f"line {line}: {err}; image {written} (line {path_line}) dropped")
+            while i < n and not _is_path(lines[i]):
+                i += 1
+            continue
+        yield path_line, written, faces
+
+
+def _face(text: str, line: int) -> tuple[int, tuple[float, float, float, float], dict[str, int]]:
+    tokens = text.split()
+    if len(tokens) not in (4, 10):
+        raise Malformed(
+            line,
+            f"a face line has 10 numbers (x1 y1 w h and 6 flags), this one has "
+            f"{len(tokens)}: '{excerpt(text.strip())}'",
+        )
+    try:
+        values = [parse_float(t) for t in tokens]
+    except BadLabels as err:
+        raise Malformed(line, f"face line: {err}") from None
+    flags = {name: int(v) for name, v in zip(_FLAGS, values[4:])}
+    x, y, w, h = values[:4]
+    return line, (x, y, w, h), flags
