@@ -221,104 +221,155 @@ def build(
     images/ + labels/, replaced), manifest.jsonl and label_report.md."""
     out = Path(out)
     labels = {} if draft else (load_labels() if labels is None else labels)
-    checked = labels.get("pictures", {})
-    for split in {s.split for s in sources}:
-        shutil.rmtree(out / split, ignore_errors=True)
-        (out / split / "images").mkdir(parents=True)
-        (out / split / "labels").mkdir()
+    _empty_split_folders(out, sources)
     result = Result(out)
     archives = []
-
     for source in sources:
         archive, why = fetch(source, cache, offline=offline)
         if archive is None:
             result.problems.append(why)
             continue
-        archives.append(
-            {
-                "package": source.package,
-                "version": source.version,
-                "client": source.client,
-                "archive": source.archive,
-                "sha256": source.sha256,
-                "licence": source.licence,
-                "split": source.split,
-            }
-        )
-        names = output_names(source)
-        with tempfile.TemporaryDirectory(prefix="facedet-corpus-") as tmp:
-            for picture in pictures(source, archive, Path(tmp), result.problems, every, max_frames):
-                stem = names[picture.member] + ("" if picture.frame is None else f"_f{picture.frame:05d}")
-                height, width = picture.rgb.shape[:2]
-                faces: list[Box] = []
-                ignore: list[Box] = []
-                points: list[list | None] = []  # per face: its checked five points, or None
-                if not draft:
-                    entry = checked.get(picture.key)
-                    if entry is None:
-                        result.unlabelled.append(picture.key)
-                        continue
-                    if entry.get("sha256") != picture.member_sha256:
-                        result.problems.append(
-                            f"{picture.key}: labels.json was checked on other bytes "
-                            f"(sha256 {str(entry.get('sha256'))[:12]}...); left out"
-                        )
-                        continue
-                    for face in entry.get("faces", []):
-                        box = tuple(round(v, 1) for v in clip_box(face["box"], width, height))
-                        if face.get("ignore"):
-                            ignore.append(box)
-                        else:
-                            faces.append(box)
-                            points.append(face.get("landmarks"))
-                data = picture.jpeg if picture.jpeg is not None else encode_jpeg(picture.rgb)
-                image_file = out / source.split / "images" / f"{stem}.jpg"
-                image_file.write_bytes(data)
-                label_file = None
-                owner = _owner(faces, picture.landmarks) if picture.landmarks else None
-                if picture.landmarks and owner is None:
-                    result.problems.append(f"{picture.key}: its landmarks lie in no single face box; left out")
-                elif owner is not None:
-                    points[owner] = picture.landmarks  # human points win over the teacher's
-                if faces or ignore:
-                    label_file = f"{source.split}/labels/{stem}.json"
-                    shapes = []
-                    for k, (box, five) in enumerate(zip(faces, points), start=1):
-                        shapes.append(rectangle("face", box, k if five else None))
-                        if five:
-                            shapes += landmark_points([(x, y, 2) for x, y in five], k)
-                    shapes += [rectangle(IGNORE_LABEL, b) for b in ignore]
-                    write_labelme(out / label_file, image_file, shapes, width, height)
-                result.entries.append(
-                    {
-                        "file": f"{source.split}/images/{stem}.jpg",
-                        "labels": label_file,
-                        "package": source.package,
-                        "version": source.version,
-                        "member": picture.member,
-                        "frame": picture.frame,
-                        "member_sha256": picture.member_sha256,
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "licence": source.licence,
-                        "split": source.split,
-                        "width": int(width),
-                        "height": int(height),
-                        "faces": len(faces),
-                        "ignore": len(ignore),
-                        "landmarks": sum(five is not None for five in points),
-                        "human_landmarks": int(owner is not None),
-                        "what": source.media[picture.member],
-                    }
-                )
+        archives.append(_archive_record(source))
+        _add_source(source, archive, labels.get("pictures", {}), result, every, max_frames, draft)
     if result.unlabelled:
-        by_member = Counter(key.split("#")[0] for key in result.unlabelled)
-        line = (
-            f"{len(result.unlabelled)} pictures have no checked labels and were left out (other --every / "
-            f"--max-frames than the labels were made for?): "
-            + ", ".join(f"{m} ({n})" for m, n in sorted(by_member.items())[:5])
-            + (" ..." if len(by_member) > 5 else "")
+        result.problems.append(_unlabelled_line(result.unlabelled))
+    _write_manifest(out, result, labels, archives, every, max_frames, draft)
+    if not draft:
+        from facedet.apps.corpus.report import label_report
+
+        (out / REPORT).write_text("# Label check\n\n" + label_report(result.entries, labels, sources), encoding="utf-8")
+    return result
+
+
+def _empty_split_folders(out: Path, sources: tuple[Source, ...]) -> None:
+    for split in {s.split for s in sources}:
+        shutil.rmtree(out / split, ignore_errors=True)
+        (out / split / "images").mkdir(parents=True)
+        (out / split / "labels").mkdir()
+
+
+def _archive_record(source: Source) -> dict:
+    """What the manifest's header says about a source's archive."""
+    return {
+        "package": source.package,
+        "version": source.version,
+        "client": source.client,
+        "archive": source.archive,
+        "sha256": source.sha256,
+        "licence": source.licence,
+        "split": source.split,
+    }
+
+
+def _add_source(
+    source: Source, archive: Path, checked: dict, result: Result, every: int, max_frames: int, draft: bool
+) -> None:
+    """Write every picture of one source that has checked labels (every picture in draft mode)."""
+    names = output_names(source)
+    with tempfile.TemporaryDirectory(prefix="facedet-corpus-") as tmp:
+        for picture in pictures(source, archive, Path(tmp), result.problems, every, max_frames):
+            entry = {} if draft else _checked_entry(picture, checked, result)
+            if entry is None:
+                continue
+            stem = names[picture.member] + ("" if picture.frame is None else f"_f{picture.frame:05d}")
+            _add_picture(picture, stem, entry, result)
+
+
+def _checked_entry(picture: Picture, checked: dict, result: Result) -> dict | None:
+    """The picture's checked labels, or None (recorded in ``result``) when it has none for its bytes."""
+    entry = checked.get(picture.key)
+    if entry is None:
+        result.unlabelled.append(picture.key)
+        return None
+    if entry.get("sha256") != picture.member_sha256:
+        result.problems.append(
+            f"{picture.key}: labels.json was checked on other bytes "
+            f"(sha256 {str(entry.get('sha256'))[:12]}...); left out"
         )
-        result.problems.append(line)
+        return None
+    return entry
+
+
+def _boxes(entry: dict, width: int, height: int) -> tuple[list[Box], list[Box], list[list | None]]:
+    """(face boxes, ignore boxes, per face its checked five points or None), clipped to the picture."""
+    faces: list[Box] = []
+    ignore: list[Box] = []
+    points: list[list | None] = []
+    for face in entry.get("faces", []):
+        box = tuple(round(v, 1) for v in clip_box(face["box"], width, height))
+        if face.get("ignore"):
+            ignore.append(box)
+        else:
+            faces.append(box)
+            points.append(face.get("landmarks"))
+    return faces, ignore, points
+
+
+def _add_picture(picture: Picture, stem: str, entry: dict, result: Result) -> None:
+    """Write one picture, its LabelMe file when it has boxes, and its manifest entry."""
+    split = picture.source.split
+    height, width = picture.rgb.shape[:2]
+    faces, ignore, points = _boxes(entry, width, height)
+    data = picture.jpeg if picture.jpeg is not None else encode_jpeg(picture.rgb)
+    image_file = result.out / split / "images" / f"{stem}.jpg"
+    image_file.write_bytes(data)
+    owner = _owner(faces, picture.landmarks) if picture.landmarks else None
+    if picture.landmarks and owner is None:
+        result.problems.append(f"{picture.key}: its landmarks lie in no single face box; left out")
+    elif owner is not None:
+        points[owner] = picture.landmarks  # human points win over the teacher's
+    label_file = None
+    if faces or ignore:
+        label_file = f"{split}/labels/{stem}.json"
+        shapes = _shapes(faces, ignore, points)
+        write_labelme(result.out / label_file, image_file, shapes, width, height)
+    result.entries.append(
+        {
+            "file": f"{split}/images/{stem}.jpg",
+            "labels": label_file,
+            "package": picture.source.package,
+            "version": picture.source.version,
+            "member": picture.member,
+            "frame": picture.frame,
+            "member_sha256": picture.member_sha256,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "licence": picture.source.licence,
+            "split": split,
+            "width": int(width),
+            "height": int(height),
+            "faces": len(faces),
+            "ignore": len(ignore),
+            "landmarks": sum(five is not None for five in points),
+            "human_landmarks": int(owner is not None),
+            "what": picture.source.media[picture.member],
+        }
+    )
+
+
+def _shapes(faces: list[Box], ignore: list[Box], points: list[list | None]) -> list[dict]:
+    """LabelMe shapes: each face rectangle with its five points (grouped by number), then the ignore ones."""
+    shapes = []
+    for k, (box, five) in enumerate(zip(faces, points), start=1):
+        shapes.append(rectangle("face", box, k if five else None))
+        if five:
+            shapes += landmark_points([(x, y, 2) for x, y in five], k)
+    shapes += [rectangle(IGNORE_LABEL, b) for b in ignore]
+    return shapes
+
+
+def _unlabelled_line(unlabelled: list[str]) -> str:
+    by_member = Counter(key.split("#")[0] for key in unlabelled)
+    return (
+        f"{len(unlabelled)} pictures have no checked labels and were left out (other --every / "
+        f"--max-frames than the labels were made for?): "
+        + ", ".join(f"{m} ({n})" for m, n in sorted(by_member.items())[:5])
+        + (" ..." if len(by_member) > 5 else "")
+    )
+
+
+def _write_manifest(
+    out: Path, result: Result, labels: dict, archives: list[dict], every: int, max_frames: int, draft: bool
+) -> None:
     header = {
         "about": "facedet real-face corpus: pictures that ship inside pinned packages; see README 'Real-face corpus'",
         "decoder": {"opencv": cv2.__version__, "pillow": PIL.__version__},
@@ -329,8 +380,3 @@ def build(
     }
     lines = [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in [header, *result.entries]]
     (out / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if not draft:
-        from facedet.apps.corpus.report import label_report
-
-        (out / REPORT).write_text("# Label check\n\n" + label_report(result.entries, labels, sources), encoding="utf-8")
-    return result
