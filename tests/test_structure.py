@@ -269,3 +269,25 @@ def test_mlflow_is_called_from_the_tracking_package_only():
             if any(name.split(".")[0] == "mlflow" for name in names):
                 importers.add(module)
     assert importers == {"facedet.tracking.store"}
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(source: str, limit: int) -> list[tuple[str, int]]:
+    """(name, lines) of every function or method longer than ``limit`` lines, decorators left out."""
+    return [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def test_no_function_is_longer_than_a_screen():
+    assert _long_functions("def f():\n" + "    x = 1\n" * 3, limit=3) == [("f", 4)]  # the check sees one
+    long = [
+        f"{path.relative_to(ROOT)}: {name} ({lines} lines)"
+        for path in MODULES.values()
+        for name, lines in _long_functions(path.read_text(), MAX_FUNCTION_LINES)
+    ]
+    assert long == [], f"split them into named steps of at most {MAX_FUNCTION_LINES} lines"

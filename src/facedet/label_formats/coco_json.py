@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from facedet.coco import NUM_KEYPOINTS, Image
@@ -88,12 +89,37 @@ def import_coco(
 
     face_ids, other_names = _categories(data, wanted, name)
     order = _keypoint_order(data, face_ids, name, report)
+    listed = _listed_images(data["images"], root, base, name, report)
+    annotations_list = data.get("annotations", [])
+    if not isinstance(annotations_list, list):
+        report.error(name, "'annotations' is not a list; every image dropped (faces unknown)")
+        return []
+    found, dropped = _face_annotations(annotations_list, listed, face_ids, other_names, name, report)
+    for rel, image in listed.images.items():
+        if rel in dropped or not found[rel]:
+            continue
+        try:
+            _add_faces(image, found[rel], listed.declared[rel], listed.sizes[rel], order, left, name, report)
+        except BadLabels as err:
+            dropped.add(rel)
+            report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
+    return sorted_images({rel: image for rel, image in listed.images.items() if rel not in dropped})
+
+
+@dataclass
+class _Listed:
+    """The usable images of a COCO file's ``images`` list, by path relative to the dataset folder."""
+
+    by_id: dict[object, str | None] = field(default_factory=dict)  # image id -> path (None: refused)
+    declared: dict[str, tuple[object, object]] = field(default_factory=dict)  # path -> (width, height) in the file
+    images: dict[str, Image] = field(default_factory=dict)
+    sizes: dict[str, Size] = field(default_factory=dict)  # path -> the real image's size
+
+
+def _listed_images(entries: list, root: Path, base: str, name: str, report: ProblemReport) -> _Listed:
+    listed = _Listed()
     sizes = Sizes(root, report)
-    by_id: dict[object, str] = {}  # image id -> file name (relative to root)
-    declared: dict[str, tuple[object, object]] = {}
-    result: dict[str, Image] = {}
-    size_of: dict[str, Size] = {}
-    for k, entry in enumerate(data["images"]):
+    for k, entry in enumerate(entries):
         where = f"images[{k}]"
         if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("file_name"), str):
             report.error(name, f"{where}: not an image entry with 'id' and 'file_name'; ignored")
@@ -102,25 +128,28 @@ def import_coco(
             rel = resolve_image(root, base, entry["file_name"])
         except BadLabels as err:
             report.error(name, f"{where}: {err}; image dropped")
-            by_id[_key(entry["id"])] = None
+            listed.by_id[_key(entry["id"])] = None
             continue
-        if rel in declared:
+        if rel in listed.declared:
             report.warning(name, f"{where}: {rel} is listed again (id {entry['id']}); its annotations are merged")
-        by_id[_key(entry["id"])] = rel
-        declared.setdefault(rel, (entry.get("width"), entry.get("height")))
+        listed.by_id[_key(entry["id"])] = rel
+        listed.declared.setdefault(rel, (entry.get("width"), entry.get("height")))
         size = sizes.get(rel, name)
-        if size is not None and rel not in result:
-            result[rel] = Image(rel, size.width, size.height)
-            size_of[rel] = size
+        if size is not None and rel not in listed.images:
+            listed.images[rel] = Image(rel, size.width, size.height)
+            listed.sizes[rel] = size
+    return listed
 
-    found: dict[str, list[tuple[str, bool, tuple]]] = defaultdict(list)
+
+def _face_annotations(
+    annotations: list, listed: _Listed, face_ids: set, other_names: dict, name: str, report: ProblemReport
+) -> tuple[dict[str, list[tuple]], set[str]]:
+    """(image -> its face annotations as (where, crowd, box, keypoints or None), images dropped
+    because an annotation of theirs cannot be read)."""
+    found: dict[str, list[tuple]] = defaultdict(list)
     dropped: set[str] = set()
     ignored: Counter = Counter()
-    annotations_list = data.get("annotations", [])
-    if not isinstance(annotations_list, list):
-        report.error(name, "'annotations' is not a list; every image dropped (faces unknown)")
-        return []
-    for k, ann in enumerate(annotations_list):
+    for k, ann in enumerate(annotations):
         where = f"annotations[{k}]"
         if not isinstance(ann, dict):
             report.error(name, f"{where}: not an object; ignored")
@@ -130,11 +159,11 @@ def import_coco(
             ignored[other_names.get(category, f"category_id {category}")] += 1
             continue
         image_id = _key(ann.get("image_id"))
-        if image_id not in by_id:
+        if image_id not in listed.by_id:
             report.error(name, f"{where}: image_id {ann.get('image_id')!r} is not in 'images'; ignored")
             continue
-        rel = by_id[image_id]
-        if rel is None or rel not in result:
+        rel = listed.by_id[image_id]
+        if rel is None or rel not in listed.images:
             continue  # a refused or unreadable image, already reported
         try:
             box = _bbox(ann)
@@ -145,30 +174,34 @@ def import_coco(
         found[rel].append(
             (where, bool(ann.get("iscrowd")), box, ann.get("keypoints") if ann.get("num_keypoints", 1) else None)
         )
-
-    for rel, image in result.items():
-        if rel in dropped or not found[rel]:
-            continue
-        transform = frame(declared[rel], size_of[rel], rel, name, report)
-        try:
-            for where, crowd, box, keypoints in found[rel]:
-                box = accept_box(transform(box), size_of[rel], rel, name, where, report)
-                if crowd:
-                    image.ignore.append(box)
-                    continue
-                image.boxes.append(box)
-                points = _points(keypoints, order, transform) if keypoints is not None else None
-                image.landmarks.append(
-                    accept_landmarks(points, box, size_of[rel], left, name, where, report) if points else None
-                )
-            if not any(image.landmarks):
-                image.landmarks = []
-        except BadLabels as err:
-            dropped.add(rel)
-            report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
     if ignored:
         log.info("coco: ignored annotations of other categories: %s", dict(sorted(ignored.items())))
-    return sorted_images({rel: image for rel, image in result.items() if rel not in dropped})
+    return found, dropped
+
+
+def _add_faces(
+    image: Image,
+    annotations: list[tuple],
+    declared: tuple[object, object],
+    size: Size,
+    order: list[int] | None,
+    left: str,
+    name: str,
+    report: ProblemReport,
+) -> None:
+    """An image's face boxes (with landmarks) and crowd regions; BadLabels for a box that cannot be used."""
+    rel = image.file_name
+    transform = frame(declared, size, rel, name, report)
+    for where, crowd, box, keypoints in annotations:
+        box = accept_box(transform(box), size, rel, name, where, report)
+        if crowd:
+            image.ignore.append(box)
+            continue
+        image.boxes.append(box)
+        points = _points(keypoints, order, transform) if keypoints is not None else None
+        image.landmarks.append(accept_landmarks(points, box, size, left, name, where, report) if points else None)
+    if not any(image.landmarks):
+        image.landmarks = []
 
 
 def _keypoint_order(data: dict, face_ids: set, name: str, report: ProblemReport) -> list[int] | None:

@@ -36,21 +36,19 @@ from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
 from facedet.label_formats.formats import (
-    MAX_DATASET_FILE_BYTES,
     BadLabels,
     Malformed,
     Sizes,
-    accept_box,
     dataset_root,
     display_path,
     excerpt,
     folder_inside,
     option_path,
     parse_float,
-    read_text,
     resolve_image,
     sorted_images,
 )
+from facedet.label_formats.listed import listed_images, read_lines
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -58,8 +56,10 @@ log = logging.getLogger(__name__)
 _FOLD = re.compile(r"FDDB-fold-(\d+)-ellipseList\.txt$")
 
 
-def _ellipse_box(a: float, b: float, angle: float, cx: float, cy: float) -> tuple[float, float, float, float]:
-    """An FDDB ellipse line's box (major semi-axis a, minor b, angle in radians, centre)."""
+def _ellipse_box(face: tuple[int, tuple[float, float, float, float, float]]) -> tuple[float, float, float, float]:
+    """The box of an FDDB ellipse line ``(line, (a, b, angle, cx, cy))``: major semi-axis a, minor b,
+    angle in radians, centre."""
+    a, b, angle, cx, cy = face[1]
     return ellipse_box(cx, cy, a, b, angle)
 
 
@@ -83,39 +83,17 @@ def import_fddb(
     base = folder_inside(root, option_path(root, images, "originalPics"), "images")
     sizes = Sizes(root, report)
     result: dict[str, Image] = {}
-    listed: dict[str, str] = {}
+    first: dict[str, str] = {}
     for path in files:
         name = display_path(root, path)
-        try:
-            lines = read_text(path, limit=MAX_DATASET_FILE_BYTES).splitlines()
-        except BadLabels as err:
-            report.error(name, f"fold file unreadable ({err}); its images are not imported")
+        lines = read_lines(path, name, report, "fold file", "its images are not imported")
+        if lines is None:
             continue
-        for path_line, written, faces in _records(lines, name, report):
-            where = f"{name} line {path_line}"
-            try:
-                rel = _image(root, base, written)
-            except BadLabels as err:
-                report.error(name, f"line {path_line}: {err}; image dropped")
-                continue
-            if rel in listed:
-                report.error(
-                    name, f"line {path_line}: {rel} is listed again (first in {listed[rel]}); this record ignored"
-                )
-                continue
-            listed[rel] = where
-            size = sizes.get(rel, name)
-            if size is None:
-                continue
-            try:
-                boxes = [
-                    accept_box(_ellipse_box(*ellipse), size, rel, name, f"line {line}", report)
-                    for line, ellipse in faces
-                ]
-            except BadLabels as err:
-                report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
-                continue
-            result[rel] = Image(rel, size.width, size.height, boxes)
+        records = _records(lines, name, report)
+        resolve = lambda written: _image(root, base, written)  # noqa: E731
+        for image, _size, faces in listed_images(records, resolve, _ellipse_box, name, sizes, report, first):
+            image.boxes = [box for box, _face in faces]
+            result[image.file_name] = image
     log.info(
         "fddb: %d images, %d faces from %d fold file(s)",
         len(result),

@@ -24,11 +24,9 @@ from pathlib import Path
 
 from facedet.coco import NUM_KEYPOINTS, Image
 from facedet.label_formats.formats import (
-    MAX_DATASET_FILE_BYTES,
     BadLabels,
     Malformed,
     Sizes,
-    accept_box,
     accept_landmarks,
     dataset_root,
     display_path,
@@ -38,10 +36,10 @@ from facedet.label_formats.formats import (
     number_option,
     option_path,
     parse_float,
-    read_text,
     resolve_image,
     sorted_images,
 )
+from facedet.label_formats.listed import listed_images, read_lines, xywh_box
 from facedet.problems import ProblemReport
 
 
@@ -68,35 +66,14 @@ def import_retinaface(
     images_dir = option_path(root, images, "") if images is not None else ann_path.parent / "images"
     base = folder_inside(root, images_dir, "images")
     name = display_path(root, ann_path)
-    try:
-        lines = read_text(ann_path, limit=MAX_DATASET_FILE_BYTES).splitlines()
-    except BadLabels as err:
-        report.error(name, f"annotation file unreadable ({err}); nothing imported")
+    lines = read_lines(ann_path, name, report)
+    if lines is None:
         return []
-    sizes = Sizes(root, report)
     result: dict[str, Image] = {}
-    for path_line, written, faces in _records(lines, name, report):
-        try:
-            rel = resolve_image(root, base, written)
-        except BadLabels as err:
-            report.error(name, f"line {path_line}: {err}; image dropped")
-            continue
-        if rel in result:
-            report.error(name, f"line {path_line}: {rel} is listed again; this record ignored")
-            continue
-        size = sizes.get(rel, name)
-        if size is None:
-            continue
-        image = Image(rel, size.width, size.height)
-        try:
-            boxes = [
-                accept_box((x, y, x + w, y + h), size, rel, name, f"line {line}", report)
-                for line, (x, y, w, h), _ in faces
-            ]
-        except BadLabels as err:
-            report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
-            continue
-        for box, (line, _, points) in zip(boxes, faces):
+    records = _records(lines, name, report)
+    resolve = lambda written: resolve_image(root, base, written)  # noqa: E731
+    for image, size, faces in listed_images(records, resolve, xywh_box, name, Sizes(root, report), report, {}):
+        for box, (line, _, points) in faces:
             if min(box[2] - box[0], box[3] - box[1]) < min_size:
                 image.ignore.append(box)
                 continue
@@ -106,7 +83,7 @@ def import_retinaface(
             )
         if not any(image.landmarks):
             image.landmarks = []
-        result[rel] = image
+        result[image.file_name] = image
     return sorted_images(result)
 
 

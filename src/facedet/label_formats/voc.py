@@ -29,6 +29,7 @@ import posixpath
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from facedet.coco import Image
@@ -63,95 +64,129 @@ def import_voc(
     """Every image under src with the faces of its VOC XML file (ignore regions for difficult)."""
     root = dataset_root(src)
     wanted = names_option(names, "names")
-    offset = 1.0 if one_based else 0.0
     image_paths, xml_paths = scan(root, ".xml", report)
-    sizes: dict[str, Size | None] = {}
-
-    def size_of(rel: str) -> Size | None:
-        if rel not in sizes:
-            try:
-                sizes[rel] = image_size(image_paths[rel])
-            except BadLabels as err:
-                sizes[rel] = None
-                report.error(rel, f"image dropped: {err}")
-        return sizes[rel]
-
-    claimed: dict[str, str] = {}
-    dropped: set[str] = set()
-    found: dict[str, Image] = {}
-    ignored: Counter = Counter()
+    state = _State(root, image_paths, wanted, 1.0 if one_based else 0.0, report)
     for xml_rel in sorted(xml_paths):
-        base = _images_folder(root, xml_rel)
-        guess = _by_stem(image_paths, base, xml_rel)
-        try:
-            path = label_path(xml_paths[xml_rel])  # a refused link: BadLabels, never opened
-            if not folder_really_inside(path, root):
-                raise BadLabels("its folder leads outside the dataset folder through a link (refused)")
-            tree = _parse(read_text(path, limit=10_000_000))
-            if tree.tag != "annotation":
-                raise BadLabels(f"not a VOC file (root element <{tree.tag}>, not <annotation>)")
-            image_rel, note = _pair(root, image_paths, base, xml_rel, tree, guess)
-        except Outside as err:
-            report.error(xml_rel, f"label file dropped: {err}")
-            continue
-        except BadLabels as err:
-            message = f"label file dropped: {err}"
-            if guess is not None and guess not in claimed:
-                message += f"; its image {guess} is dropped too (its faces are unknown)"
-                dropped.add(guess)
-                claimed[guess] = xml_rel
-            report.error(xml_rel, message)
-            continue
-        if image_rel is None:
-            report.error(xml_rel, f"label file dropped: {note}")
-            continue
-        if image_rel in claimed:
-            previous = claimed[image_rel]
-            if guess != image_rel or _by_stem(image_paths, _images_folder(root, previous), previous) == image_rel:
-                report.error(xml_rel, f"label file ignored: {image_rel} is already labelled by {previous}")
-                continue
-            report.error(previous, f"label file ignored: {image_rel} is labelled by its own file {xml_rel}")
-            found.pop(image_rel, None)
-            dropped.discard(image_rel)
-        claimed[image_rel] = xml_rel
+        state.import_label_file(xml_rel, xml_paths[xml_rel])
+    if state.ignored:
+        log.info("voc: ignored objects with other names: %s", dict(sorted(state.ignored.items())))
+        if not any(i.boxes or i.ignore for i in state.found.values()):
+            report.warning(
+                str(src),
+                f"no object named {sorted(wanted)} in any XML file (names seen: "
+                f"{', '.join(sorted(state.ignored))}); check the names option",
+            )
+    return sorted_images(state.images())
+
+
+@dataclass
+class _State:
+    """One import: what is known so far about the images, filled in one XML file at a time."""
+
+    root: Path
+    image_paths: dict[str, Path]
+    wanted: set[str]
+    offset: float  # subtracted from xmin and ymin: 1 for VOC's 1-based pixel indices
+    report: ProblemReport
+    sizes: dict[str, Size | None] = field(default_factory=dict)
+    claimed: dict[str, str] = field(default_factory=dict)  # image -> the XML file that claimed it
+    dropped: set[str] = field(default_factory=set)  # images whose faces are unknown
+    found: dict[str, Image] = field(default_factory=dict)  # images with their faces
+    ignored: Counter = field(default_factory=Counter)  # objects with other names, by name
+
+    def size_of(self, rel: str) -> Size | None:
+        if rel not in self.sizes:
+            try:
+                self.sizes[rel] = image_size(self.image_paths[rel])
+            except BadLabels as err:
+                self.sizes[rel] = None
+                self.report.error(rel, f"image dropped: {err}")
+        return self.sizes[rel]
+
+    def import_label_file(self, xml_rel: str, path: Path | None) -> None:
+        paired = self._read(xml_rel, path)
+        if paired is None:
+            return
+        tree, image_rel, guess, note = paired
+        if not self._claim(xml_rel, image_rel, guess):
+            return
         if note:
-            report.warning(xml_rel, note)
-        size = size_of(image_rel)
+            self.report.warning(xml_rel, note)
+        size = self.size_of(image_rel)
         if size is None:
-            continue
+            return
         try:
-            found[image_rel] = _objects(tree, image_rel, xml_rel, size, wanted, offset, ignored, report)
+            self.found[image_rel] = _objects(
+                tree, image_rel, xml_rel, size, self.wanted, self.offset, self.ignored, self.report
+            )
         except BadLabels as err:
-            dropped.add(image_rel)
-            report.error(
+            self.dropped.add(image_rel)
+            self.report.error(
                 xml_rel, f"label file dropped: {err}; its image {image_rel} is dropped too (its faces are unknown)"
             )
         except Exception as err:  # noqa: BLE001 - one bad file must not stop the import
             log.exception("voc: unexpected failure on %s", xml_rel)
-            dropped.add(image_rel)
-            report.error(
+            self.dropped.add(image_rel)
+            self.report.error(
                 xml_rel,
                 f"label file dropped: unexpected failure ({type(err).__name__}: {err}); "
                 f"its image {image_rel} is dropped too",
             )
 
-    result: dict[str, Image] = {}
-    for rel in sorted(image_paths):
-        if rel in dropped:
-            continue
-        if rel in found:
-            result[rel] = found[rel]
-        elif (size := size_of(rel)) is not None:
-            result[rel] = Image(rel, size.width, size.height)
-    if ignored:
-        log.info("voc: ignored objects with other names: %s", dict(sorted(ignored.items())))
-        if not any(i.boxes or i.ignore for i in found.values()):
-            report.warning(
-                str(src),
-                f"no object named {sorted(wanted)} in any XML file (names seen: "
-                f"{', '.join(sorted(ignored))}); check the names option",
-            )
-    return sorted_images(result)
+    def _read(self, xml_rel: str, path: Path | None) -> tuple[ET.Element, str, str | None, str] | None:
+        """(the XML tree, its image, the image its file name tells, how they were paired when not
+        by ``<filename>``) or None (reported)."""
+        base = _images_folder(self.root, xml_rel)
+        guess = _by_stem(self.image_paths, base, xml_rel)
+        try:
+            path = label_path(path)  # a refused link: BadLabels, never opened
+            if not folder_really_inside(path, self.root):
+                raise BadLabels("its folder leads outside the dataset folder through a link (refused)")
+            tree = _parse(read_text(path, limit=10_000_000))
+            if tree.tag != "annotation":
+                raise BadLabels(f"not a VOC file (root element <{tree.tag}>, not <annotation>)")
+            image_rel, note = _pair(self.root, self.image_paths, base, xml_rel, tree, guess)
+        except Outside as err:
+            self.report.error(xml_rel, f"label file dropped: {err}")
+            return None
+        except BadLabels as err:
+            message = f"label file dropped: {err}"
+            if guess is not None and guess not in self.claimed:
+                message += f"; its image {guess} is dropped too (its faces are unknown)"
+                self.dropped.add(guess)
+                self.claimed[guess] = xml_rel
+            self.report.error(xml_rel, message)
+            return None
+        if image_rel is None:
+            self.report.error(xml_rel, f"label file dropped: {note}")
+            return None
+        return tree, image_rel, guess, note
+
+    def _claim(self, xml_rel: str, image_rel: str, guess: str | None) -> bool:
+        """Whether the XML file labels its image: the first one does, unless a later one is the image's own."""
+        if image_rel in self.claimed:
+            previous = self.claimed[image_rel]
+            own = _by_stem(self.image_paths, _images_folder(self.root, previous), previous)
+            if guess != image_rel or own == image_rel:
+                self.report.error(xml_rel, f"label file ignored: {image_rel} is already labelled by {previous}")
+                return False
+            self.report.error(previous, f"label file ignored: {image_rel} is labelled by its own file {xml_rel}")
+            self.found.pop(image_rel, None)
+            self.dropped.discard(image_rel)
+        self.claimed[image_rel] = xml_rel
+        return True
+
+    def images(self) -> dict[str, Image]:
+        """Every image not dropped: with its faces, or a negative."""
+        result: dict[str, Image] = {}
+        for rel in sorted(self.image_paths):
+            if rel in self.dropped:
+                continue
+            if rel in self.found:
+                result[rel] = self.found[rel]
+            elif (size := self.size_of(rel)) is not None:
+                result[rel] = Image(rel, size.width, size.height)
+        return result
 
 
 def _parse(text: str) -> ET.Element:

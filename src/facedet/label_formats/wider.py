@@ -36,11 +36,9 @@ from pathlib import Path
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
 from facedet.label_formats.formats import (
-    MAX_DATASET_FILE_BYTES,
     BadLabels,
     Malformed,
     Sizes,
-    accept_box,
     dataset_root,
     display_path,
     excerpt,
@@ -48,10 +46,10 @@ from facedet.label_formats.formats import (
     number_option,
     option_path,
     parse_float,
-    read_text,
     resolve_image,
     sorted_images,
 )
+from facedet.label_formats.listed import listed_images, read_lines, xywh_box
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -85,58 +83,26 @@ def import_wider(
     ann_path, images_dir = _locate(root, annotations, images, split)
     base = folder_inside(root, images_dir, "images")
     ann_name = display_path(root, ann_path)
-    try:
-        lines = read_text(ann_path, limit=MAX_DATASET_FILE_BYTES).splitlines()
-    except BadLabels as err:
-        report.error(ann_name, f"annotation file unreadable ({err}); nothing imported")
+    lines = read_lines(ann_path, ann_name, report)
+    if lines is None:
         return []
-
-    sizes = Sizes(root, report)
     result: dict[str, Image] = {}
-    first_line: dict[str, int] = {}
     stats: Counter = Counter()
-    for path_line, written, faces in _records(lines, ann_name, report):
-        try:
-            rel = resolve_image(root, base, written)
-        except BadLabels as err:
-            report.error(ann_name, f"line {path_line}: {err}; image dropped")
-            continue
-        if rel in first_line:
-            report.error(
-                ann_name,
-                f"line {path_line}: {rel} is listed again (first on line {first_line[rel]}); this record ignored",
-            )
-            continue
-        first_line[rel] = path_line
-        size = sizes.get(rel, ann_name)
-        if size is None:
-            continue
-        image = Image(rel, size.width, size.height)
-        try:
-            boxes = [
-                accept_box((x, y, x + w, y + h), size, rel, ann_name, f"line {line}", report)
-                for line, (x, y, w, h), _ in faces
-            ]
-        except BadLabels as err:
-            report.error(ann_name, f"{err}; image {rel} set aside (its faces are unknown)")
-            continue
-        for box, (_line, (_x, _y, w, h), flags) in zip(boxes, faces):
-            blur, invalid, occlusion = flags.get("blur", 0), flags.get("invalid", 0), flags.get("occlusion", 0)
-            stats[f"blur={blur}"] += 1
-            stats[f"occlusion={occlusion}"] += 1
-            reasons = [
-                reason
-                for reason, hit in (
-                    ("invalid", invalid == 1),
-                    ("small", min(w, h) < min_size),
-                    ("blur", blur > max_blur),
-                    ("occlusion", occlusion > max_occlusion),
-                )
-                if hit
-            ]
+    for image, _size, faces in listed_images(
+        _records(lines, ann_name, report),
+        lambda written: resolve_image(root, base, written),
+        xywh_box,
+        ann_name,
+        Sizes(root, report),
+        report,
+        {},
+    ):
+        for box, (_line, (_x, _y, w, h), flags) in faces:
+            reasons = _ignore_reasons(w, h, flags, min_size, max_blur, max_occlusion)
             (image.ignore if reasons else image.boxes).append(box)
+            stats.update([f"blur={flags.get('blur', 0)}", f"occlusion={flags.get('occlusion', 0)}"])
             stats.update(f"ignored:{reason}" for reason in reasons)
-        result[rel] = image
+        result[image.file_name] = image
     log.info(
         "wider: %d images, %d faces, %d ignore regions; flags %s",
         len(result),
@@ -145,6 +111,19 @@ def import_wider(
         dict(sorted(stats.items())),
     )
     return sorted_images(result)
+
+
+def _ignore_reasons(
+    w: float, h: float, flags: dict[str, int], min_size: float, max_blur: int, max_occlusion: int
+) -> list[str]:
+    """Why a face is an ignore region (none: a face to find)."""
+    checks = (
+        ("invalid", flags.get("invalid", 0) == 1),
+        ("small", min(w, h) < min_size),
+        ("blur", flags.get("blur", 0) > max_blur),
+        ("occlusion", flags.get("occlusion", 0) > max_occlusion),
+    )
+    return [reason for reason, hit in checks if hit]
 
 
 def _locate(root: Path, annotations, images, split) -> tuple[Path, Path]:

@@ -1,0 +1,76 @@
+"""What the formats whose annotation files list their images (WIDER FACE, RetinaFace, FDDB) share.
+
+Such a file is a sequence of records: an image path, then one line per face. Each format parses
+its own records; :func:`listed_images` turns them into images by the rules of
+`facedet.label_formats.formats`: a path that leaves the images folder is refused, an image listed
+twice keeps its first record, an unreadable image is dropped, and a box that cannot be used sets
+its image aside (its faces are unknown). Each problem is one error naming the file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from facedet.boxes import Box
+from facedet.coco import Image
+from facedet.label_formats.formats import MAX_DATASET_FILE_BYTES, BadLabels, Size, Sizes, accept_box, read_text
+from facedet.problems import ProblemReport
+
+Face = TypeVar("Face", bound=tuple)  # a face of a record: (line number, what the line says, ...)
+
+
+def read_lines(
+    path: Path, name: str, report: ProblemReport, what: str = "annotation file", consequence: str = "nothing imported"
+) -> list[str] | None:
+    """The lines of an annotation file, or None after one error naming ``name``: ``what`` is
+    unreadable, and the ``consequence``."""
+    try:
+        return read_text(path, limit=MAX_DATASET_FILE_BYTES).splitlines()
+    except BadLabels as err:
+        report.error(name, f"{what} unreadable ({err}); {consequence}")
+        return None
+
+
+def listed_images(
+    records: Iterable[tuple[int, str, list[Face]]],
+    resolve: Callable[[str], str],
+    box_of: Callable[[Face], Box],
+    name: str,
+    sizes: Sizes,
+    report: ProblemReport,
+    first: dict[str, str],
+) -> Iterator[tuple[Image, Size, list[tuple[Box, Face]]]]:
+    """(image without faces, its size, each face's accepted box with the face) per usable record.
+
+    ``records``: (path line number, image path as written, faces), faces starting with their line
+    number. ``resolve``: the written path -> the image relative to the dataset folder (BadLabels
+    when refused). ``box_of``: a face -> its box in pixels. ``first``: image -> where it was first
+    listed, shared by every file of one import.
+    """
+    for path_line, written, faces in records:
+        try:
+            rel = resolve(written)
+        except BadLabels as err:
+            report.error(name, f"line {path_line}: {err}; image dropped")
+            continue
+        if rel in first:
+            report.error(name, f"line {path_line}: {rel} is listed again (first in {first[rel]}); this record ignored")
+            continue
+        first[rel] = f"{name} line {path_line}"
+        size = sizes.get(rel, name)
+        if size is None:
+            continue
+        try:
+            boxes = [accept_box(box_of(face), size, rel, name, f"line {face[0]}", report) for face in faces]
+        except BadLabels as err:
+            report.error(name, f"{err}; image {rel} set aside (its faces are unknown)")
+            continue
+        yield Image(rel, size.width, size.height), size, list(zip(boxes, faces))
+
+
+def xywh_box(face: tuple) -> Box:
+    """The box of a face ``(line, (x, y, w, h), ...)``: (x, y, x + w, y + h)."""
+    x, y, w, h = face[1]
+    return x, y, x + w, y + h
