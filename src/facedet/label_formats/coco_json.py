@@ -32,24 +32,26 @@ from pathlib import Path
 
 from facedet.coco import NUM_KEYPOINTS, Image
 from facedet.label_formats.formats import (
-    MAX_DATASET_FILE_BYTES,
     BadLabels,
     Size,
-    Sizes,
     accept_box,
     accept_landmarks,
-    dataset_root,
-    display_path,
     excerpt,
     finite,
-    folder_inside,
     frame,
     left_option,
     names_option,
+    sorted_images,
+)
+from facedet.label_formats.paths import (
+    MAX_DATASET_FILE_BYTES,
+    Sizes,
+    dataset_root,
+    display_path,
+    folder_inside,
     option_path,
     read_text,
     resolve_image,
-    sorted_images,
 )
 from facedet.problems import ProblemReport
 

@@ -35,20 +35,9 @@ from pathlib import Path
 from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.label_formats.formats import (
-    BadLabels,
-    Malformed,
-    Sizes,
-    dataset_root,
-    display_path,
-    excerpt,
-    folder_inside,
-    option_path,
-    parse_float,
-    resolve_image,
-    sorted_images,
-)
+from facedet.label_formats.formats import BadLabels, Malformed, excerpt, parse_float, sorted_images
 from facedet.label_formats.listed import listed_images, read_lines
+from facedet.label_formats.paths import Sizes, dataset_root, display_path, folder_inside, option_path, resolve_image
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)

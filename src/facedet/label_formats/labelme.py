@@ -49,7 +49,6 @@ from pathlib import Path
 from facedet.coco import KEYPOINT_NAMES, Image, Landmarks
 from facedet.images import IMAGE_EXTENSIONS  # noqa: F401 - re-exported (the tests import it here)
 from facedet.label_formats.formats import (
-    _WINDOWS_ABSOLUTE,
     BadLabels,
     Box,
     Outside,
@@ -59,14 +58,10 @@ from facedet.label_formats.formats import (
     excerpt,
     finite,
     frame,
-    image_size,
-    label_path,
     left_option,
     names_option,
-    read_text,
-    really_inside,
-    scan,
 )
+from facedet.label_formats.paths import WINDOWS_ABSOLUTE, image_size, label_path, read_text, really_inside, scan
 from facedet.problems import ProblemReport
 
 log = logging.getLogger(__name__)
@@ -378,7 +373,7 @@ def _pair(image_path: object, json_rel: str, root: Path, index: _Index) -> tuple
     written = (image_path or "").replace("\\", "/").strip()
     if not written:
         why = "no imagePath"
-    elif _WINDOWS_ABSOLUTE.match(written):
+    elif WINDOWS_ABSOLUTE.match(written):
         why = f"imagePath '{image_path}' is an absolute Windows path"
     else:
         key = _lexical(written, json_dir, root)

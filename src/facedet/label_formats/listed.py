@@ -15,7 +15,8 @@ from typing import TypeVar
 
 from facedet.boxes import Box
 from facedet.coco import Image
-from facedet.label_formats.formats import MAX_DATASET_FILE_BYTES, BadLabels, Size, Sizes, accept_box, read_text
+from facedet.label_formats.formats import BadLabels, Size, accept_box
+from facedet.label_formats.paths import MAX_DATASET_FILE_BYTES, Sizes, read_text
 from facedet.problems import ProblemReport
 
 Face = TypeVar("Face", bound=tuple)  # a face of a record: (line number, what the line says, ...)

@@ -26,20 +26,15 @@ from facedet.coco import NUM_KEYPOINTS, Image
 from facedet.label_formats.formats import (
     BadLabels,
     Malformed,
-    Sizes,
     accept_landmarks,
-    dataset_root,
-    display_path,
     excerpt,
-    folder_inside,
     left_option,
     number_option,
-    option_path,
     parse_float,
-    resolve_image,
     sorted_images,
 )
 from facedet.label_formats.listed import listed_images, read_lines, xywh_box
+from facedet.label_formats.paths import Sizes, dataset_root, display_path, folder_inside, option_path, resolve_image
 from facedet.problems import ProblemReport
 
 

@@ -39,17 +39,19 @@ from facedet.label_formats.formats import (
     Outside,
     Size,
     accept_box,
-    dataset_root,
-    folder_really_inside,
     frame,
-    image_size,
-    label_path,
     names_option,
     parse_float,
+    sorted_images,
+)
+from facedet.label_formats.paths import (
+    dataset_root,
+    folder_really_inside,
+    image_size,
+    label_path,
     read_text,
     resolve_image,
     scan,
-    sorted_images,
 )
 from facedet.problems import ProblemReport
 

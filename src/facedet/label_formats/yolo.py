@@ -34,21 +34,23 @@ from pathlib import Path
 
 from facedet.coco import NUM_KEYPOINTS, Image
 from facedet.label_formats.formats import (
-    REFUSED_LINK,
     BadLabels,
     Size,
     accept_box,
     accept_landmarks,
-    dataset_root,
     excerpt,
+    left_option,
+    parse_float,
+    sorted_images,
+)
+from facedet.label_formats.paths import (
+    REFUSED_LINK,
+    dataset_root,
     folder_really_inside,
     image_size,
     label_path,
-    left_option,
-    parse_float,
     read_text,
     scan,
-    sorted_images,
 )
 from facedet.problems import ProblemReport
 
