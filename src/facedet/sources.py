@@ -14,7 +14,7 @@ from pathlib import Path
 
 from facedet.config import ConfigError
 from facedet.images import IMAGE_EXTENSIONS, dataset_files, file_sha256
-from facedet.label_formats.labelme import has_label_file
+from facedet.label_formats.labelme_pairing import has_label_file
 from facedet.video import VIDEO_EXTENSIONS
 
 FOLDER_DEFAULTS = {"recursive": True, "extensions": list(IMAGE_EXTENSIONS), "min_size": 32, "dedupe": True}

@@ -10,7 +10,8 @@ from skimage import data as skdata
 from facedet.apps.prelabel import model_proposer, peer_proposer, prelabel
 from facedet.boxes import box_iou
 from facedet.cli import main
-from facedet.label_formats.labelme import import_folder, label_candidates
+from facedet.label_formats.labelme import import_folder
+from facedet.label_formats.labelme_pairing import label_candidates
 from facedet.problems import ProblemReport
 
 ASTRONAUT_FACE = (174, 72, 272, 168)  # by eye: Eileen Collins' face in skimage's astronaut (512x512)

@@ -18,7 +18,8 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from facedet.coco import Image
-from facedet.label_formats.labelme import IMAGE_EXTENSIONS, import_folder
+from facedet.images import IMAGE_EXTENSIONS
+from facedet.label_formats.labelme import import_folder
 from facedet.problems import ProblemReport
 
 SEED = SEED_WEBCAM

@@ -32,7 +32,8 @@ import numpy as np
 
 from facedet.boxes import Box, clip_box
 from facedet.images import IMAGE_EXTENSIONS, ImageError, list_images, read_rgb
-from facedet.label_formats.labelme import images_folder_index, landmark_points, rectangle, write_labelme
+from facedet.label_formats.labelme import landmark_points, rectangle, write_labelme
+from facedet.label_formats.labelme_pairing import images_folder_index
 
 # (box, score, five (x, y) landmarks or None) per proposed face
 Proposer = Callable[[np.ndarray], list[tuple[Box, float, tuple | None]]]
@@ -66,7 +67,7 @@ def target_for(image: Path, root: Path) -> Path:
 def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(image -> label file, problems) for the LabelMe files under root, paired as the importer
     pairs them; paths relative to root (POSIX)."""
-    from facedet.label_formats.labelme import label_files
+    from facedet.label_formats.labelme_pairing import label_files
 
     claimed, unusable = label_files(root)
     problems = [
