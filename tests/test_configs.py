@@ -11,7 +11,8 @@ from dvc.utils.hydra import compose_and_dump
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from facedet.config import PRESET_GROUPS, ConfigError, compose_config, load_params, validate
+from facedet.config import ConfigError, compose_config, load_params, validate
+from facedet.config_schema import PRESET_GROUPS
 from facedet.loss import build_loss
 from facedet.model import build_net
 from facedet.training import augment

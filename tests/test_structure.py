@@ -272,6 +272,7 @@ def test_mlflow_is_called_from_the_tracking_package_only():
 
 
 MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 400
 
 
 def _long_functions(source: str, limit: int) -> list[tuple[str, int]]:
@@ -291,3 +292,12 @@ def test_no_function_is_longer_than_a_screen():
         for name, lines in _long_functions(path.read_text(), MAX_FUNCTION_LINES)
     ]
     assert long == [], f"split them into named steps of at most {MAX_FUNCTION_LINES} lines"
+
+
+def test_at_most_one_module_is_long():
+    long = sorted(
+        f"{path.relative_to(ROOT)} ({n} lines)"
+        for path in MODULES.values()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    )
+    assert len(long) <= 1, f"split modules over {MAX_MODULE_LINES} lines by responsibility: {long}"
