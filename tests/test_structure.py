@@ -268,7 +268,7 @@ def test_mlflow_is_called_from_the_tracking_package_only():
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             if any(name.split(".")[0] == "mlflow" for name in names):
                 importers.add(module)
-    assert importers == {"facedet.tracking.store"}
+    assert importers and all(module.startswith("facedet.tracking.") for module in importers), importers
 
 
 MAX_FUNCTION_LINES = 80

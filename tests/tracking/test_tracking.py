@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from facedet.config import compose_config
-from facedet.tracking import Tracker, describe_run, resolve_model_uri, run_tags, store_uri
+from facedet.tracking import StoreUnavailable, Tracker, describe_run, resolve_model_uri, run_tags, store_uri
 
 
 @pytest.fixture
@@ -135,8 +135,11 @@ def test_queued_dvc_experiment_logs_to_the_original_store_and_is_tagged(tmp_path
     assert tags["dvc.experiment"] == "quick-lr" and tags["dvc.baseline_rev"] == "0123abcd"
 
     # An explicit store still wins; a DVC_ROOT that is no facedet project is ignored.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
-    assert Tracker.for_config(cfg).uri == "http://mlflow.example:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    with pytest.raises(
+        StoreUnavailable, match=r"server http://127.0.0.1:9 does not answer"
+    ):  # checked, and it is that one
+        Tracker.for_config(cfg)
     assert Tracker.for_config(OmegaConf.create({"tracking": {"uri": "sqlite:////x.db"}})).uri == "sqlite:////x.db"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))

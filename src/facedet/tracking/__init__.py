@@ -6,28 +6,25 @@ the registry, ``resolve_model_uri`` turns ``models:/facedet@champion`` into a fi
 run's page in the UI. Inside training a Lightning logger (:class:`facedet.tracking.lightning.RunLogger`)
 logs the epochs into the run.
 
-- :mod:`facedet.tracking.store`: the store (found one way: ``tracking.uri``, else
+- :mod:`facedet.tracking.store`: the experiment, runs, logging, registry, model URIs.
+- :mod:`facedet.tracking.backend`: where the store is (found one way: ``tracking.uri``, else
   $MLFLOW_TRACKING_URI, else the project's ``mlflow.db``, the original project's in a queued
-  ``dvc exp run``), runs, logging, registry, model URIs.
+  ``dvc exp run``) and whether it answers (one line within seconds when it does not; a busy SQLite
+  store waited for).
+- :mod:`facedet.tracking.owners`: runs left RUNNING by a process that died are marked KILLED.
 - :mod:`facedet.tracking.naming`: run names, tags and descriptions from git, DVC and conf/.
 - :mod:`facedet.tracking.lightning`: the Lightning logger that writes a training's metrics into its run.
 """
 
+from facedet.tracking.backend import StoreUnavailable, store_uri
 from facedet.tracking.naming import describe_run, flatten, run_tags
-from facedet.tracking.store import (
-    CHAMPION,
-    MODEL_NAME,
-    PRIMARY_METRIC,
-    Tracker,
-    resolve_model_uri,
-    result_metric,
-    store_uri,
-)
+from facedet.tracking.store import CHAMPION, MODEL_NAME, PRIMARY_METRIC, Tracker, resolve_model_uri, result_metric
 
 __all__ = [
     "CHAMPION",
     "MODEL_NAME",
     "PRIMARY_METRIC",
+    "StoreUnavailable",
     "Tracker",
     "describe_run",
     "flatten",

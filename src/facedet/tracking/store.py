@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +27,18 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.config import ConfigError, project_root
+from facedet.tracking.backend import (
+    check_store,
+    moved,
+    project_or_none,
+    relocate_artifacts,
+    shown,
+    sqlite_path,
+    store_uri,
+    with_busy_timeout,
+)
 from facedet.tracking.naming import MAX_PARAM_LENGTH, config_params, data_pointer, describe_run, run_tags
+from facedet.tracking.owners import OWNER_TAG, end_dead_runs, owner
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +46,7 @@ log = logging.getLogger(__name__)
 # GenAI overview of traces): the values of the UI's ExperimentKind.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 DEFAULT_EXPERIMENT = "facedet"
-UI_ADDRESS = "http://127.0.0.1:5000"  # `make ui`
+UI_ADDRESS = "http://127.0.0.1:5000"  # `make ui`, for the project's own store
 # MLflow 3.17's UI takes its GenAI / model-training switch from the address (else from the browser's
 # memory, GenAI by default), not from the experiment's kind tag: links ask for the training view.
 UI_TRAINING_VIEW = "workflowType=machine_learning"
@@ -58,37 +67,11 @@ def result_metric(key: str) -> str:
 PRIMARY_METRIC = result_metric("best/val_ap50")
 
 
-def store_root(root: Path | None = None) -> Path:
-    """The project whose mlflow.db records the runs. A queued or ``--temp`` ``dvc exp run`` works in a
-    temporary copy (.dvc/tmp/exps/...) without the git-ignored store, and DVC names the original
-    repository in $DVC_ROOT: its runs land in that store rather than in one deleted with the copy."""
-    original = os.environ.get("DVC_ROOT")
-    if original and (Path(original) / "dvc.yaml").is_file() and (Path(original) / "conf").is_dir():
-        return Path(original).resolve()
-    return root or project_root()
-
-
-def store_uri(configured: str | None = None, root: Path | None = None) -> str:
-    """Where MLflow records runs: ``configured`` (``tracking.uri``), else $MLFLOW_TRACKING_URI, else
-    the sqlite store of :func:`store_root`."""
-    if configured:
-        return str(configured)
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{store_root(root) / 'mlflow.db'}"
-
-
-def _project_or_none(root: Path | None) -> Path | None:
-    try:
-        return project_root(root)
-    except ConfigError:
-        return None
-
-
 @dataclass(frozen=True)
 class Tracker:
     """One MLflow store and experiment; ``root``: the project runs are described against (git,
-    data.dvc, conf/), None outside a project."""
+    data.dvc, conf/), None outside a project. Made by :meth:`for_config` or :meth:`for_environment`,
+    the store has answered (:func:`facedet.tracking.backend.check_store`)."""
 
     uri: str
     experiment: str = DEFAULT_EXPERIMENT
@@ -97,22 +80,28 @@ class Tracker:
     @classmethod
     def for_config(cls, cfg: DictConfig, root: Path | None = None) -> Tracker:
         """The store and experiment of ``cfg.tracking`` in the project at or above ``root`` (default: cwd)."""
-        root = _project_or_none(root)
+        root = project_or_none(root)
         configured = cfg.tracking.get("uri") if "tracking" in cfg else None
         experiment = cfg.tracking.get("experiment") if "tracking" in cfg else None
-        return cls(store_uri(configured, root), str(experiment or DEFAULT_EXPERIMENT), root)
+        return cls(store_uri(configured, root), str(experiment or DEFAULT_EXPERIMENT), root).checked()
 
     @classmethod
     def for_environment(cls, root: Path | None = None) -> Tracker | None:
         """The project's store (or $MLFLOW_TRACKING_URI's) without a config; None when there is neither."""
-        found = _project_or_none(root)
+        found = project_or_none(root)
         if found is None and not os.environ.get("MLFLOW_TRACKING_URI"):
             return None
-        return cls(store_uri(None, found), DEFAULT_EXPERIMENT, found)
+        return cls(store_uri(None, found), DEFAULT_EXPERIMENT, found).checked()
+
+    def checked(self) -> Tracker:
+        """This tracker once its store has answered; else a one-line error naming it, within seconds."""
+        check_store(self.uri)
+        return self
 
     @property
     def client(self) -> MlflowClient:
-        return MlflowClient(self.uri)
+        """MLflow's client of the store (a busy SQLite store waited for, within a bound)."""
+        return MlflowClient(with_busy_timeout(self.uri))
 
     # ------------------------------------------------------------------------------------------
     # Experiment and runs
@@ -121,11 +110,10 @@ class Tracker:
         """The experiment's id, created if new, tagged so that the UI opens it on its training runs."""
         client = self.client
         experiment = client.get_experiment_by_name(self.experiment)
-        location = None
-        if self.uri.startswith("sqlite:///"):
-            database = Path(self.uri.removeprefix("sqlite:///"))
+        location, database = None, sqlite_path(self.uri)
+        if database is not None:
             location = (database.parent / "mlartifacts").as_uri()
-            if experiment is not None and _moved(experiment.artifact_location, location):
+            if experiment is not None and moved(experiment.artifact_location, location):
                 relocate_artifacts(database, experiment.artifact_location, location)
         if experiment is None:
             return client.create_experiment(
@@ -141,9 +129,11 @@ class Tracker:
 
     def start_run(self, cfg: DictConfig, prefix: str | None = None, tags: dict[str, str] | None = None) -> str:
         """A new run for a stage's config: named by :func:`facedet.tracking.naming.describe_run` (``prefix`` first, the
-        sweep tags in ``tags`` read too), tagged (project tags and ``tags``), with the flattened config,
-        config.yaml and the DVC-tracked dataset; returns its id."""
-        tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        sweep tags in ``tags`` read too), tagged (project tags, ``tags``, this process as its owner), with the
+        flattened config, config.yaml and the DVC-tracked dataset; returns its id. Runs that dead
+        processes of this host left RUNNING are marked KILLED first."""
+        end_dead_runs(self.client, self.ensure_experiment())
+        tags = {str(k): str(v) for k, v in (tags or {}).items()} | {OWNER_TAG: owner()}
         name, description = describe_run(cfg, self.root, prefix, tags) if self.root else (prefix, "")
         run_id = self.create_run(name, {"mlflow.note.content": description, **tags}, config_params(cfg))
         config_text = yaml.safe_dump(OmegaConf.to_container(cfg, resolve=True), sort_keys=False)
@@ -179,18 +169,30 @@ class Tracker:
     def continue_run(self, run_id: str) -> Iterator[str]:
         """The block logs into an existing run: RUNNING inside, FINISHED after, FAILED (KILLED on
         Ctrl-C) when the block raises."""
-        self.client.update_run(run_id, status="RUNNING")
+        self.claim_run(run_id)
         with self.failed_on_error(run_id):
             yield run_id
         self.end_run(run_id, "FINISHED")
 
+    def claim_run(self, run_id: str) -> None:
+        """This process works on the run now (a later stage, a resumed training): RUNNING, owned by it."""
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, OWNER_TAG, owner())
+
     @contextmanager
     def failed_on_error(self, run_id: str) -> Iterator[None]:
-        """Mark the run FAILED (KILLED on Ctrl-C) when the block raises, and re-raise."""
+        """Mark the run FAILED (KILLED on Ctrl-C, also when Lightning turned it into an exit) when the
+        block raises, and re-raise. A store that does not answer then is not waited for: the run's
+        owner tag lets the next start on this host mark it KILLED."""
         try:
             yield
         except BaseException as err:
-            self.end_run(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            status = "KILLED" if _interrupted(err) else "FAILED"
+            try:
+                with _environ(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"):
+                    self.end_run(run_id, status)
+            except Exception as failed:  # noqa: BLE001 - never hide the block's own error
+                log.warning("could not mark MLflow run %s %s: %s", run_id, status, str(failed).splitlines()[0][:200])
             raise
 
     def end_run(self, run_id: str, status: str) -> None:
@@ -264,7 +266,11 @@ class Tracker:
         # active against this store for the call, and the process-wide settings are put back after.
         # Seeing uv.lock, MLflow would export the requirements with `uv export` (the whole project, dev
         # tools included, and a warning where uv is not on PATH); it infers them from the model instead.
-        with _fluent_store(self.uri), mlflow.start_run(run_id=run_id), _environ(MLFLOW_UV_AUTO_DETECT="false"):
+        with (
+            _fluent_store(with_busy_timeout(self.uri)),
+            mlflow.start_run(run_id=run_id),
+            _environ(MLFLOW_UV_AUTO_DETECT="false"),
+        ):
             return mlflow.pytorch.log_model(model, name="model", input_example=example, signature=signature)
 
     # ------------------------------------------------------------------------------------------
@@ -295,7 +301,7 @@ class Tracker:
             "git.commit": run.data.tags.get("git.commit", "unknown"),
             "run_name": run.info.run_name,
         }
-        with _fluent_store(self.uri):  # register_model links the logged model; it has no client form
+        with _fluent_store(with_busy_timeout(self.uri)):  # register_model links the logged model; it has no client form
             version = mlflow.register_model(source, MODEL_NAME, tags=tags).version
         client.update_model_version(MODEL_NAME, version, description=run.data.tags.get("mlflow.note.content", ""))
         if promoted:
@@ -323,22 +329,35 @@ class Tracker:
             else:
                 raise ValueError(f"{uri}: expected models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID")
             path = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path=WEIGHTS_ARTIFACT, tracking_uri=self.uri
+                run_id=run_id, artifact_path=WEIGHTS_ARTIFACT, tracking_uri=with_busy_timeout(self.uri)
             )
         except MlflowException as err:
-            raise ValueError(f"{uri}: not found in the MLflow store {self.uri} ({err.message})") from None
+            raise ValueError(f"{uri}: not found in the MLflow store {shown(self.uri)} ({err.message})") from None
         return Path(path)
 
     def run_link(self, run_id: str) -> str:
-        """The run's page in the MLflow UI that `make ui` serves."""
+        """The run's page in the MLflow UI: the tracking server's own, `make ui`'s for a SQLite store, or
+        the run's id and store where no UI is known (a database server)."""
+        if not self.uri.startswith(("http://", "https://", "sqlite:///")):
+            return f"{run_id} in {shown(self.uri)}"
         experiment_id = self.client.get_run(run_id).info.experiment_id
-        return f"{UI_ADDRESS}/#/experiments/{experiment_id}/runs/{run_id}?{UI_TRAINING_VIEW}"
+        address = shown(self.uri).rstrip("/") if self.uri.startswith("http") else UI_ADDRESS
+        return f"{address}/#/experiments/{experiment_id}/runs/{run_id}?{UI_TRAINING_VIEW}"
 
 
 def resolve_model_uri(uri: str, tracker: Tracker | None = None) -> Path:
     """:meth:`Tracker.resolve_model_uri` in ``tracker``'s store, default: the project's (or
     $MLFLOW_TRACKING_URI's, or the original project's in a queued ``dvc exp run``)."""
-    return (tracker or Tracker(store_uri())).resolve_model_uri(uri)
+    return (tracker or Tracker(store_uri()).checked()).resolve_model_uri(uri)
+
+
+def _interrupted(err: BaseException | None) -> bool:
+    """Ctrl-C: a KeyboardInterrupt, or an exit raised while handling one (Lightning's)."""
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__context__
+    return False
 
 
 def _now_ms() -> int:
@@ -376,34 +395,3 @@ def _environ(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _moved(recorded: str, here: str) -> bool:
-    """The experiment's recorded mlartifacts/ is another folder's: the project was moved or copied."""
-    return recorded.startswith("file://") and recorded.endswith("/mlartifacts") and recorded != here
-
-
-# The tables and columns in which MLflow's SQL store records absolute artifact locations.
-ARTIFACT_COLUMNS = {
-    "experiments": "artifact_location",
-    "runs": "artifact_uri",
-    "logged_models": "artifact_location",
-    "model_versions": "storage_location",
-}
-
-
-def relocate_artifacts(database: Path, old: str, new: str) -> None:
-    """Work around mlflow/mlflow#3144 (open: MLflow records absolute artifact locations and has no API
-    to change them; see also #8226): the project (mlflow.db + mlartifacts/) was moved or copied, so
-    point its SQLite store's recorded locations (experiments, runs, logged models, model versions) from
-    the old mlartifacts/ to the one beside the database, so that the moved project logs where it is."""
-    log.info("the MLflow store %s moved: its artifact locations %s -> %s", database, old, new)
-    with sqlite3.connect(database) as connection:
-        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
-        for table, column in ARTIFACT_COLUMNS.items():
-            if table in tables:
-                connection.execute(
-                    f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
-                    f"where {column} = ? or {column} like ?",
-                    (new, len(old) + 1, old, old + "/%"),
-                )

@@ -128,6 +128,7 @@ def open_run(
     continuation of old ones)."""
     if resume is not None:
         log.info("resuming MLflow run %s from %s (epoch %d done)", resume[0], resume[1], resume[2] + 1)
+        tracker.claim_run(resume[0])  # RUNNING again (a killed run's was marked KILLED), owned by this process
         return resume[0]
     try:  # the store first: nothing is deleted before it has answered
         run_id = tracker.start_run(cfg, run_name, tags)
