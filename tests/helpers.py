@@ -70,6 +70,16 @@ def write_labelme(
     return path
 
 
+def shape(kind: str, points, label: str = "face", group_id: int | None = None) -> dict:
+    """A LabelMe shape of any ``shape_type`` (``point``, ``polygon``, ...) through ``points``."""
+    return {
+        **rect((0, 0), (1, 1), label),
+        "shape_type": kind,
+        "points": [list(p) for p in points],
+        "group_id": group_id,
+    }
+
+
 def write_faces(path: Path, image_path: str, boxes: list, width: int = 64, height: int = 48) -> Path:
     """A LabelMe file with a ``face`` rectangle per (x1, y1, x2, y2) box."""
     return write_labelme(path, image_path, [rect(box[:2], box[2:]) for box in boxes], width, height)
@@ -106,3 +116,31 @@ def sh(project: Path, *cmd: str) -> str:
     done = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
+
+
+def write_text(path: Path, text: str) -> Path:
+    """A text file (a label file written by hand), its folders made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def imported(importer, src: Path, **options) -> tuple[dict, object]:
+    """(file name -> Image, the ProblemReport) of a label importer run on ``src``; checks that the
+    importer returns its images sorted by file name."""
+    from facedet.problems import ProblemReport
+
+    report = ProblemReport("labels")
+    images = importer(src, report, **options)
+    assert [i.file_name for i in images] == sorted(i.file_name for i in images)
+    return {i.file_name: i for i in images}, report
+
+
+def problems(report, level: str) -> list[tuple[str, str]]:
+    """(file, problem) of each problem of ``level`` ("error", "warning") in a ProblemReport."""
+    return [(p.file, p.problem) for p in report.problems if p.level == level]
+
+
+def messages(report, level: str) -> list[str]:
+    """ "file: problem" for each problem of ``level`` in a ProblemReport."""
+    return [f"{file}: {problem}" for file, problem in problems(report, level)]

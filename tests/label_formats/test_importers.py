@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers import write_image
+from helpers import imported, messages, write_image, write_text
 from PIL import Image as PILImage
 
 from facedet.boxes import ellipse_box
@@ -23,23 +23,6 @@ from facedet.label_formats.voc import import_voc
 from facedet.label_formats.wider import import_wider
 from facedet.label_formats.yolo import import_yolo
 from facedet.problems import ProblemReport
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-def run(importer, src: Path, **options) -> tuple[dict[str, Image], ProblemReport]:
-    report = ProblemReport("labels")
-    images = importer(src, report, **options)
-    assert [i.file_name for i in images] == sorted(i.file_name for i in images)
-    return {i.file_name: i for i in images}, report
-
-
-def messages(report: ProblemReport, level: str) -> list[str]:
-    return [f"{p.file}: {p.problem}" for p in report.problems if p.level == level]
 
 
 def approx_boxes(boxes):
@@ -79,12 +62,12 @@ def wider_dataset(root: Path, gt: str, split: str = "train") -> Path:
     write_image(root / f"WIDER_{split}/images/0--Parade/b.jpg", 64, 48)
     write_image(root / f"WIDER_{split}/images/1--Handshaking/c.jpg", 70, 50)
     write_image(root / f"WIDER_{split}/images/0--Parade/d.jpg", 64, 48)
-    write(root / f"wider_face_split/wider_face_{split}_bbx_gt.txt", gt)
+    write_text(root / f"wider_face_split/wider_face_{split}_bbx_gt.txt", gt)
     return root
 
 
 def test_wider_faces_ignore_regions_zero_face_dummy_and_clipping(tmp_path):
-    images, report = run(import_wider, wider_dataset(tmp_path, WIDER_GT))
+    images, report = imported(import_wider, wider_dataset(tmp_path, WIDER_GT))
 
     p = "WIDER_train/images/"
     assert list(images) == [p + "0--Parade/a.jpg", p + "0--Parade/b.jpg", p + "1--Handshaking/c.jpg"]  # d: unlisted
@@ -104,7 +87,7 @@ def test_wider_faces_ignore_regions_zero_face_dummy_and_clipping(tmp_path):
 
 def test_wider_min_size_and_explicit_paths(tmp_path):
     wider_dataset(tmp_path, WIDER_GT, split="val")
-    images, report = run(
+    images, report = imported(
         import_wider,
         tmp_path,
         annotations="wider_face_split/wider_face_val_bbx_gt.txt",
@@ -132,7 +115,7 @@ two
 1
 5 5 20 x 0 0 0 0 0 0
 """
-    images, report = run(import_wider, wider_dataset(tmp_path, gt))
+    images, report = imported(import_wider, wider_dataset(tmp_path, gt))
 
     assert list(images) == ["WIDER_train/images/0--Parade/b.jpg"]
     assert images["WIDER_train/images/0--Parade/b.jpg"].boxes == [(1, 2, 31, 42)]  # 1 2 30 40
@@ -149,7 +132,7 @@ def test_wider_path_outside_the_images_folder_is_refused(tmp_path, opened):
     write_image(tmp_path / "secret.jpg", 100, 80)
     root = tmp_path / "wider"
     gt = "../../../secret.jpg\n1\n1 1 20 20 0 0 0 0 0 0\n0--Parade/b.jpg\n0\n0 0 0 0 0 0 0 0 0 0\n"
-    images, report = run(import_wider, wider_dataset(root, gt))
+    images, report = imported(import_wider, wider_dataset(root, gt))
 
     assert list(images) == ["WIDER_train/images/0--Parade/b.jpg"]
     (error,) = messages(report, "error")
@@ -176,7 +159,7 @@ def test_fddb_fold_files_negatives_and_malformed_records(tmp_path):
     write_image(tmp_path / "originalPics/2003/01/01/big/img_1.jpg", 64, 48)
     write_image(tmp_path / "originalPics/2003/01/01/big/img_2.jpg", 64, 48)
     write_image(tmp_path / "originalPics/2003/01/01/big/unlisted.jpg", 64, 48)
-    write(
+    write_text(
         tmp_path / "FDDB-folds/FDDB-fold-01-ellipseList.txt",
         """\
 2002/08/11/big/img_591
@@ -187,7 +170,7 @@ def test_fddb_fold_files_negatives_and_malformed_records(tmp_path):
 0
 """,
     )
-    write(
+    write_text(
         tmp_path / "FDDB-folds/FDDB-fold-02-ellipseList.txt",
         """\
 2003/01/01/big/img_1
@@ -198,8 +181,8 @@ x
 20 10 0
 """,
     )
-    write(tmp_path / "FDDB-folds/FDDB-fold-01.txt", "not an ellipse list: never read\n")
-    images, report = run(import_fddb, tmp_path)
+    write_text(tmp_path / "FDDB-folds/FDDB-fold-01.txt", "not an ellipse list: never read\n")
+    images, report = imported(import_fddb, tmp_path)
 
     pics = "originalPics/2002/08/11/big/"
     assert list(images) == [pics + "img_591.jpg", pics + "img_600.jpg"]
@@ -212,7 +195,7 @@ x
     assert errors[0].startswith("FDDB-folds/FDDB-fold-02-ellipseList.txt: line 2: face count 'x'")
     assert errors[1].startswith("FDDB-folds/FDDB-fold-02-ellipseList.txt: line 6: an ellipse line has 6 numbers")
 
-    only_second, _ = run(import_fddb, tmp_path, folds=[2])
+    only_second, _ = imported(import_fddb, tmp_path, folds=[2])
     assert only_second == {}
 
 
@@ -235,7 +218,7 @@ def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, open
     write_image(root / "images/a.jpg", 100, 80)
     write_image(root / "images/sub/b.jpg", 64, 48)
     write_image(root / "images/unlisted.jpg", 64, 48)
-    write(
+    write_text(
         root / "annotations/instances.json",
         coco_file(
             [
@@ -251,7 +234,7 @@ def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, open
             ],
         ),
     )
-    images, report = run(import_coco, root)
+    images, report = imported(import_coco, root)
 
     # [x, y, w, h] -> (x, y, x + w, y + h): [10, 20, 30, 15] -> (10, 20, 40, 35); the crowd
     # [0, 0, 5, 5] -> ignore (0, 0, 5, 5); the "person" box is not a face.
@@ -263,18 +246,18 @@ def test_coco_categories_crowd_and_path_outside_the_images_folder(tmp_path, open
     assert error.startswith("annotations/instances.json: images[2]:") and "(refused)" in error
     assert tmp_path / "secret.jpg" not in opened
 
-    people, _ = run(import_coco, root, categories=["Person"])
+    people, _ = imported(import_coco, root, categories=["Person"])
     # [50, 10, 40, 60] -> (50, 10, 90, 70)
     assert people["images/a.jpg"].boxes == [(50, 10, 90, 70)] and people["images/a.jpg"].ignore == []
 
     with pytest.raises(ValueError, match="categories: none of \\['cat'\\]"):
-        run(import_coco, root, categories=["cat"])
+        imported(import_coco, root, categories=["cat"])
 
 
 def test_coco_bad_annotation_drops_its_image_and_unreadable_file_is_reported(tmp_path):
     write_image(tmp_path / "a.jpg", 100, 80)
     write_image(tmp_path / "b.jpg", 100, 80)
-    write(
+    write_text(
         tmp_path / "train.json",
         coco_file(
             [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
@@ -284,15 +267,15 @@ def test_coco_bad_annotation_drops_its_image_and_unreadable_file_is_reported(tmp
             ],
         ),
     )
-    images, report = run(import_coco, tmp_path)
+    images, report = imported(import_coco, tmp_path)
 
     # b: (90, 70, 110, 90) on 100x80 -> clipped to (90, 70, 100, 80)
     assert images == {"b.jpg": Image("b.jpg", 100, 80, [(90, 70, 100, 80)])}
     assert len(messages(report, "error")) == 1 and "image a.jpg dropped" in messages(report, "error")[0]
     assert len(messages(report, "warning")) == 1 and "clipped" in messages(report, "warning")[0]
 
-    write(tmp_path / "train.json", "{not json")
-    images, report = run(import_coco, tmp_path)
+    write_text(tmp_path / "train.json", "{not json")
+    images, report = imported(import_coco, tmp_path)
     assert images == {} and "annotation file unreadable" in messages(report, "error")[0]
 
 
@@ -303,15 +286,15 @@ def test_yolo_ultralytics_layout_classes_negatives_and_out_of_range_values(tmp_p
     write_image(tmp_path / "images/train/a.jpg", 100, 50)
     write_image(tmp_path / "images/train/b.jpg", 64, 48)  # no label file: a negative
     write_image(tmp_path / "images/train/c.jpg", 100, 50)
-    write(tmp_path / "labels/train/a.txt", "0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.1 0.1\n\n")
-    write(tmp_path / "labels/train/c.txt", "0 0.95 0.5 0.2 0.2\n")
+    write_text(tmp_path / "labels/train/a.txt", "0 0.5 0.5 0.2 0.4\n1 0.1 0.1 0.1 0.1\n\n")
+    write_text(tmp_path / "labels/train/c.txt", "0 0.95 0.5 0.2 0.2\n")
     write_image(tmp_path / "images/train/d.jpg", 100, 50)
-    write(tmp_path / "labels/train/d.txt", "0 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n")
+    write_text(tmp_path / "labels/train/d.txt", "0 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\n")
     write_image(tmp_path / "images/train/e.jpg", 100, 50)
-    write(tmp_path / "labels/train/e.txt", "0 320 240 50 60\n")
-    write(tmp_path / "labels/train/orphan.txt", "0 0.5 0.5 0.1 0.1\n")
-    write(tmp_path / "labels/train/classes.txt", "face\n")
-    images, report = run(import_yolo, tmp_path)
+    write_text(tmp_path / "labels/train/e.txt", "0 320 240 50 60\n")
+    write_text(tmp_path / "labels/train/orphan.txt", "0 0.5 0.5 0.1 0.1\n")
+    write_text(tmp_path / "labels/train/classes.txt", "face\n")
+    images, report = imported(import_yolo, tmp_path)
 
     # a: cx 0.5·100 = 50, cy 0.5·50 = 25, w 0.2·100 = 20, h 0.4·50 = 20 -> (40, 15, 60, 35);
     # the class-1 box is not a face.
@@ -331,17 +314,17 @@ def test_yolo_ultralytics_layout_classes_negatives_and_out_of_range_values(tmp_p
     assert errors[1].startswith("labels/train/e.txt: label file dropped: line 1:") and "pixel coordinates?" in errors[1]
     assert "images/train/e.jpg is dropped too" in errors[1]
 
-    ones, _ = run(import_yolo, tmp_path, classes=[1])
+    ones, _ = imported(import_yolo, tmp_path, classes=[1])
     # class 1: 0.1 0.1 0.1 0.1 -> x 5 .. 15, y 2.5 .. 7.5
     assert ones["images/train/a.jpg"].boxes == approx_boxes([(5, 2.5, 15, 7.5)])
 
 
 def test_yolo_side_by_side_polygon_and_malformed_line(tmp_path):
     write_image(tmp_path / "cam/x.png", 40, 20)
-    write(tmp_path / "cam/x.txt", "0 0.25 0.5 0.5 0.5\n0 0.1 0.2 0.3 0.1 0.2 0.9\n")
+    write_text(tmp_path / "cam/x.txt", "0 0.25 0.5 0.5 0.5\n0 0.1 0.2 0.3 0.1 0.2 0.9\n")
     write_image(tmp_path / "cam/y.jpg", 40, 20)
-    write(tmp_path / "cam/y.txt", "0 0.5 0.5 0.2\n")
-    images, report = run(import_yolo, tmp_path)
+    write_text(tmp_path / "cam/y.txt", "0 0.5 0.5 0.2\n")
+    images, report = imported(import_yolo, tmp_path)
 
     # x: cx 10, cy 10, w 20, h 10 -> (0, 5, 20, 15); the polygon (0.1,0.2) (0.3,0.1) (0.2,0.9)
     # -> x 0.1·40 = 4 .. 0.3·40 = 12, y 0.1·20 = 2 .. 0.9·20 = 18.
@@ -383,7 +366,7 @@ def test_voc_one_based_difficult_names_negatives_and_doctype(tmp_path, opened):
     write_image(root / "JPEGImages/b.jpg", 64, 48)  # no XML: a negative
     write_image(root / "JPEGImages/c.jpg", 64, 48)
     write_image(root / "JPEGImages/d.jpg", 64, 48)
-    write(
+    write_text(
         root / "Annotations/a.xml",
         voc_xml(
             "a.jpg",
@@ -393,9 +376,9 @@ def test_voc_one_based_difficult_names_negatives_and_doctype(tmp_path, opened):
             + voc_object("person", 50, 10, 90, 70),
         ),
     )
-    write(root / "Annotations/c.xml", BILLION_LAUGHS)
-    write(root / "Annotations/d.xml", voc_xml("../../secret.jpg", voc_object("face", 1, 1, 5, 5)))
-    images, report = run(import_voc, root)
+    write_text(root / "Annotations/c.xml", BILLION_LAUGHS)
+    write_text(root / "Annotations/d.xml", voc_xml("../../secret.jpg", voc_object("face", 1, 1, 5, 5)))
+    images, report = imported(import_voc, root)
 
     # 1-based inclusive -> 0-based continuous: (xmin - 1, ymin - 1, xmax, ymax).
     # 11 21 40 60 -> (10, 20, 40, 60); 1 1 100 80 (the whole 100x80 image) -> (0, 0, 100, 80);
@@ -413,16 +396,16 @@ def test_voc_one_based_difficult_names_negatives_and_doctype(tmp_path, opened):
     assert errors[1].startswith("Annotations/d.xml:") and "outside the images folder (refused)" in errors[1]
     assert tmp_path / "secret.jpg" not in opened
 
-    zero_based, _ = run(import_voc, root, names=["person"], one_based=False)
+    zero_based, _ = imported(import_voc, root, names=["person"], one_based=False)
     assert zero_based["JPEGImages/a.jpg"].boxes == [(50, 10, 90, 70)]
 
 
 def test_voc_side_by_side_missing_filename_and_bad_bndbox(tmp_path):
     write_image(tmp_path / "shots/x.jpg", 64, 48)
-    write(tmp_path / "shots/x.xml", voc_xml("renamed.jpg", voc_object("face", 2, 3, 20, 30), 64, 48))
+    write_text(tmp_path / "shots/x.xml", voc_xml("renamed.jpg", voc_object("face", 2, 3, 20, 30), 64, 48))
     write_image(tmp_path / "shots/y.jpg", 64, 48)
-    write(tmp_path / "shots/y.xml", voc_xml("y.jpg", voc_object("face", 2, 3, "twenty", 30), 64, 48))
-    images, report = run(import_voc, tmp_path)
+    write_text(tmp_path / "shots/y.xml", voc_xml("y.jpg", voc_object("face", 2, 3, "twenty", 30), 64, 48))
+    images, report = imported(import_voc, tmp_path)
 
     # 2 3 20 30 -> (1, 2, 20, 30)
     assert images == {"shots/x.jpg": Image("shots/x.jpg", 64, 48, [(1, 2, 20, 30)])}
@@ -437,7 +420,7 @@ def test_voc_side_by_side_missing_filename_and_bad_bndbox(tmp_path):
 
 def test_import_labels_picks_the_format_and_checks_options(tmp_path):
     write_image(tmp_path / "images/a.jpg", 100, 50)
-    write(tmp_path / "labels/a.txt", "3 0.5 0.5 0.2 0.4\n")
+    write_text(tmp_path / "labels/a.txt", "3 0.5 0.5 0.2 0.4\n")
     report = ProblemReport("labels")
 
     assert set(IMPORTERS) == {"labelme", "wider", "retinaface", "fddb", "coco", "yolo", "voc"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SEED_WEBCAM
-from helpers import rect, write_image, write_labelme
+from helpers import imported, problems, rect, shape, write_image, write_labelme
 from PIL import Image as PILImage
 from PIL import ImageOps
 
@@ -28,19 +28,8 @@ SEED = SEED_WEBCAM
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def shape(kind, points, label="face") -> dict:
-    return {**rect((0, 0), (1, 1), label), "shape_type": kind, "points": [list(p) for p in points]}
-
-
 def load(root: Path, **kwargs) -> tuple[dict[str, Image], ProblemReport]:
-    report = ProblemReport("labels")
-    images = import_folder(root, report, **kwargs)
-    assert [i.file_name for i in images] == sorted(i.file_name for i in images)
-    return {i.file_name: i for i in images}, report
-
-
-def problems(report: ProblemReport, level: str) -> list[tuple[str, str]]:
-    return [(p.file, p.problem) for p in report.problems if p.level == level]
+    return imported(import_folder, root, **kwargs)
 
 
 def only_problem(report: ProblemReport, level: str, file: str, *words: str) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import write_image
-from test_importers import messages, run, write
+from helpers import imported, messages, shape, write_image, write_labelme, write_text
 
 from facedet import coco
 from facedet.coco import KEYPOINT_NAMES, Image
@@ -40,28 +39,20 @@ def test_canonical_file_round_trip_keeps_points_and_faces_without(tmp_path):
     assert back[1].landmarks == [] and back[1].face_landmarks() == [None]
 
 
-def _labelme(shapes: list[dict]) -> str:
-    return json.dumps({"shapes": shapes, "imagePath": "a.jpg", "imageWidth": 100, "imageHeight": 80})
-
-
-def _shape(label, points, kind="point", group=None):
-    return {"label": label, "points": points, "shape_type": kind, "group_id": group}
-
-
 def test_labelme_points_by_group_id_and_by_lying_inside_one_face(tmp_path):
     write_image(tmp_path / "a.jpg", 100, 80)
     second = (75.0, 5.0, 95.0, 25.0)
     shapes = [
-        _shape("face", [[30, 20], [70, 60]], "rectangle", group=7),
-        _shape("face", [[75, 5], [95, 25]], "rectangle"),
+        shape("rectangle", [[30, 20], [70, 60]], "face", 7),
+        shape("rectangle", [[75, 5], [95, 25]], "face"),
         # the first face's points by group id, in a shuffled order
-        *[_shape(name, [[x, y]], group=7) for name, (x, y, _) in reversed(list(zip(KEYPOINT_NAMES, POINTS)))],
+        *[shape("point", [[x, y]], name, 7) for name, (x, y, _) in reversed(list(zip(KEYPOINT_NAMES, POINTS)))],
         # the second face's nose without a group id: it lies inside that face only
-        _shape("nose", [[85, 15]]),
+        shape("point", [[85, 15]], "nose"),
         # a point inside no face: reported, left out
-        _shape("nose", [[5, 75]]),
+        shape("point", [[5, 75]], "nose"),
     ]
-    write(tmp_path / "a.json", _labelme(shapes))
+    write_labelme(tmp_path / "a.json", "a.jpg", shapes, 100, 80)
     report = ProblemReport("labels")
     image = import_folder(tmp_path, report)[0]
     assert image.boxes == [BOX, second]
@@ -82,15 +73,15 @@ def test_labelme_person_left_is_converted_and_a_bad_point_costs_only_the_landmar
         "mouth_left": (56, 52),
         "mouth_right": (44, 52),
     }
-    shapes = [_shape("face", [[30, 20], [70, 60]], "rectangle", 1)]
-    shapes += [_shape(name, [list(xy)], group=1) for name, xy in person.items()]
-    write(tmp_path / "a.json", _labelme(shapes))
-    images, _ = run(lambda src, report, **o: import_labels("labelme", src, report, **o), tmp_path, left="person")
+    shapes = [shape("rectangle", [[30, 20], [70, 60]], "face", 1)]
+    shapes += [shape("point", [xy], name, 1) for name, xy in person.items()]
+    write_labelme(tmp_path / "a.json", "a.jpg", shapes, 100, 80)
+    images, _ = imported(lambda src, report, **o: import_labels("labelme", src, report, **o), tmp_path, left="person")
     assert [p[:2] for p in images["a.jpg"].landmarks[0]] == [p[:2] for p in POINTS]
 
     shapes[2]["points"] = [[500, 34]]  # far outside the face: wrong units?
-    write(tmp_path / "a.json", _labelme(shapes))
-    images, report = run(lambda src, report, **o: import_labels("labelme", src, report, **o), tmp_path)
+    write_labelme(tmp_path / "a.json", "a.jpg", shapes, 100, 80)
+    images, report = imported(lambda src, report, **o: import_labels("labelme", src, report, **o), tmp_path)
     assert images["a.jpg"].boxes == [BOX] and images["a.jpg"].face_landmarks() == [None]
     (error,) = messages(report, "error")
     assert error.startswith("a.json: shape 0") and "far outside its face box" in error
@@ -99,7 +90,7 @@ def test_labelme_person_left_is_converted_and_a_bad_point_costs_only_the_landmar
 def test_retinaface_label_txt(tmp_path):
     write_image(tmp_path / "images" / "0--Parade" / "x.jpg", 100, 80)
     write_image(tmp_path / "images" / "0--Parade" / "y.jpg", 100, 80)
-    write(
+    write_text(
         tmp_path / "label.txt",
         "# 0--Parade/x.jpg\n"
         "30 20 40 40 42.0 34.0 0.0 58.0 34.0 0.0 50.0 42.0 0.0 44.0 52.0 0.0 56.0 52.0 1.0 0.82\n"
@@ -107,7 +98,7 @@ def test_retinaface_label_txt(tmp_path):
         "# 0--Parade/y.jpg\n"
         "30 20 40 abc\n",
     )
-    images, report = run(import_retinaface, tmp_path)
+    images, report = imported(import_retinaface, tmp_path)
     x = images["images/0--Parade/x.jpg"]
     assert x.boxes == [BOX, (75.0, 5.0, 95.0, 25.0)]
     assert x.face_landmarks() == [POINTS, None]  # flag 0 -> visible (2), 1 -> hidden (1); all -1 -> none
@@ -136,8 +127,8 @@ def test_coco_keypoints_in_the_order_the_category_names(tmp_path):
         ],
         "categories": [{"id": 1, "name": "face", "keypoints": order}],
     }
-    write(tmp_path / "annotations" / "faces.json", json.dumps(data))
-    images, report = run(import_coco, tmp_path)
+    write_text(tmp_path / "annotations" / "faces.json", json.dumps(data))
+    images, report = imported(import_coco, tmp_path)
     assert images["images/a.jpg"].face_landmarks() == [POINTS, None, None]
     (error,) = messages(report, "error")
     assert "annotations[2]" in error and "3 points, expected 5" in error and "kept without them" in error
@@ -146,8 +137,8 @@ def test_coco_keypoints_in_the_order_the_category_names(tmp_path):
 def test_yolo_pose_lines(tmp_path):
     write_image(tmp_path / "images" / "a.jpg", 100, 80)
     pose = " ".join(f"{x / 100:.2f} {y / 80:.3f} {v}" for x, y, v in POINTS)
-    write(tmp_path / "labels" / "a.txt", f"0 0.5 0.5 0.4 0.5 {pose}\n0 0.85 0.1875 0.2 0.25\n")
-    images, report = run(import_yolo, tmp_path)
+    write_text(tmp_path / "labels" / "a.txt", f"0 0.5 0.5 0.4 0.5 {pose}\n0 0.85 0.1875 0.2 0.25\n")
+    images, report = imported(import_yolo, tmp_path)
     got = images["images/a.jpg"].face_landmarks()
     assert [pytest.approx(p, abs=1e-6) for p in got[0]] == list(POINTS) and got[1] is None
     assert not report.problems
@@ -166,7 +157,7 @@ def test_export_labels_writes_the_points_back(tmp_path):
     (root / "a.jpg").rename(root / "images" / "a.jpg")
     lines = (root / "labels" / "a.txt").read_text().splitlines()
     assert len(lines[0].split()) == 20 and lines[1].endswith(" 0.000000 0.000000 0")
-    yolo, _ = run(import_yolo, root)
+    yolo, _ = imported(import_yolo, root)
     assert [pytest.approx(p, abs=1e-4) for p in yolo["images/a.jpg"].face_landmarks()[0]] == list(POINTS)
     # person-left export swaps the sides: the first point written is the image-right eye
     export_yolo(images, root / "person", left="person")

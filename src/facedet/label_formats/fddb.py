@@ -35,8 +35,8 @@ from pathlib import Path
 from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.label_formats.formats import BadLabels, Malformed, excerpt, parse_float, sorted_images
-from facedet.label_formats.listed import listed_images, read_lines
+from facedet.label_formats.formats import Malformed, excerpt, sorted_images
+from facedet.label_formats.listed import line_numbers, listed_images, read_lines
 from facedet.label_formats.paths import Sizes, dataset_root, display_path, folder_inside, option_path, resolve_image
 from facedet.problems import ProblemReport
 
@@ -185,16 +185,8 @@ def _records(lines: list[str], name: str, report: ProblemReport):
 
 
 def _ellipse(text: str, line: int) -> tuple[float, float, float, float, float]:
-    tokens = text.split()
-    if len(tokens) not in (5, 6):
-        raise Malformed(
-            line,
-            f"an ellipse line has 6 numbers (a b angle cx cy 1), this one has {len(tokens)}: '{excerpt(text.strip())}'",
-        )
-    try:
-        a, b, angle, cx, cy = (parse_float(t) for t in tokens[:5])
-    except BadLabels as err:
-        raise Malformed(line, f"ellipse line: {err}") from None
+    values = line_numbers(text, line, (5, 6), "ellipse line", "an ellipse line has 6 numbers (a b angle cx cy 1)")
+    a, b, angle, cx, cy = values[:5]
     if a <= 0 or b <= 0:
         raise Malformed(line, f"ellipse radii must be positive, got {a:g} and {b:g}")
     return a, b, angle, cx, cy

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from facedet.boxes import Box
 from facedet.coco import Image
-from facedet.label_formats.formats import BadLabels, Size, accept_box
+from facedet.label_formats.formats import BadLabels, Malformed, Size, accept_box, excerpt, parse_float
 from facedet.label_formats.paths import MAX_DATASET_FILE_BYTES, Sizes, read_text
 from facedet.problems import ProblemReport
 
@@ -75,3 +75,15 @@ def xywh_box(face: tuple) -> Box:
     """The box of a face ``(line, (x, y, w, h), ...)``: (x, y, x + w, y + h)."""
     x, y, w, h = face[1]
     return x, y, x + w, y + h
+
+
+def line_numbers(text: str, line: int, counts: tuple[int, ...], kind: str, layout: str) -> list[float]:
+    """The numbers of a face line; Malformed when it does not hold one of ``counts`` numbers or one
+    is not a finite number. ``kind`` names such a line ("face line"), ``layout`` says what it holds."""
+    tokens = text.split()
+    if len(tokens) not in counts:
+        raise Malformed(line, f"{layout}, this one has {len(tokens)}: '{excerpt(text.strip())}'")
+    try:
+        return [parse_float(t) for t in tokens]
+    except BadLabels as err:
+        raise Malformed(line, f"{kind}: {err}") from None

@@ -24,16 +24,14 @@ from pathlib import Path
 
 from facedet.coco import NUM_KEYPOINTS, Image
 from facedet.label_formats.formats import (
-    BadLabels,
     Malformed,
     accept_landmarks,
     excerpt,
     left_option,
     number_option,
-    parse_float,
     sorted_images,
 )
-from facedet.label_formats.listed import listed_images, read_lines, xywh_box
+from facedet.label_formats.listed import line_numbers, listed_images, read_lines, xywh_box
 from facedet.label_formats.paths import Sizes, dataset_root, display_path, folder_inside, option_path, resolve_image
 from facedet.problems import ProblemReport
 
@@ -111,17 +109,13 @@ def _records(lines: list[str], name: str, report: ProblemReport):
 
 
 def _face(text: str, line: int):
-    tokens = text.split()
-    if len(tokens) not in (4, 4 + 3 * NUM_KEYPOINTS, 5 + 3 * NUM_KEYPOINTS):
-        raise Malformed(
-            line,
-            f"a face line is 'x y w h' and optionally five 'x y flag' landmarks and a blur score "
-            f"(4, 19 or 20 numbers); this one has {len(tokens)}: '{excerpt(text.strip())}'",
-        )
-    try:
-        values = [parse_float(t) for t in tokens]
-    except BadLabels as err:
-        raise Malformed(line, f"face line: {err}") from None
+    values = line_numbers(
+        text,
+        line,
+        (4, 4 + 3 * NUM_KEYPOINTS, 5 + 3 * NUM_KEYPOINTS),
+        "face line",
+        "a face line is 'x y w h' and optionally five 'x y flag' landmarks and a blur score (4, 19 or 20 numbers)",
+    )
     x, y, w, h = values[:4]
     marks = values[4 : 4 + 3 * NUM_KEYPOINTS]
     if not marks or all(v == -1 for v in marks):

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.label_formats.formats import BadLabels, Malformed, excerpt, number_option, parse_float, sorted_images
-from facedet.label_formats.listed import listed_images, read_lines, xywh_box
+from facedet.label_formats.formats import BadLabels, Malformed, excerpt, number_option, sorted_images
+from facedet.label_formats.listed import line_numbers, listed_images, read_lines, xywh_box
 from facedet.label_formats.paths import Sizes, dataset_root, display_path, folder_inside, option_path, resolve_image
 from facedet.problems import ProblemReport
 
@@ -212,17 +212,7 @@ def _records(lines: list[str], ann_name: str, report: ProblemReport):
 
 
 def _face(text: str, line: int) -> tuple[int, tuple[float, float, float, float], dict[str, int]]:
-    tokens = text.split()
-    if len(tokens) not in (4, 10):
-        raise Malformed(
-            line,
-            f"a face line has 10 numbers (x1 y1 w h and 6 flags), this one has "
-            f"{len(tokens)}: '{excerpt(text.strip())}'",
-        )
-    try:
-        values = [parse_float(t) for t in tokens]
-    except BadLabels as err:
-        raise Malformed(line, f"face line: {err}") from None
+    values = line_numbers(text, line, (4, 10), "face line", "a face line has 10 numbers (x1 y1 w h and 6 flags)")
     flags = {name: int(v) for name, v in zip(_FLAGS, values[4:])}
     x, y, w, h = values[:4]
     return line, (x, y, w, h), flags
