@@ -51,7 +51,7 @@ def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
 
 
 def clip_box(box: Box, width: float, height: float) -> Box:
-    """One box clipped to the frame [0, width] x [0, height] (it may end up empty: see :func:`has_area`)."""
+    """One box clipped to the frame [0, width] x [0, height] (it may end up empty: see `has_area`)."""
     x1, y1, x2, y2 = box
     w, h = float(width), float(height)
     return min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h)

@@ -1,6 +1,7 @@
 """The canonical annotation format between stages: a COCO detection file with one category, "face".
 
 Contract (written once, relied on everywhere):
+
 - ``images``: ``{"id": int, "file_name": str, "width": int, "height": int}``; ``file_name`` is
   relative to the images folder that travels with the file.
 - ``annotations``: ``{"id", "image_id", "category_id": 1, "bbox": [x, y, w, h], "area",
@@ -9,7 +10,7 @@ Contract (written once, relied on everywhere):
   detection there is neither right nor wrong (COCO's crowd semantics).
 - An image with no (non-ignore) annotation is a negative (no face).
 - Landmarks (COCO keypoints): a face annotation may carry ``"keypoints": [x1, y1, v1, ..., x5, y5, v5]``
-  in pixels and ``"num_keypoints"`` (the points with v > 0), in the order of :data:`KEYPOINT_NAMES`:
+  in pixels and ``"num_keypoints"`` (the points with v > 0), in the order of `KEYPOINT_NAMES`:
   the eye on the image's left (the person's right eye on an upright, frontal face), the other eye, the
   nose tip, the mouth corner on the image's left, the other mouth corner -- "left" is always the
   IMAGE's left, as in RetinaFace, YuNet and ArcFace's template; importers and exporters convert other
@@ -106,7 +107,7 @@ def to_coco(images: list[Image]) -> dict:
 
 
 def from_coco(coco: dict) -> list[Image]:
-    """Inverse of :func:`to_coco`: images in file order with their boxes as (x1, y1, x2, y2)."""
+    """Inverse of [`to_coco`][]: images in file order with their boxes as (x1, y1, x2, y2)."""
     by_id = {img["id"]: Image(img["file_name"], img["width"], img["height"]) for img in coco["images"]}
     for ann in coco["annotations"]:
         x, y, w, h = ann["bbox"]

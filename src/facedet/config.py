@@ -1,7 +1,7 @@
 """Compose the configuration from conf/ (Hydra) or read the params.yaml that DVC wrote from it, and
 check every value before any work starts.
 
-The schema is conf/ itself (`facedet.config_schema`): the keys conf/ can compose are the known keys
+The schema is conf/ itself ([`facedet.config_schema`][]): the keys conf/ can compose are the known keys
 (so a key added to a conf file is known at once), the type of each value is the type of its default
 there, and `facedet.config_rules.RULES` adds the ranges and choices a type cannot say. Dataclass
 structured configs would restate every key and default that conf/ already holds; this keeps conf/

@@ -1,7 +1,7 @@
 """The schema of the configuration: every key conf/ can compose, with the defaults it has there.
 
 conf/ is the schema: a key added to a conf file is known at once, and the type of each value is
-the type of its default there (`facedet.config_rules` adds ranges and choices).
+the type of its default there ([`facedet.config_rules`][] adds ranges and choices).
 """
 
 from __future__ import annotations

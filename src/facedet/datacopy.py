@@ -2,7 +2,7 @@ r"""Copy a dataset folder (``make run DATA=...``) without taking anything from o
 
 ``python -m facedet.datacopy SRC DST``: DST (made, must not exist) gets every plain file of SRC,
 and the content of every link to a file that the stages would read (a link inside SRC, or into a
-DVC cache above it; :func:`facedet.images.link_allowed`). Links that lead out of SRC, links to
+DVC cache above it; [`facedet.images.link_allowed`][]). Links that lead out of SRC, links to
 folders and special files (FIFOs, sockets, devices) are left out, each named on stderr. Copies are
 writable by their owner (shared folders are often read-only). A name that is not UTF-8 (zip archives
 made on Windows hold Latin-1 or CP437 names) is copied under its UTF-8 spelling with the odd bytes

@@ -1,16 +1,16 @@
 """The one way pictures are found, read and written: by content, EXIF orientation applied, as RGB.
 
-Reading is bounded, whatever the file holds: a file over :data:`MAX_FILE_BYTES`, a picture over
-:data:`MAX_PIXELS` once decoded (a big JPEG is decoded at 1/2, 1/4 or 1/8 of its size, by the
+Reading is bounded, whatever the file holds: a file over `MAX_FILE_BYTES`, a picture over
+`MAX_PIXELS` once decoded (a big JPEG is decoded at 1/2, 1/4 or 1/8 of its size, by the
 JPEG decoder itself, to fit), a header that claims more than Pillow's bomb limit, more than
-:data:`MAX_METADATA_BYTES` of JPEG EXIF segments (Pillow joins them at a cost quadratic in their
-number) and every decoder failure raise :class:`ImageError` naming the file. 16- and 32-bit
+`MAX_METADATA_BYTES` of JPEG EXIF segments (Pillow joins them at a cost quadratic in their
+number) and every decoder failure raise [`ImageError`][] naming the file. 16- and 32-bit
 grayscale PNGs are scaled to 8 bits by their real range (not clipped, which makes them white).
 
-Writing (:func:`write_image`) encodes in memory and writes the bytes through Python, so any file
+Writing ([`write_image`][]) encodes in memory and writes the bytes through Python, so any file
 name the file system takes works (``cv2.imwrite`` crashes on names that are not UTF-8).
 
-Dataset folders are walked by :func:`dataset_files`: links to folders are not followed; a link to
+Dataset folders are walked by [`dataset_files`][]: links to folders are not followed; a link to
 a file is a file of the dataset only when it points inside the dataset folder or into a DVC cache
 (``.dvc/cache`` of a folder above it); any other link is refused and never opened.
 """
@@ -77,7 +77,7 @@ def dataset_files(
 ) -> tuple[list[Path], list[Path]]:
     """(files, refused) under root, each sorted: files with one of ``suffixes`` (case-insensitive;
     None: any) that may be opened (dangling links included: opening one fails with a message), and links that lead
-    out of the dataset (see :func:`link_allowed`). Links to folders are not walked."""
+    out of the dataset (see [`link_allowed`][]). Links to folders are not walked."""
     root = Path(root)
     files, refused = [], []
     for folder, subfolders, names in os.walk(root):
@@ -96,7 +96,7 @@ def dataset_files(
 
 
 def list_images(root: Path) -> list[Path]:
-    """Image files under root (recursive, case-insensitive extensions, see :func:`dataset_files`), sorted."""
+    """Image files under root (recursive, case-insensitive extensions, see [`dataset_files`][]), sorted."""
     return dataset_files(root, IMAGE_EXTENSIONS)[0]
 
 
@@ -114,7 +114,7 @@ class Picture:
 
 
 def read_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
-    """HxWx3 uint8 RGB with EXIF orientation applied (see :func:`read_picture`)."""
+    """HxWx3 uint8 RGB with EXIF orientation applied (see [`read_picture`][])."""
     return read_picture(path, max_side).rgb
 
 
@@ -122,7 +122,7 @@ def read_picture(path: Path, max_side: int | None = None) -> Picture:
     """The picture of an image file; ImageError (naming the file) for anything unusable.
 
     ``max_side``: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale as long as its longest side stays
-    at least ``max_side`` (cheap: the decoder skips the detail). A JPEG over :data:`MAX_PIXELS` is
+    at least ``max_side`` (cheap: the decoder skips the detail). A JPEG over `MAX_PIXELS` is
     always decoded at the largest scale that fits.
     """
     with _opened(Path(path)) as image:
@@ -138,7 +138,7 @@ def read_picture(path: Path, max_side: int | None = None) -> Picture:
 
 def read_header(path: Path) -> tuple[int, int, int]:
     """(width, height, EXIF orientation) from the header, after orientation (pixels not decoded);
-    ImageError for what :func:`read_picture` would refuse before decoding."""
+    ImageError for what [`read_picture`][] would refuse before decoding."""
     with _opened(Path(path)) as image:
         _scale(path, image, None)
         width, height = image.size
@@ -182,7 +182,7 @@ def _opened(path: Path) -> Iterator[Image.Image]:
 
 def _scale(path: Path, image: Image.Image, max_side: int | None) -> int:
     """1, 2, 4 or 8: how much smaller than its size the picture is decoded; ImageError when even
-    that is over :data:`MAX_PIXELS` (only JPEGs decode at a reduced scale)."""
+    that is over `MAX_PIXELS` (only JPEGs decode at a reduced scale)."""
     width, height = image.size
     scale = 1
     if image.format == "JPEG":
@@ -197,7 +197,7 @@ def _scale(path: Path, image: Image.Image, max_side: int | None) -> int:
 
 
 def _check_metadata(path: Path, handle) -> None:
-    """Refuse a JPEG with more EXIF bytes than :data:`MAX_METADATA_BYTES` (before Pillow joins them)."""
+    """Refuse a JPEG with more EXIF bytes than `MAX_METADATA_BYTES` (before Pillow joins them)."""
     if handle.read(2) != _JPEG_MAGIC:
         handle.seek(0)
         return
@@ -225,7 +225,7 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB; 16-bit grayscale (mode I;16*) scaled from 0..65535 to 0..255; 32-bit modes I and F by the
+    """RGB; 16-bit grayscale (modes ``I;16*``) scaled from 0..65535 to 0..255; 32-bit modes I and F by the
     smallest of 8, 16 or 32 bits (F: also [0, 1]) that holds their largest value."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         values = np.asarray(image).astype(np.float64)

@@ -54,7 +54,7 @@ def track(
     items: Iterable[T], what: str, total: int | None = None, unit: str = "pictures", every: float = EVERY_S
 ) -> Iterator[T]:
     """``items`` one by one with progress on stderr: a transient rich bar on a terminal, else
-    :func:`line` every ``every`` seconds."""
+    `line` every ``every`` seconds."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     if sys.stderr.isatty():

@@ -3,7 +3,7 @@ get; which files are duplicates.
 
 A source is ``{type: folder, path, recursive, extensions, min_size, dedupe}`` (every image file in a
 folder) or ``{type: video, path, every: k | frames: N}`` (frames of a video file, or of each video in a
-folder); see :mod:`facedet.pipeline.collect` for what the collect stage makes of them.
+folder); see [`facedet.pipeline.collect`][] for what the collect stage makes of them.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def video_name(spec: VideoSourceSpec, path: Path, data: Path) -> str:
 
 def list_folder(folder: FolderSource) -> tuple[list[Path], list[Path]]:
     """(files, refused links) of the folder with one of its extensions (case-insensitive), sorted,
-    by the rules of :func:`facedet.images.dataset_files` (the labels importers' too)."""
+    by the rules of [`facedet.images.dataset_files`][] (the labels importers' too)."""
     return dataset_files(folder.path, folder.extensions, folder.recursive)
 
 

@@ -1,5 +1,5 @@
 """The pipeline's stages as the project states them: dvc.yaml's stages in their order, each with its
-param keys and deps (:class:`StageSpec`), and where each writes by default (conf/paths/default.yaml)."""
+param keys and deps ([`StageSpec`][]), and where each writes by default (conf/paths/default.yaml)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Faces in videos and from cameras: frames in, steadier boxes, annotated frames out.
 
-- :class:`BoxSmoother`: follows faces from frame to frame (greedy IoU matching) and smooths their
+- [`BoxSmoother`][]: follows faces from frame to frame (greedy IoU matching) and smooths their
   boxes (exponential moving average), so boxes do not jitter.
-- :func:`iter_frames` / :class:`VideoSource`: RGB frames of a video file or a camera.
-- :func:`frame_indices` / :class:`FrameSampler`: which frames of a video to take, and taking them
+- [`iter_frames`][] / [`VideoSource`][]: RGB frames of a video file or a camera.
+- [`frame_indices`][] / [`FrameSampler`][]: which frames of a video to take, and taking them
   (the collect stage's video sources and the corpus share them).
-- :func:`annotate`, :class:`Display`, :func:`open_writer`: what ``facedet detect`` shows and writes.
+- [`annotate`][], [`Display`][], `open_writer`: what ``facedet detect`` shows and writes.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Track:
 class BoxSmoother:
     """Steadier boxes over a frame sequence.
 
-    Each :meth:`update` matches the frame's detections to the tracks greedily by IoU (best pair
+    Each `update` matches the frame's detections to the tracks greedily by IoU (best pair
     first, IoU >= ``iou_threshold``). A matched track's box becomes
     ``alpha * new + (1 - alpha) * previous`` (alpha 1: no smoothing) and is returned in the
     detection's place, with the detection's score (its landmarks, when it has them, are smoothed the
@@ -246,7 +246,7 @@ class FrameSampler:
 
 
 def annotate(rgb: np.ndarray, faces: list[Detection], fps: float | None = None) -> np.ndarray:
-    """A BGR copy of the picture with boxes, scores, landmarks (:mod:`facedet.landmarks`) and (when
+    """A BGR copy of the picture with boxes, scores, landmarks ([`facedet.landmarks`][]) and (when
     given) frames per second drawn."""
     picture = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     scale = max(0.4, min(picture.shape[:2]) / 600)
@@ -310,7 +310,7 @@ def gui_problem() -> str | None:
 
 
 class Display:
-    """A live window; :meth:`show` returns False once the user pressed q or Esc or closed it."""
+    """A live window; `show` returns False once the user pressed q or Esc or closed it."""
 
     def __init__(self, title: str) -> None:
         problem = gui_problem()

@@ -1,6 +1,6 @@
 """Collect pictures from a webcam (or a video file): the seed tutorial's first step, done right.
 
-The tutorial took 30 webcam frames 0.5 s apart into ``data/images/<uuid1>.jpg``; :func:`capture`
+The tutorial took 30 webcam frames 0.5 s apart into ``data/images/<uuid1>.jpg``; `capture`
 does the same with a countdown before it starts, a live preview that shows the count, and a clean
 stop on q (in the preview) or Ctrl-C that keeps every picture taken so far (each file is written
 whole, or not at all).

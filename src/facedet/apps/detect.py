@@ -1,5 +1,5 @@
 """``facedet detect``: images, folders, globs, videos and cameras to JSON, CSV, annotated pictures /
-video and a live window, with a :class:`~facedet.inference.detector.FaceDetector`."""
+video and a live window, with a [`FaceDetector`][facedet.inference.detector.FaceDetector]."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def resolve_source(spec: str | Path) -> Source:
 def glob_files(root: Path, pattern: tuple[str, ...]) -> list[Path]:
     """Files under root whose path relative to it matches the pattern parts (``**``: any number of
     folders), sorted. Links to folders are not walked, so link loops end; hidden names match only
-    a pattern part that starts with a dot, as in :mod:`glob`."""
+    a pattern part that starts with a dot, as in `glob`."""
 
     def matches(names: tuple[str, ...], parts: tuple[str, ...]) -> bool:
         if not parts:
@@ -119,7 +119,7 @@ class Results:
         self.rows: list[tuple] = []
 
     def add(self, file: str, width: int, height: int, faces: list[Detection], frame: int | None = None) -> None:
-        """One picture (or a video frame: ``file`` is the video's name, the entry "<file>#<frame>")."""
+        """One picture (or a video frame: ``file`` is the video's name, the entry ``"<file>#<frame>"``)."""
         self.data["images"].append(
             {
                 "file": file if frame is None else f"{file}#{frame}",
@@ -266,7 +266,7 @@ def run_detect(
 ) -> Results:
     """Detect faces in an image, a folder, a glob, a video file or a camera; write what is asked.
 
-    Video and camera frames are smoothed over time (:class:`facedet.video.BoxSmoother`) unless
+    Video and camera frames are smoothed over time ([`facedet.video.BoxSmoother`][]) unless
     ``smooth`` is false. Ctrl-C (or q in the window) stops early, keeping what was done so far.
     """
     source = resolve_source(spec)
@@ -331,7 +331,7 @@ def detect_video(
     max_frames: int | None = None,
     progress: bool = True,
 ) -> int:
-    """Detect faces frame by frame; entries "<name>#<frame>" go to ``results``; an annotated video
+    """Detect faces frame by frame; entries ``"<name>#<frame>"`` go to ``results``; an annotated video
     (boxes, scores; the live window also shows frames per second) to ``out`` when given. Returns the number of frames done. Whatever stops
     it (end, ``max_frames``, q in the window, Ctrl-C), the writer and the source are released."""
     from rich.console import Console

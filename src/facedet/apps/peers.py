@@ -16,7 +16,7 @@ precision / recall and false-positive counts).
   upsampling, candidates down to SVM score -1; score = logistic(SVM score); threshold 0.5 (score 0,
   dlib's default).
 
-Peers are optional (``pip install 'facedet[peers]'``) except Haar; :func:`missing` says why a peer
+Peers are optional (``pip install 'facedet[peers]'``) except Haar; `missing` says why a peer
 cannot run instead of raising.
 """
 
@@ -196,7 +196,7 @@ FACTORIES: dict[str, Callable[[int | None], Peer]] = {"haar": haar, "yunet": yun
 
 
 def load(name: str, threads: int | None = None) -> Peer:
-    """The peer ``name``; ValueError if it cannot run here (see :func:`missing`)."""
+    """The peer ``name``; ValueError if it cannot run here (see `missing`)."""
     problem = missing(name)
     if problem:
         raise ValueError(f"{name}: {problem}")

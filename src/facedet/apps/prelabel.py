@@ -1,11 +1,11 @@
 """Propose face boxes as LabelMe files, to correct in labelme instead of drawing every box by hand.
 
-:func:`prelabel` runs a detector (a facedet model, or OpenCV's Haar cascade as a peer that needs no
+`prelabel` runs a detector (a facedet model, or OpenCV's Haar cascade as a peer that needs no
 training) on every image of a folder (recursive) that has no LabelMe file yet, and writes a LabelMe
 5.4.1 JSON with one ``face`` rectangle per proposed face (``imagePath`` relative to the JSON,
 ``imageData`` null, ``imageWidth``/``imageHeight`` after EXIF orientation, as labelme shows the
 image) and, when the detector gives them (YuNet, a facedet model with landmarks), its five landmark
-points tied to the rectangle by a ``group_id`` (:mod:`facedet.label_formats.labelme`; image-left first).
+points tied to the rectangle by a ``group_id`` ([`facedet.label_formats.labelme`][]; image-left first).
 
 Where the file goes, and what counts as "has a LabelMe file already":
 
@@ -14,7 +14,7 @@ Where the file goes, and what counts as "has a LabelMe file already":
   -> ``.../labels/a/x.json`` (what ``labelme data/images --output data/labels`` reads). Otherwise
   beside the image: ``a/x.jpg`` -> ``a/x.json``.
 - An image is labelled when a label file of its dataset pairs with it by the importer's rules
-  (:mod:`facedet.label_formats.labelme`: ``imagePath``, else the file name); a label file that cannot be
+  ([`facedet.label_formats.labelme`][]: ``imagePath``, else the file name); a label file that cannot be
   read counts too (its image is reported, for you to fix the file). Nothing is ever overwritten:
   an existing file at the target path is left alone and reported.
 - An image with no face proposed gets no file (it stays a negative, as before; run again with a
@@ -81,7 +81,7 @@ def labelled_images(root: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
 
 
 def peer_proposer(name: str, threshold: float | None = None) -> Proposer:
-    """A peer detector of :mod:`facedet.apps.peers` (``haar``, ``yunet``, ``dlib``: the same ones
+    """A peer detector of `facedet.apps.peers` (``haar``, ``yunet``, ``dlib``: the same ones
     ``facedet bench`` runs), its score in [0, 1]; ``threshold`` defaults to the peer's own (Haar 0:
     every box it keeps, YuNet 0.5, dlib 0.5 = SVM score 0). ValueError when the peer's package is
     not installed."""

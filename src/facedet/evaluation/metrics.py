@@ -4,7 +4,7 @@ Two families of numbers, computed on the same inputs:
 
 - ``ap50`` / ``ap50_95``: COCO box AP from faster-coco-eval (101-point interpolation, area "all").
   ``maxDets`` is raised above COCO's 100 when an image has more detections, so every detection
-  counts, as in :func:`pr_curve`.
+  counts, as in [`pr_curve`][].
 - ``ap50_small`` / ``ap50_medium`` / ``ap50_large``: COCO AP@0.5 over COCO's area ranges. COCO
   splits by box AREA, not side: small is area <= 32² px² (1024), medium 32²..96², large >= 96²
   (9216), both ends inclusive as in pycocotools, so a face of exactly 32 x 32 counts in small and
@@ -19,7 +19,7 @@ Two families of numbers, computed on the same inputs:
 
 Ignore regions (``Image.ignore``, COCO ``iscrowd=1``) follow COCO's crowd rule everywhere. A
 detection is first matched to faces as above; if no face takes it, it is *ignored* -- neither TP
-nor FP, dropped from every count and from :func:`pr_curve` -- when its intersection with some
+nor FP, dropped from every count and from [`pr_curve`][] -- when its intersection with some
 ignore region covers at least ``iou_threshold`` of the DETECTION's own area. Why this and not IoU:
 it is exactly what COCO does for crowd boxes (faster-coco-eval computes crowd "IoU" as intersection
 over detection area), so ``ap50`` and the thresholded numbers agree on what an ignore region is; and
@@ -216,7 +216,7 @@ def pr_curve(
 
 
 def best_f1_threshold(curve: dict[str, list[float]]) -> tuple[float, float]:
-    """(threshold, f1) maximising F1 on a :func:`pr_curve` dict.
+    """(threshold, f1) maximising F1 on a [`pr_curve`][] dict.
 
     The best point's score is the lowest that still keeps its last true positive; every threshold
     down to the next lower candidate's score gives the same F1 there. The threshold is the middle of
@@ -237,7 +237,7 @@ def landmark_metrics(
     truth: list[Image], predictions: list[list[Detection]], threshold: float, iou_threshold: float = 0.5
 ) -> dict[str, float]:
     """Landmark error on the faces that have labelled landmarks and were found: detections scoring at
-    least ``threshold`` are matched to faces as in :func:`detection_metrics` (greedy by score, IoU >=
+    least ``threshold`` are matched to faces as in [`detection_metrics`][] (greedy by score, IoU >=
     ``iou_threshold``). A face's NME is the mean distance between its labelled points (v > 0) and the
     predicted ones, divided by sqrt(w x h) of its box (RetinaFace's normalisation).
 

@@ -1,6 +1,6 @@
 """How the detector holds up under controlled, deterministic perturbations of the test split.
 
-Each entry of :data:`PERTURBATIONS` maps ``(rgb, boxes) -> (rgb, boxes)`` (HxWx3 uint8 RGB, boxes
+Each entry of `PERTURBATIONS` maps ``(rgb, boxes) -> (rgb, boxes)`` (HxWx3 uint8 RGB, boxes
 [N, 4] as x1, y1, x2, y2 in pixels of that image):
 
 - ``original``: unchanged.
@@ -15,8 +15,8 @@ Each entry of :data:`PERTURBATIONS` maps ``(rgb, boxes) -> (rgb, boxes)`` (HxWx3
   rotated corners would grow a square by cos θ + sin θ, 1.37 at 30°, mostly background; the
   ellipse's box keeps a square the same.) Box coordinates are continuous (pixel i spans [i, i+1)),
   so they rotate about (W/2, H/2), which is OpenCV's pixel-index centre ((W-1)/2, (H-1)/2).
-  Boxes are then clipped to the frame; :data:`PERTURBATIONS` drops boxes left thinner than 1 px,
-  and :func:`robustness_report` turns a face with less than half of its box inside the frame into
+  Boxes are then clipped to the frame; `PERTURBATIONS` drops boxes left thinner than 1 px,
+  and [`robustness_report`][] turns a face with less than half of its box inside the frame into
   an ignore region (neither TP nor FP) rather than asking for a half face.
 - ``blur``: Gaussian blur, sigma 0.5 % of the longer image side (at least 1 px), so the blur is
   the same relative to the face whatever the resolution the network resizes to.
@@ -161,7 +161,7 @@ def _detect_all(detector, rgb: np.ndarray) -> list[Detection]:
 def robustness_report(
     detector, images: list[np.ndarray], truth: list[Image], threshold: float | None = None, iou_threshold: float = 0.5
 ) -> list[dict]:
-    """One row per perturbation, in :data:`PERTURBATIONS` order: ``{"name", "ap50", "recall",
+    """One row per perturbation, in `PERTURBATIONS` order: ``{"name", "ap50", "recall",
     "precision", "faces"}``. AP uses every detection (``detect_batch(..., threshold=0.0)`` when the
     detector has it, else ``detector(rgb)``); recall and precision are at ``threshold``, by default
     the detector's own ``threshold`` attribute (0.5 without one). ``faces`` counts the ground-truth

@@ -1,2 +1,2 @@
-"""Running a trained model: :class:`~facedet.inference.detector.FaceDetector` with its PyTorch and
-ONNX Runtime backends, and the ONNX export (:mod:`facedet.inference.onnx`)."""
+"""Running a trained model: [`FaceDetector`][facedet.inference.detector.FaceDetector] with its PyTorch and
+ONNX Runtime backends, and the ONNX export ([`facedet.inference.onnx`][])."""

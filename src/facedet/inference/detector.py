@@ -1,7 +1,7 @@
 """Use a trained model: faces in images, as boxes in pixels of the original image with scores.
 
-:class:`FaceDetector` runs a model file with PyTorch (``.safetensors``) or ONNX Runtime (``.onnx``,
-see :mod:`facedet.inference.onnx`); both go through the same steps, so they give the same faces:
+[`FaceDetector`][] runs a model file with PyTorch (``.safetensors``) or ONNX Runtime (``.onnx``,
+see [`facedet.inference.onnx`][]); both go through the same steps, so they give the same faces:
 ``prepare`` (resize as the network was trained) -> network -> ``decode`` -> ``select`` (threshold
 and NMS) -> ``Placement.to_picture`` (back to pixels of the picture).
 """
@@ -173,10 +173,10 @@ def _onnx_of_fresh_export(weights_path: Path, threads: int | None) -> OnnxBacken
 
 
 class FaceDetector:
-    """A loaded model; call it on an RGB image (HxWx3 uint8) or use :meth:`detect_batch`.
+    """A loaded model; call it on an RGB image (HxWx3 uint8) or use [`detect_batch`][].
 
-    Faces come back as :class:`~facedet.coco.Detection` in pixels of the given picture, best first,
-    with ``landmarks`` (five (x, y), :data:`facedet.coco.KEYPOINT_NAMES` order) when the model has a
+    Faces come back as [`Detection`][facedet.coco.Detection] in pixels of the given picture, best first,
+    with ``landmarks`` (five (x, y), `facedet.coco.KEYPOINT_NAMES` order) when the model has a
     landmark branch, else None.
     Calls keep no state, so one detector can serve several threads at once.
     """
@@ -216,7 +216,7 @@ class FaceDetector:
 
     def align(self, image: np.ndarray, size: int = 112, threshold: float | None = None) -> list[np.ndarray]:
         """Each face found in the RGB ``image``, warped onto ArcFace's five-point template: ``size`` x
-        ``size`` RGB crops, best face first (see :mod:`facedet.inference.align`). ValueError for a
+        ``size`` RGB crops, best face first (see [`facedet.inference.align`][]). ValueError for a
         model without landmarks."""
         from facedet.inference.align import align_faces
 
@@ -252,7 +252,7 @@ class FaceDetector:
         ``threshold`` defaults to the model's (its metadata key "threshold"), else 0.5. ``threads``
         sets the intra-op threads (for PyTorch: process-wide). ``size``: the longest side pictures are
         scanned at (default: the model's ``detect_size``; larger finds smaller faces, slower). No path:
-        :func:`default_weights`; ``"bundled"``: the model shipped with facedet (as ``train.init``).
+        [`default_weights`][]; ``"bundled"``: the model shipped with facedet (as ``train.init``).
         """
         chosen = "default" if path is None else "given"
         path = default_weights() if path is None else BUNDLED_WEIGHTS if str(path) == "bundled" else path

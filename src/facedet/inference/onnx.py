@@ -2,8 +2,8 @@
 x1, y1, x2, y2 normalised, score; ``[B, N, 15]`` with the five landmarks x1, y1, ..., x5, y5
 normalised after them for a model with landmarks).
 
-The graph is ``net.decode(net(images))``: the same candidates as :func:`facedet.model.predict`
-before thresholding and NMS, which stay in Python (:func:`facedet.model.postprocess.select`) so
+The graph is ``net.decode(net(images))``: the same candidates as [`facedet.model.predict`][]
+before thresholding and NMS, which stay in Python (`facedet.model.postprocess.select`) so
 every backend shares them. The facedet metadata (network config, threshold, ``input_size``,
 ``resize`` and the SHA-256 of the weights file it came from) is stored in the ONNX
 ``metadata_props`` under the key ``facedet``, so an ``.onnx`` file is self-describing.

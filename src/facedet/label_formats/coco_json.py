@@ -15,7 +15,7 @@ Conventions:
 - A ``file_name`` leading outside the images folder is refused (error), the file is never opened.
 - An annotation that cannot be read (bad bbox, unknown image_id) is an error: its image is
   dropped (its faces are unknown). ``width``/``height`` that differ from the real image's: see
-  :func:`facedet.label_formats.formats.frame`.
+  [`facedet.label_formats.formats.frame`][].
 - ``keypoints`` (``[x, y, v] x 5``) on a face annotation are its landmarks, in the order the face
   category's ``keypoints`` names give (facedet's names, or LabelMe's spellings; without names, facedet's
   order), "left" meaning ``left`` ("image" or "person"). Malformed keypoints drop the landmarks, not
@@ -227,7 +227,7 @@ def _keypoint_order(data: dict, face_ids: set, name: str, report: ProblemReport)
 
 def _points(values: object, order: list[int] | None, transform) -> list | None:
     """An annotation's keypoints as five (x, y, v) in facedet's order and the image's pixels; the raw
-    values where they are not a flat list of triples (:func:`accept_landmarks` names the problem)."""
+    values where they are not a flat list of triples ([`accept_landmarks`][facedet.label_formats.formats.accept_landmarks] names the problem)."""
     if not isinstance(values, list) or len(values) % 3 or len(values) < 3 * NUM_KEYPOINTS:
         return list(values) if isinstance(values, list) and values else [None]
     triples = [values[i : i + 3] for i in range(0, len(values), 3)]

@@ -11,7 +11,7 @@ LabelMe importer skips that label, so they come back as nothing, not as faces). 
 regions: they are left out (logged). Set ``ignore_label=None`` to leave them out of LabelMe too.
 
 Landmarks: LabelMe gets each face's labelled points as point shapes named as
-:data:`facedet.coco.KEYPOINT_NAMES`, tied to the face's rectangle by a ``group_id`` (one per face);
+`facedet.coco.KEYPOINT_NAMES`, tied to the face's rectangle by a ``group_id`` (one per face);
 YOLO gets pose lines (``kpt_shape: [5, 3]``, ``0 0 0`` for a point or a face without) when any face
 has landmarks. Both write "left" as the image's left unless ``left="person"`` (then swapped).
 """

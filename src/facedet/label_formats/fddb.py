@@ -1,7 +1,5 @@
 """Import FDDB (http://vis-www.cs.umass.edu/fddb/) in its official layout.
 
-::
-
     src/FDDB-folds/FDDB-fold-01-ellipseList.txt ... FDDB-fold-10-ellipseList.txt
     src/originalPics/2002/08/11/big/img_591.jpg
 

@@ -1,7 +1,7 @@
-"""The rules every label importer shares (the registry of importers is :mod:`facedet.label_formats.registry`).
+"""The rules every label importer shares (the registry of importers is [`facedet.label_formats.registry`][]).
 
 Every importer has the signature ``(src: Path, report: ProblemReport, **options) ->
-list[Image]`` and follows the conventions of :mod:`facedet.label_formats.labelme`:
+list[Image]`` and follows the conventions of [`facedet.label_formats.labelme`][]:
 
 - ``src`` is the dataset folder. ``Image.file_name`` is the image's path relative to it, POSIX
   style (the key the collect stage's manifest uses). Path options (``annotations``, ``images``) may
@@ -15,12 +15,12 @@ list[Image]`` and follows the conventions of :mod:`facedet.label_formats.labelme
   leaves it (``../``, an absolute path elsewhere, a folder link that leads out) is refused with an
   error and nothing there is opened. Image files that are links (a DVC cache) are fine.
 - A label file that is a link leading out of the dataset is refused and never opened (see
-  `paths.scan`); it counts as a label file that cannot be read, so its image is set aside.
+  [`scan`][facedet.label_formats.paths.scan]); it counts as a label file that cannot be read, so its image is set aside.
 - One bad file or entry never stops an import: it is reported and the rest goes on. A label entry
   that cannot be read drops its image too (its faces are unknown; keeping it as a negative would
   teach the detector that its faces are background).
 
-This module holds the rules on boxes, landmarks and options; `facedet.label_formats.paths` those on
+This module holds the rules on boxes, landmarks and options; [`facedet.label_formats.paths`][] those on
 files and paths. The importers import them.
 """
 
@@ -220,7 +220,7 @@ def accept_landmarks(
 ) -> Landmarks | None:
     """The one landmark check of every importer. ``points``: five ``(x, y, v)`` in the image's pixels
     (v: 0 not labelled, 1 hidden, 2 visible; x, y ignored where v is 0), in the file's order of
-    :data:`facedet.coco.KEYPOINT_NAMES`, "left" meaning ``left`` ("image" or "person": then swapped).
+    `facedet.coco.KEYPOINT_NAMES`, "left" meaning ``left`` ("image" or "person": then swapped).
 
     A face keeps its box whatever its points are: malformed points (not five, not numbers, a
     visibility other than 0/1/2, a point far outside its face box: wrong units or the wrong face?)

@@ -1,11 +1,11 @@
 """Import a folder of images annotated with LabelMe (https://github.com/wkentaro/labelme).
 
-:func:`import_folder` walks a dataset folder and returns every image in it with its face boxes.
+[`import_folder`][] walks a dataset folder and returns every image in it with its face boxes.
 It accepts the layouts people actually hand over: ``images/`` + ``labels/`` (LabelMe's ``imagePath``
 then reads ``..\\images\\x.jpg``, written on Windows), JSON files next to their images, or nested
 folders. Images without a JSON file are negatives.
 
-Every problem is recorded in the :class:`~facedet.problems.ProblemReport` against the file's path
+Every problem is recorded in the [`ProblemReport`][facedet.problems.ProblemReport] against the file's path
 relative to the dataset folder; one bad file never stops the import. ``error`` means something was
 dropped (a box, or an image whose faces are unknown); ``warning`` means the data was repaired.
 
@@ -16,7 +16,7 @@ Rules worth knowing:
   leaves the folder (``../../etc/passwd``, an absolute path elsewhere, through a folder link) is
   refused and nothing outside is read. Folder links are not walked (as in the collect stage); image
   files that are links are images of the dataset when they stay inside it or point into a DVC cache
-  (:func:`facedet.images.link_allowed`); other links are refused. If the named image does not exist,
+  ([`facedet.images.link_allowed`][]); other links are refused. If the named image does not exist,
   the image with the JSON's stem next to it, then the only image with that stem anywhere, is used
   (warning). An absolute Windows path
   (``C:\\...``, written by LabelMe when images and labels were on different drives) goes straight
@@ -27,7 +27,7 @@ Rules worth knowing:
   would teach the detector that its faces are background.
 - ``imageData`` (the whole image in base64) is never decoded.
 - Landmarks: point shapes labelled ``left_eye``, ``right_eye``, ``nose``, ``mouth_left``,
-  ``mouth_right`` (see :data:`LANDMARK_LABELS` for the other spellings read), "left" meaning the
+  ``mouth_right`` (see `LANDMARK_LABELS` for the other spellings read), "left" meaning the
   image's left (option ``left: person`` for files that mean the person's). A point belongs to the
   face rectangle with the same ``group_id``, or, without a group id, to the one face box it lies in.
   A point that belongs to no face or to several is reported (error) and left out; a face with a point
@@ -134,7 +134,7 @@ def landmark_points(points: Landmarks, group_id: int) -> list[dict]:
 
 
 def import_labelme(src: Path, report: ProblemReport, *, names=("face",), left: str = "image") -> list[Image]:
-    """The ``labelme`` format of the registry: :func:`import_folder` with ``names``, the shape labels
+    """The ``labelme`` format of the registry: [`import_folder`][] with ``names``, the shape labels
     that mean face, and ``left``, whose left the landmark labels mean ("image" or "person")."""
     return import_folder(Path(src), report, labels=names_option(names, "names"), left=left_option(left))
 

@@ -1,5 +1,5 @@
 """Where a LabelMe file is and which image it is about (the pairing rules of
-`facedet.label_formats.labelme`): beside its image or mirrored under a sibling ``labels/`` folder,
+[`facedet.label_formats.labelme`][]): beside its image or mirrored under a sibling ``labels/`` folder,
 paired through its ``imagePath``, else by file name."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def has_label_file(image: Path) -> bool:
 
 def label_files(root: Path) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
     """The LabelMe files under root paired with their images as
-    `facedet.label_formats.labelme.import_folder` pairs them.
+    [`facedet.label_formats.labelme.import_folder`][] pairs them.
 
     Returns (image -> label file, unusable): the first label file of each image, and (image, label
     file, why) for each label file that cannot be used whose image its file name tells (that image

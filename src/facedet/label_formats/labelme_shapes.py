@@ -1,6 +1,6 @@
 """What a LabelMe file says: its JSON (read within limits), each shape's box, the landmark points
 of each face and the frame the boxes were drawn in (the reading rules of
-`facedet.label_formats.labelme`)."""
+[`facedet.label_formats.labelme`][])."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from facedet.problems import ProblemReport
 
 
 def load_labelme(path: Path | None) -> dict:
-    """A LabelMe file's JSON (at most :data:`~facedet.label_formats.paths.MAX_LABEL_BYTES`, refused
-    before it is read); BadLabels when it is not one, or when it is a link that :func:`scan` refused
+    """A LabelMe file's JSON (at most `MAX_LABEL_BYTES`, refused
+    before it is read); BadLabels when it is not one, or when it is a link that `scan` refused
     (None: never opened)."""
     try:
         text = read_text(label_path(path))

@@ -1,5 +1,5 @@
 """Where the importers may look: the dataset folder, the image paths label files name, the label
-files and image headers they read (the file rules of `facedet.label_formats.formats`)."""
+files and image headers they read (the file rules of [`facedet.label_formats.formats`][])."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def resolve_image(root: Path, base: str, written: str) -> str:
 
 def image_size(path: Path) -> Size:
     """Size after EXIF orientation, from the header (pixels are not decoded), with the limits of
-    :func:`facedet.images.read_picture`; BadLabels if unusable."""
+    [`facedet.images.read_picture`][]; BadLabels if unusable."""
     if not path.is_file():
         raise BadLabels("image file not found")
     try:
@@ -122,11 +122,11 @@ def scan(
     root: Path, label_suffix: str, report: ProblemReport | None = None
 ) -> tuple[dict[str, Path], dict[str, Path | None]]:
     """Image files and label files (``label_suffix``, e.g. ".txt") under root, by POSIX path
-    relative to root, walked as the collect stage walks (:func:`facedet.images.dataset_files`):
+    relative to root, walked as the collect stage walks ([`facedet.images.dataset_files`][]):
     links to folders are not followed; a link to a file that leads out of the dataset is refused and
     never opened. A refused image link is an error in ``report``. A refused label link stays among
     the label files with the path None, so that it pairs with its image like any label file and
-    :func:`label_path` refuses it: an unreadable label file, whose image is set aside (its faces
+    [`label_path`][] refuses it: an unreadable label file, whose image is set aside (its faces
     are unknown), never a missing one that would make its image a negative. The importer reports it."""
     images: dict[str, Path] = {}
     labels: dict[str, Path | None] = {}
@@ -145,7 +145,7 @@ def scan(
 
 
 def label_path(path: Path | None) -> Path:
-    """A label file of :func:`scan` that may be opened; BadLabels for a refused link (None)."""
+    """A label file of [`scan`][] that may be opened; BadLabels for a refused link (None)."""
     if path is None:
         raise BadLabels(REFUSED_LINK)
     return path

@@ -1,7 +1,7 @@
 """The registry of label importers: ``labels.format`` in the config -> the function that reads it.
 
 Every importer has the signature ``(src: Path, report: ProblemReport, **options) -> list[Image]``
-and follows the rules of :mod:`facedet.label_formats.formats`.
+and follows the rules of [`facedet.label_formats.formats`][].
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """Import RetinaFace's WIDER FACE ``label.txt`` (boxes with five landmarks; InsightFace / Pytorch_Retinaface).
 
-::
-
     src/label.txt        # 0--Parade/0_Parade_marchingband_1_849.jpg
                          449 330 122 149 488.906 373.643 0.0 542.089 376.442 0.0 ... 0.82
     src/images/0--Parade/0_Parade_marchingband_1_849.jpg
@@ -10,9 +8,9 @@ A record is a line ``# <image path>`` (relative to the images folder) and then o
 ``x y w h`` in pixels, then optionally five ``lx ly flag`` triples and a blur score (20 numbers in all).
 Flag 0 is a visible point, 1 a hidden one; all fifteen values -1 mean a face without landmarks
 (normal: RetinaFace's validation file has none). The points are in RetinaFace's order, which is
-facedet's (:data:`facedet.coco.KEYPOINT_NAMES`: image-left eye first).
+facedet's (`facedet.coco.KEYPOINT_NAMES`: image-left eye first).
 
-Conventions as the other importers (:mod:`facedet.label_formats.formats`): only listed images are imported
+Conventions as the other importers ([`facedet.label_formats.formats`][]): only listed images are imported
 (a record without face lines is a negative); a face line that is not 4 or 19/20 numbers drops its
 image (error naming the file and line); malformed landmarks drop the landmarks, not the face.
 Faces whose shorter side is below ``min_size`` pixels become ignore regions.

@@ -19,7 +19,7 @@ Conventions:
   such as "billion laughs", external entities); the file and its image are dropped (error).
 - A ``<filename>`` leading outside the images folder is refused (error); nothing there is opened.
 - An XML file that cannot be read (not XML, a bndbox without numbers) is dropped, with its image.
-- ``<size>`` that differs from the real image: see :func:`facedet.label_formats.formats.frame`.
+- ``<size>`` that differs from the real image: see [`facedet.label_formats.formats.frame`][].
 """
 
 from __future__ import annotations

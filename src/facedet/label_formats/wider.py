@@ -1,7 +1,5 @@
 """Import WIDER FACE (http://shuoyang1213.me/WIDERFACE/) in its official layout.
 
-::
-
     src/wider_face_split/wider_face_train_bbx_gt.txt   (or _val_)
     src/WIDER_train/images/<event>/<name>.jpg           (or WIDER_val)
 

@@ -3,7 +3,7 @@
 A line is ``class cx cy w h``: the class index and the box centre and size as fractions of the
 image's width and height (after EXIF orientation). YOLO-pose lines (``kpt_shape: [5, 3]``) add five
 ``px py v`` (fractions, v 0 absent / 1 hidden / 2 visible; 20 values in all): the face's landmarks,
-in the order of :data:`facedet.coco.KEYPOINT_NAMES` ("left" meaning ``left``: "image" or "person").
+in the order of `facedet.coco.KEYPOINT_NAMES` ("left" meaning ``left``: "image" or "person").
 Malformed points drop the landmarks, not the face (error). ultralytics' segment lines
 ``class x1 y1 x2 y2 x3 y3 ...`` (a polygon, normalised) are read as the box around the polygon.
 

@@ -1,4 +1,4 @@
-"""The loss of :class:`facedet.model.dense.DenseNet`: ATSS assignment, (quality) focal face-ness, IoU-family box.
+"""The loss of [`facedet.model.dense.DenseNet`][]: ATSS assignment, (quality) focal face-ness, IoU-family box.
 
 Works in input pixels: targets come normalised to the input and are scaled by the input size the
 network reports, so distance-based terms (DIoU, EIoU, the assigner) see true geometry on any W x H.
@@ -69,6 +69,7 @@ def atss_assign(
 
     gt [G, 4] boxes and priors [N, 3] (cx, cy, stride), both in pixels. Each prior stands for a square
     "anchor" of side ``anchor_scale * stride`` centred on it (only used to measure IoU here). Per face:
+
       1. candidates: on every level the ``topk`` priors whose centres are nearest the face centre;
       2. threshold = mean + std (unbiased, as the reference code) of the candidates' anchor-face IoUs,
          so it adapts to the face's size and to how well the levels fit it;
@@ -163,7 +164,7 @@ class DenseLoss(nn.Module):
     """total = face_weight * face-ness + box_weight * box, both summed and divided by the number of
     positive priors in the batch (at least 1).
 
-    Assignment: ATSS on the network's prior points (see :func:`atss_assign`): per face the nearest
+    Assignment: ATSS on the network's prior points (see [`atss_assign`][]): per face the nearest
     ``topk`` points of every level are candidates and those whose anchor IoU beats the mean + std
     of the candidates' IoUs (and lie inside the face) become positives; no hand-set IoU threshold.
 
@@ -177,7 +178,7 @@ class DenseLoss(nn.Module):
     pushes all its scores down. ``targets[i]["ignore"]`` (optional, [M, 4]): ignore regions (faces too
     small to learn); background points inside one add no face-ness term.
 
-    landmarks (when the network predicts them): :func:`landmark_loss` over the positives whose face
+    landmarks (when the network predicts them): [`landmark_loss`][] over the positives whose face
     has labelled points (``targets[i]["landmarks"]``: [N, 5, 3] (x, y, v) normalised, v > 0 labelled;
     absent or v all 0: the face has none and adds nothing), targets the offsets of the points from
     the prior in strides, each positive weighted by its detached face score (SCRFD), times

@@ -1,7 +1,7 @@
 """Face-detection networks, built by name from ``cfg.model`` (and from a weights file's metadata).
 
 Every network has ``input_size`` (training input), ``detect_size`` (the longest side pictures are
-scanned at when validating and detecting) and ``resize`` (see :mod:`facedet.model.inputs`), ``forward(images)``
+scanned at when validating and detecting) and ``resize`` (see `facedet.model.inputs`), ``forward(images)``
 returning its raw outputs (what its loss takes), and ``decode(outputs)`` returning [B, N, 5]
 candidates (x1, y1, x2, y2 normalised to the input, score), exportable to ONNX.
 """

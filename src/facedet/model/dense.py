@@ -8,11 +8,11 @@ feature-map location (a "prior point" at the cell centre), a face logit and four
 (left, top, right, bottom) from the point to the box sides, as ``exp(raw) * stride``.
 
 With ``landmarks`` a separate branch per level (3x3 depthwise + 1x1, on the head's features, as
-YuNet's separate branches) predicts the five points of :data:`facedet.coco.KEYPOINT_NAMES` as offsets
+YuNet's separate branches) predicts the five points of `facedet.coco.KEYPOINT_NAMES` as offsets
 from the prior point in strides: ``point = prior centre + raw * stride`` (SCRFD, YuNet).
 
 The face logit is trained as a quality score (its target is the IoU of the predicted box with its face,
-see :class:`facedet.loss.dense.DenseLoss`), so the score ranks boxes by how well they fit.
+see [`facedet.loss.dense.DenseLoss`][]), so the score ranks boxes by how well they fit.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DenseNet(nn.Module):
 
     forward -> {"face_logit": [B, N], "box": [B, N, 4] raw log-distances (l, t, r, b) in strides,
     "priors": [N, 3] (cx, cy, stride) in input pixels, "size": [2] (W, H) of the input}, N the
-    number of locations over the three levels (H*W/64 + H*W/256 + H*W/1024), finest level first;
+    number of locations over the three levels (``H*W/64 + H*W/256 + H*W/1024``), finest level first;
     with ``landmarks`` also "landmarks": [B, N, 10] raw offsets (x1, y1, ..., x5, y5) in strides.
     ``landmarks=False`` is the box-only network (model files made before landmarks load as that).
     """
@@ -174,7 +174,7 @@ class DenseNet(nn.Module):
 
 
 def _prior_points(h: int, w: int, stride: int, like: torch.Tensor) -> torch.Tensor:
-    """[h*w, 3]: (cx, cy, stride) of each cell centre in input pixels, row-major like the flattened maps."""
+    """``[h*w, 3]``: (cx, cy, stride) of each cell centre in input pixels, row-major like the flattened maps."""
     ys = (torch.arange(h, device=like.device).to(like.dtype) + 0.5) * stride
     xs = (torch.arange(w, device=like.device).to(like.dtype) + 0.5) * stride
     cy = ys[:, None].expand(-1, w).reshape(-1)

@@ -1,10 +1,10 @@
 """Model files: safetensors weights plus JSON metadata (network config, threshold, provenance).
 
 Model files are untrusted input. Loading never unpickles anything: the network is rebuilt by name
-from the metadata, after :func:`check_metadata` has checked every value's type and range, and after
+from the metadata, after [`check_metadata`][] has checked every value's type and range, and after
 a build on PyTorch's ``meta`` device (no memory) has shown that the network is not absurdly large
 and that its tensors have exactly the names and shapes the file holds. Anything wrong raises
-:class:`ModelFileError` ("FILE: problem").
+[`ModelFileError`][] ("FILE: problem").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each module is glue with one entry, ``run(cfg)``: read the stage's inputs, call the library, write
 its outputs. Nothing below this band imports it; ``facedet run STAGE`` and DVC call the same
 function. What a stage reads (its param keys and code deps) is read from ``dvc.yaml`` by
-:func:`facedet.stages.stage_specs`, never restated.
+[`facedet.stages.stage_specs`][], never restated.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ There is no ``sample`` source: the sample's LabelMe files must be under ``paths.
 stage to find them, so write it there with ``facedet sample data``.
 
 Images are streamed: one is in memory at a time. The sources, their names and duplicates are
-:mod:`facedet.sources`'; writing the collection is :mod:`facedet.collection`.
+[`facedet.sources`][]'; writing the collection is [`facedet.collection`][].
 """
 
 from __future__ import annotations

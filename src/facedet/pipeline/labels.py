@@ -1,7 +1,7 @@
 """Stage 2, labels: the labels under ``paths.data`` -> canonical COCO files of train, val and test.
 
 Reads the labels in ``labels.format`` (LabelMe by default; WIDER FACE, FDDB, COCO, YOLO, Pascal
-VOC, see :mod:`facedet.label_formats.formats`) and the collect stage's manifest; writes
+VOC, see [`facedet.label_formats.formats`][]) and the collect stage's manifest; writes
 ``paths.labels``/{train,val,test}.json (file names relative to the collected images) and
 ``report.json``. Boxes are rescaled to the collected images' size. A picture the collect stage set
 aside is reported there only (its ``report.json``), not again here.

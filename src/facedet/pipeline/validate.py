@@ -25,8 +25,8 @@ LAST_VALID = "last_valid_params.yaml"
 
 
 def check(cfg: DictConfig) -> None:
-    """Every rule before any work: each value and the rules between keys (:func:`facedet.config.validate`),
-    the collect stage's sources (:mod:`facedet.sources`) and the model ``train.init`` starts from (which must
+    """Every rule before any work: each value and the rules between keys ([`facedet.config.validate`][]),
+    the collect stage's sources ([`facedet.sources`][]) and the model ``train.init`` starts from (which must
     be there, in a file or the MLflow store, and be the network ``model.*`` describes)."""
     from facedet.sources import read_sources
     from facedet.training.finetune import check_init

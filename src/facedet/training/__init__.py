@@ -1,1 +1,1 @@
-"""Training pieces: the dataset and the LightningModule (the train stage is :mod:`facedet.pipeline.train`)."""
+"""Training pieces: the dataset and the LightningModule (the train stage is [`facedet.pipeline.train`][])."""

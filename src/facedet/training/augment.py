@@ -1,12 +1,12 @@
 """The training augmentation: ``cfg.augment`` -> one bbox-aware albumentations pipeline, its file, its preview.
 
-The augment stage writes the pipeline with albumentations' own serialisation (:func:`save`); the train
-stage loads that file (:func:`load`), so what trains is exactly what the stage wrote and previewed.
+The augment stage writes the pipeline with albumentations' own serialisation (`save`); the train
+stage loads that file ([`load`][]), so what trains is exactly what the stage wrote and previewed.
 Boxes are (x1, y1, x2, y2) pixels ("pascal_voc"); each face carries its index as label, so a box the
 pipeline drops (cut away by a crop) is known by which face it was. Landmarks go through as keypoints
 ("xy", kept even when outside): a point cut away by a crop is masked (v 0), and a draw that mirrors the
 picture (a flip; told by the orientation of three reference points, so any transform counts) swaps the
-image-left and image-right points (:data:`facedet.coco.FLIP_ORDER`).
+image-left and image-right points (`facedet.coco.FLIP_ORDER`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def save(pipeline: A.Compose, path: Path) -> None:
 
 
 def load(path: Path) -> A.Compose:
-    """A pipeline written by :func:`save` (plain YAML: transform names and arguments, nothing executable)."""
+    """A pipeline written by `save` (plain YAML: transform names and arguments, nothing executable)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no augmentation pipeline (run the augment stage)")
     with warnings.catch_warnings():
@@ -74,7 +74,7 @@ def apply(pipeline: A.Compose, rgb: np.ndarray, boxes: Sequence, seed: int) -> t
 def apply_with_landmarks(
     pipeline: A.Compose, rgb: np.ndarray, boxes: Sequence, landmarks: np.ndarray | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray]:
-    """:func:`apply` with each face's five points ``landmarks`` [N, 5, 3] (x, y, v; v 0 not labelled;
+    """[`apply`][] with each face's five points ``landmarks`` [N, 5, 3] (x, y, v; v 0 not labelled;
     None: no face has any): also returns the kept faces' points [K, 5, 3] in the augmented picture,
     v 0 where a point is not labelled or left the picture, left and right swapped after a mirror."""
     height, width = rgb.shape[:2]
@@ -143,7 +143,7 @@ def preview(
     pipeline: A.Compose, images: list[coco.Image], images_dir: Path, draws: int, seed: int, read, tile: int = 160
 ) -> np.ndarray:
     """An RGB grid: one row per image (the original, then ``draws`` augmented draws), boxes in green,
-    landmarks as dots (:mod:`facedet.landmarks`)."""
+    landmarks as dots ([`facedet.landmarks`][])."""
     rows = []
     for index, image in enumerate(images):
         rgb = read(Path(images_dir) / image.file_name)

@@ -27,7 +27,7 @@ class FaceDataset(Dataset):
     "index": []}), boxes (x1, y1, x2, y2) and points (x, y) normalised to the input, v 0 where a face
     has no point (not labelled, or cut away).
 
-    With a ``pipeline`` the dataset is indexed by ``(epoch, index)`` (what :class:`EpochShuffle`
+    With a ``pipeline`` the dataset is indexed by ``(epoch, index)`` (what [`EpochShuffle`][]
     yields) and each item is a fresh augmented draw seeded by (``seed``, epoch, index), in whichever
     process it is made. Faces whose shorter side is below ``min_face`` input pixels become ignore
     regions: neither positives nor negatives for the loss.

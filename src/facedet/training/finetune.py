@@ -69,7 +69,7 @@ def check_init(model_cfg: Mapping, init: str, tracker: Tracker | None = None) ->
 
 
 def load_initial_weights(net: nn.Module, model_cfg: Mapping, init: str, tracker: Tracker | None = None) -> Path:
-    """Copy the weights of the model file named by ``init`` into ``net`` (checked by :func:`check_init`;
+    """Copy the weights of the model file named by ``init`` into ``net`` (checked by [`check_init`][];
     a box-only file starts a landmark network, whose landmark branch keeps its initial weights);
     returns the file."""
     path = check_init(model_cfg, init, tracker)

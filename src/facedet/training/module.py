@@ -23,7 +23,7 @@ _VAL_SCALE = 1000.0
 
 class ValidationAP(torchmetrics.Metric):
     """COCO AP@0.5 (and AP@[.5:.95], mean IoU, F1 at ``threshold``) over the whole validation set with
-    :func:`facedet.evaluation.metrics.detection_metrics` (faster-coco-eval).
+    [`facedet.evaluation.metrics.detection_metrics`][] (faster-coco-eval).
 
     States are rows tagged with the dataset index of their image, concatenated across DDP ranks
     (``dist_reduce_fx="cat"``); an image a DistributedSampler repeated to pad a shard counts once.
@@ -168,7 +168,7 @@ class EpochSeed(pl.Callback):
     epoch, rank): a run resumed from an end-of-epoch checkpoint then draws the same random numbers as
     an uninterrupted one (checkpoints do not keep RNG states). Not in ``on_train_epoch_start``:
     Lightning skips that hook for the first epoch after such a restart. (Augmentation draws are seeded
-    per item by the dataset, see :class:`facedet.training.data.FaceDataset`.)"""
+    per item by the dataset, see [`facedet.training.data.FaceDataset`][].)"""
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)

@@ -1,9 +1,9 @@
 """``facedet bench``: our models against peer face detectors, on the same images, same thread count.
 
 Per detector (our model files, OpenCV's Haar cascade always, YuNet and dlib's HOG detector when their
-packages are installed -- see :mod:`facedet.apps.peers`):
+packages are installed -- see `facedet.apps.peers`):
 
-- ``ap50`` / ``ap50_95``: COCO AP (:func:`facedet.evaluation.metrics.detection_metrics`) on a labelled
+- ``ap50`` / ``ap50_95``: COCO AP ([`facedet.evaluation.metrics.detection_metrics`][]) on a labelled
   set -- default the pipeline's test split (``results/labels/test.json``, images in
   ``results/collect/images``); every candidate a detector scores is ranked. ``precision`` /
   ``recall`` at the detector's own threshold (ours: the model's; peers: the library default).
@@ -14,8 +14,8 @@ packages are installed -- see :mod:`facedet.apps.peers`):
 - ``params`` and ``size_bytes`` (the model file on disk); peers: known values or None with a note.
 - ``fp_nonface``: boxes at the detector's threshold on real non-face pictures shipped in packages
   (scikit-image, scikit-learn). Most of them were also sample backgrounds (random crops, see
-  :mod:`facedet.apps.sample`); ``fp_nonface_unseen`` counts only the ones the sample never uses.
-- ``nme``: landmark NME (:func:`facedet.evaluation.metrics.landmark_metrics`: mean point error over
+  `facedet.apps.sample`); ``fp_nonface_unseen`` counts only the ones the sample never uses.
+- ``nme``: landmark NME ([`facedet.evaluation.metrics.landmark_metrics`][]: mean point error over
   sqrt(box area), at the detector's threshold) on the labelled set's faces that have landmarks, for the
   detectors that give landmarks (YuNet, our models with landmarks); ``nme_faces`` faces measured.
 - ``faces_found``: faces matched (IoU >= 0.5, at the threshold) on the real portraits shipped in
@@ -25,8 +25,8 @@ packages are installed -- see :mod:`facedet.apps.peers`):
 Outputs ``bench.md`` (the table) and ``bench.json`` under ``out``, and an MLflow run (tag ``bench``)
 in the project's experiment when a store is configured.
 
-Modules: :mod:`.pictures` (what it measures on), :mod:`.runners` (the detectors, timing),
-:mod:`.measure` (one detector), :mod:`.run` (a run), :mod:`.report` (bench.md, MLflow).
+Modules: `pictures` (what it measures on), `runners` (the detectors, timing),
+`measure` (one detector), `run` (a run), `report` (bench.md, MLflow).
 """
 
 from facedet.apps.bench.measure import measure

@@ -31,7 +31,7 @@ def measure(
     non_face: list[tuple[str, np.ndarray, bool]],
     portraits: list[tuple[str, np.ndarray, Image]],
 ) -> dict:
-    """A runner's row, all but its timing (see :func:`time_ms`)."""
+    """A runner's row, all but its timing (see `time_ms`)."""
     predictions = [runner.detect(picture) for picture in pictures]
     metrics = detection_metrics(truth, predictions, runner.threshold)
     marks = landmark_metrics(truth, predictions, runner.threshold)

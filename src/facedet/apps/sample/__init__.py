@@ -13,7 +13,7 @@ rescaled, flipped, tinted, lit from one side, sometimes blurred, rotated in-plan
 ``max_rotation`` degrees and pasted with a feathered alpha mask onto a random crop of a background.
 Its label is the hand-drawn face box carried through the exact same geometry: the box's centre
 follows the rotation, and the label is the axis-aligned box of the rotated ellipse inscribed in the
-face box (see :func:`inscribed_ellipse_box`; the box of the rotated corners would be too loose on a face).
+face box (see `inscribed_ellipse_box`; the box of the rotated corners would be too loose on a face).
 About ``cut_fraction`` of the faces are placed partly outside the image; their label is the visible
 part (the box clipped to the image), and a face with less than 45 % of its box visible is never
 placed. Face boxes of one image barely overlap (each covers at most 10 % of the other's area).

@@ -45,7 +45,7 @@ def _same_pixels_on_every_cpu() -> Iterator[None]:
 
 
 def generate_faces(out_dir: Path, settings: SampleSettings = SampleSettings()) -> list[list[Face]]:
-    """Like :func:`generate`, and return each image's faces with how they were made (source, angle, cut)."""
+    """Like `generate`, and return each image's faces with how they were made (source, angle, cut)."""
     with _same_pixels_on_every_cpu():
         return _generate_faces(Path(out_dir), settings)
 
