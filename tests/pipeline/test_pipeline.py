@@ -11,6 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, assert_same_faces
 from helpers import project_copy, sh
+from mlflow.tracking import MlflowClient
 
 from facedet.apps.sample import SampleSettings, generate
 from facedet.model import weights
@@ -135,6 +136,12 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     # pipeline exported give the same faces, up to the rounding of another engine.
     train_metrics = json.loads((project / "results/train/metrics.json").read_text())
     assert train_metrics["registry/version"] == 1 and train_metrics["registry/champion"] == 1
+    # The version's description is the run's name and settings without markdown marks: the registry's
+    # versions table shows it as raw text.
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    description = client.get_model_version("facedet", "1").description
+    assert description.splitlines()[0] == client.get_run(run_id).info.run_name
+    assert "**" not in description and "`" not in description
     for extra in (["--weights", "models:/facedet@champion"], ["--backend", "onnx"]):
         sh(project, "facedet", "detect", "data/images", "--json", "again.json", *extra)
         again = json.loads((project / "again.json").read_text())

@@ -303,7 +303,9 @@ class Tracker:
         }
         with _fluent_store(with_busy_timeout(self.uri)):  # register_model links the logged model; it has no client form
             version = mlflow.register_model(source, MODEL_NAME, tags=tags).version
-        client.update_model_version(MODEL_NAME, version, description=run.data.tags.get("mlflow.note.content", ""))
+        # The run's note without its markdown marks: the registry's versions table shows descriptions raw.
+        note = run.data.tags.get("mlflow.note.content", "")
+        client.update_model_version(MODEL_NAME, version, description=note.replace("**", "").replace("`", ""))
         if promoted:
             client.set_registered_model_alias(MODEL_NAME, CHAMPION, version)
         return {
