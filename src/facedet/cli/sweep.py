@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> None:
         f"{result.best_trial}: {result.metric} = {result.best_value:.4f} with "
         + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
     )
-    print(f"MLflow: parent run {result.parent_run_id}, best child run {result.best_run_id} (make ui)")
+    print(f"MLflow: parent run {result.parent_link}, best child run {result.best_run_id}")
     if result.experiment_file:
         print(
             f"preset: {result.experiment_file} -> facedet run train experiment={result.experiment_file.stem}, "

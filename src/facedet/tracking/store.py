@@ -187,7 +187,7 @@ class Tracker:
         try:
             yield
         except BaseException as err:
-            status = "KILLED" if _interrupted(err) else "FAILED"
+            status = "KILLED" if interrupted(err) else "FAILED"
             try:
                 with _environ(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"):
                     self.end_run(run_id, status)
@@ -353,7 +353,7 @@ def resolve_model_uri(uri: str, tracker: Tracker | None = None) -> Path:
     return (tracker or Tracker(store_uri()).checked()).resolve_model_uri(uri)
 
 
-def _interrupted(err: BaseException | None) -> bool:
+def interrupted(err: BaseException | None) -> bool:
     """Ctrl-C: a KeyboardInterrupt, or an exit raised while handling one (Lightning's)."""
     while err is not None:
         if isinstance(err, KeyboardInterrupt):

@@ -11,8 +11,10 @@ run cache cannot do this: it keys a stage on its outs' paths, and every trial's 
 
 The study lives in Optuna's storage (``hparams_search.storage``; default SQLite
 ``multirun/optuna.db``): the same command again resumes it until it holds ``n_trials`` complete or
-pruned trials, and several processes given the same storage share its trials (heartbeats notice a
-dead process: its trial is marked failed and another takes its place). ``PruneOnValidation``
+pruned trials, and several processes given the same storage (a team's: PostgreSQL) share its trials:
+never more than ``n_trials`` finished ones, each drawn from its own seed, one MLflow parent run
+(:mod:`.budget`); heartbeats notice a dead process: its trial is marked failed, its MLflow run KILLED,
+and another takes its place. ``PruneOnValidation``
 reports each epoch's validation AP to Optuna's MedianPruner and stops a trial that falls behind.
 
 The objective is the trial's *validation* metric (``metric``, a key of ``<paths.train>/metrics.json``,
@@ -30,7 +32,8 @@ here take a composed config. The search config keeps that plugin's ``params`` sy
 
 Modules: :mod:`.space` (the search space and overrides), :mod:`.trials` (running a trial's stages,
 reusing outputs, pruning), :mod:`.preset` (the written preset), :mod:`.study` (the search settings and
-the Optuna study), :mod:`.runs` (the MLflow parent run), :mod:`.run` (the sweep itself).
+the Optuna study), :mod:`.budget` (the trials shared by processes), :mod:`.runs` (the MLflow parent
+run), :mod:`.run` (the sweep itself).
 """
 
 from facedet.apps.sweep.preset import preset_text

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from facedet.apps.sweep.budget import COUNTED, run_trials
 from facedet.apps.sweep.preset import preset_text
 from facedet.apps.sweep.runs import end_trial_run, parent_run, record_best, trial_tags
 from facedet.apps.sweep.space import suggest, trial_overrides
@@ -18,6 +19,8 @@ from facedet.apps.sweep.study import Search, open_study, read_search
 from facedet.apps.sweep.trials import PruneOnValidation, StageRunner, TrialRunner
 from facedet.config import ConfigError, project_root
 from facedet.tracking import Tracker, result_metric
+from facedet.tracking.backend import shown
+from facedet.tracking.store import interrupted
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class SweepResult:
     experiment_file: Path | None = None
     seconds: float = 0.0
     storage: str = ""
+    parent_link: str = ""
 
 
 @dataclass
@@ -65,9 +69,9 @@ class Sweep:
         try:
             self.runner.run(cfg, stages, [pruning], trial_tags(search, self.parent_id, k, values))
         except BaseException as err:
-            interrupted = isinstance(err, KeyboardInterrupt)
-            end_trial_run(self.tracker, self.parent_id, k, "KILLED" if interrupted else "FAILED")
-            if not interrupted:
+            stopped = interrupted(err)
+            end_trial_run(self.tracker, self.parent_id, k, "KILLED" if stopped else "FAILED")
+            if not stopped:
                 log.error("trial %d failed:\n%s", k, traceback.format_exc())
             raise
         run_id, value = self._result(Path(cfg.paths.train), k)
@@ -118,7 +122,7 @@ class Sweep:
                 *(search.name, search.metric, best.value, floor),
             )
         experiment_file = self._write_preset(best) if search.spec.get("write_experiment") and worth else None
-        finished = study.get_trials(deepcopy=False, states=counted_states())
+        finished = study.get_trials(deepcopy=False, states=COUNTED)
         record_best(self.tracker, self.parent_id, search, best, finished, len(done))
         trials = [
             {
@@ -146,6 +150,7 @@ class Sweep:
             experiment_file=experiment_file,
             seconds=seconds,
             storage=search.storage,
+            parent_link=self.tracker.run_link(self.parent_id),
         )
 
     def _write_preset(self, best) -> Path:
@@ -167,13 +172,6 @@ class Sweep:
         return path
 
 
-def counted_states() -> tuple:
-    """The trial states that count towards ``n_trials``: complete and pruned."""
-    import optuna
-
-    return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
 def open_sweep(run_stage: StageRunner, overrides: list[str], root: Path) -> Sweep:
     """The search, its study and parent run, ready to run trials."""
     search = read_search(overrides, root)
@@ -184,8 +182,8 @@ def open_sweep(run_stage: StageRunner, overrides: list[str], root: Path) -> Swee
     def stale(study, trial) -> None:
         end_trial_run(tracker, holder.get("parent", ""), trial.number, "KILLED")
 
-    study = open_study(search, stale)
-    holder["parent"] = parent_run(tracker, search, study)
+    study, created = open_study(search, stale)
+    holder["parent"] = parent_run(tracker, search, study, created)
     runner = TrialRunner(root, search.sweep_dir, bool(search.spec.get("evaluate", True)), run_stage, study)
     return Sweep(search, tracker, study, holder["parent"], runner)
 
@@ -194,31 +192,23 @@ def sweep(run_stage: StageRunner, overrides: list[str] | None = None, root: Path
     """Run the sweep described by ``hparams_search`` (see :mod:`facedet.apps.sweep`); returns the best
     trial. ``root``: the project (default: the one at or above the current folder). ``run_stage``: runs
     one pipeline stage (:func:`facedet.pipeline.run_stage`)."""
-    import optuna
-
-    counted = counted_states()
     started = time.perf_counter()
     job = open_sweep(run_stage, list(overrides or []), project_root(root))
     search = job.search
-    done_before = len(job.study.get_trials(deepcopy=False, states=counted))
+    done_before = len(job.study.get_trials(deepcopy=False, states=COUNTED))
     log.info(
         "sweep %s: %d of %d trials done, %s %s over %s; study %s; MLflow parent run %s in %s",
         *(search.name, done_before, search.n_trials, search.direction, search.metric, ", ".join(search.space)),
-        *(search.storage, job.parent_id, job.tracker.uri),
+        *(shown(search.storage), job.parent_id, shown(job.tracker.uri)),
     )
     status = "FAILED"
     try:
         # Until the study holds n_trials complete or pruned trials, whichever process ran them.
-        job.study.optimize(
-            job.objective,
-            n_trials=max(search.n_trials - done_before, 0),
-            catch=(Exception,),
-            callbacks=[optuna.study.MaxTrialsCallback(search.n_trials, states=counted)],
-        )
+        run_trials(job.study, search.storage, search.n_trials, job.objective, max(search.n_trials - done_before, 0))
         result = job.finish(started)
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as err:
+        status = "KILLED" if interrupted(err) else "FAILED"
         raise
     finally:
         job.tracker.end_run(job.parent_id, status)

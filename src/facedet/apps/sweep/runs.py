@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import yaml
 from omegaconf import OmegaConf
@@ -14,12 +15,13 @@ from facedet.tracking import Tracker, result_metric
 log = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"  # the study's user attribute that names the parent run
+PARENT_WAIT_SECONDS = 120  # how long a process that joins a new study waits for its creator's parent run
 
 
-def parent_run(tracker: Tracker, search: Search, study) -> str:
-    """The sweep's parent run: made with the study, reopened when the study is resumed (or when another
-    process of the sweep runs)."""
-    parent_id = study.user_attrs.get(PARENT_ATTR)
+def parent_run(tracker: Tracker, search: Search, study, created: bool) -> str:
+    """The sweep's parent run: made by the process that created the study, reopened when the study is
+    resumed or by the other processes of the sweep (which wait for it to be made)."""
+    parent_id = None if created else _made_parent(study)
     if parent_id is not None:
         tracker.client.update_run(parent_id, status="RUNNING")
         return parent_id
@@ -42,6 +44,19 @@ def parent_run(tracker: Tracker, search: Search, study) -> str:
     study.set_user_attr(PARENT_ATTR, parent_id)
     recipe = {"hparams_search": OmegaConf.to_container(search.spec, resolve=True), "overrides": search.base}
     tracker.log_text(parent_id, yaml.safe_dump(recipe, sort_keys=False), "sweep.yaml")
+    return parent_id
+
+
+def _made_parent(study, seconds: float = PARENT_WAIT_SECONDS) -> str | None:
+    """The parent run of a study another process created: there, or made within ``seconds`` (None: its
+    maker died before making it)."""
+    deadline = time.monotonic() + seconds
+    while (parent_id := study.user_attrs.get(PARENT_ATTR)) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    if parent_id is None:
+        log.warning(
+            "sweep %s: the process that created the study made no MLflow parent run: making it", study.study_name
+        )
     return parent_id
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,9 +10,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from facedet.apps.sweep.budget import TrialSeededSampler
 from facedet.apps.sweep.space import extremes, parse_space, split_overrides, trial_overrides
 from facedet.config import ConfigError, compose_config
+from facedet.tracking.backend import shown
 from facedet.training.finetune import check_init
+
+HEARTBEAT_SECONDS = 10  # a trial's process records that it lives; 3 missed beats and the trial is failed
 
 
 @dataclass
@@ -86,8 +89,8 @@ def read_search(overrides: list[str], root: Path) -> Search:
 
 
 def open_study(search: Search, on_stale_trial: Callable):
-    """The study in Optuna's storage (created, or resumed with the same settings), its sampler
-    reseeded when it already holds trials or another process works on it."""
+    """(the study in Optuna's storage, whether this process created it): created, or resumed with the
+    same settings; several processes that open it at once agree on which one created it."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,7 +100,10 @@ def open_study(search: Search, on_stale_trial: Callable):
     # in Optuna (there since 2.8): chosen, so their notice is not shown.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = optuna.storages.RDBStorage(
-        search.storage, heartbeat_interval=10, grace_period=30, heartbeat_stale_trial_callback=on_stale_trial
+        search.storage,
+        heartbeat_interval=HEARTBEAT_SECONDS,
+        grace_period=3 * HEARTBEAT_SECONDS,
+        heartbeat_stale_trial_callback=on_stale_trial,
     )
     spec = search.spec
     startup = int(spec.get("startup_trials", 10))
@@ -106,26 +112,22 @@ def open_study(search: Search, on_stale_trial: Callable):
         if spec.get("prune", True)
         else optuna.pruners.NopPruner()
     )
-    study = optuna.create_study(
-        storage=storage,
-        study_name=search.name,
-        direction=search.direction,
-        sampler=optuna.samplers.TPESampler(seed=spec.get("seed"), n_startup_trials=startup),
-        pruner=pruner,
-        load_if_exists=True,
-    )
-    if study.user_attrs.setdefault("settings", search.settings) != search.settings and study.user_attrs.get("settings"):
+    seed = spec.get("seed")
+    made = {"storage": storage, "study_name": search.name, "direction": search.direction, "pruner": pruner}
+    sampler = TrialSeededSampler(None if seed is None else int(seed), startup)
+    try:
+        study, created = optuna.create_study(**made, sampler=sampler), True
+    except optuna.exceptions.DuplicatedStudyError:
+        study, created = (
+            optuna.load_study(storage=storage, study_name=search.name, sampler=sampler, pruner=pruner),
+            False,
+        )
+    if study.user_attrs.get("settings", search.settings) != search.settings:
         raise ConfigError(
-            f"config key 'hparams_search.name' = {search.name!r}: the study {search.name!r} in {search.storage} was "
-            f"made with another search space, overrides or metric; give another name "
+            f"config key 'hparams_search.name' = {search.name!r}: the study {search.name!r} in {shown(search.storage)} "
+            f"was made with another search space, overrides or metric; give another name "
             f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {search.name} "
             f"--storage {search.storage}"
         )
     study.set_user_attr("settings", search.settings)
-    # A resumed study, or a second process on it, must not draw the first one's sequence again.
-    so_far = study.get_trials(deepcopy=False)
-    others = any(t.state == optuna.trial.TrialState.RUNNING for t in so_far)
-    if spec.get("seed") is not None and so_far:
-        seed = int(spec.seed) + len(so_far) + (os.getpid() if others else 0)
-        study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-    return study
+    return study, created
