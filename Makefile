@@ -15,7 +15,7 @@ UV_VERSION := 0.13.9
 UV := $(CURDIR)/.uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup lock data run baseline check-clean compare test test-older-cpu test-slow lint docs docs-serve ui params help
+.PHONY: setup lock data run baseline check-clean compare test test-older-cpu test-slow lint docs docs-serve ui params team team-stop help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -99,3 +99,9 @@ ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) against this project's store (a
 
 params: setup  ## rewrite params.yaml from conf/ (what `dvc exp run` does)
 	python -c "from dvc.utils.hydra import compose_and_dump; compose_and_dump('params.yaml', '$(CURDIR)/conf', None, 'config', '', [])"
+
+team: setup  ## a team's servers on 127.0.0.1 (PostgreSQL, S3, MLflow on them) in .team/; prints a worker's environment (docs/scaling.md)
+	facedet team up
+
+team-stop: setup  ## stop make team's servers and delete what they stored
+	facedet team down

@@ -21,6 +21,7 @@ COMMANDS = (
     "detect",
     "export",
     "sweep",
+    "team",
     "capture",
     "prelabel",
     "corpus",
