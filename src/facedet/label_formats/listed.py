@@ -1,7 +1,7 @@
 """What the formats whose annotation files list their images (WIDER FACE, RetinaFace, FDDB) share.
 
 Such a file is a sequence of records: an image path, then one line per face. Each format parses
-its own records; `listed_images` turns them into images by the rules of
+its own records; [`listed_images`][] turns them into images by the rules of
 [`facedet.label_formats.formats`][]: a path that leaves the images folder is refused, an image listed
 twice keeps its first record, an unreadable image is dropped, and a box that cannot be used sets
 its image aside (its faces are unknown). Each problem is one error naming the file and line.
