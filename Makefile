@@ -81,8 +81,9 @@ lint: setup  ## ruff: lint and format check (configured in pyproject.toml); the 
 	ruff format --check src tests experiments
 	$(MAKE) --no-print-directory docs
 
+# Not --quiet: it hides the warnings, and --strict then has none to count (a broken link would pass).
 docs: setup  ## the documentation site (mkdocs.yml: docs/ and the docstrings) into site/, strict: a warning fails
-	NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict
 
 docs-serve: setup  ## the documentation site on http://127.0.0.1:8000, rebuilt on every change
 	NO_MKDOCS_2_WARNING=1 mkdocs serve --dev-addr 127.0.0.1:8000
