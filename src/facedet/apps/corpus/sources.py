@@ -61,6 +61,10 @@ _FEAT = "feat/tests/data/"
 _CLM = "package/examples/media/"
 _CLMDOC = "package/docs/media/"
 _TRK = "package/examples/assets/"
+_THB = "thumbor-7.8.0/tests/fixtures/images/"
+_THF = "thumbor-7.8.0/thumbor/fixtures/filters/"
+_ESR = "realesrgan-0.3.0/inputs/"
+_SGL = "sigal-2.6.1/tests/sample/pictures/"
 
 SOURCES: tuple[Source, ...] = (
     Source(
@@ -253,6 +257,111 @@ SOURCES: tuple[Source, ...] = (
             "package/test/assets/*": "copies of examples/assets",
             _TRK + "minions.ogv": "same clip as the .mp4",
         },
+    ),
+    Source(
+        "thumbor",
+        "7.8.0",
+        "pip",
+        "thumbor-7.8.0.tar.gz",
+        "3211d7b3210864fae09a67a822e69851aa54ac6137d8a35c1a4047881e3c6dfc",
+        "MIT (the package); the photos of tests/fixtures/images are CC BY-SA 3.0, credited in its README.mkd; "
+        "the 800px portraits of thumbor/fixtures/filters state no separate licence",
+        "train",
+        media={
+            _THB + "Giunchedi%2C_Filippo_January_2015_01.jpg": "man against leaves",
+            _THB + "Giunchedi%2C_Filippo_January_2015_01-grayscale.jpg": "the same, grey",
+            _THB + "no_face.jpg": "cartoon wizard (negative)",
+            _THB + "image.jpg": "dice (negative)",
+            _THB + "weird_normalize_error.jpg": "hot-air balloon (negative)",
+            _THF + "800px-Christophe_Henner_-_June_2016.jpg": "young man with glasses, close-up",
+            _THF + "800px-Guido-portrait-2014.jpg": "man with glasses, close-up",
+            _THF + "800px-Katherine_Maher.jpg": "woman, outdoors",
+            _THF + "blur.jpg": "the same woman, blurred",
+            _THF + "brightness.jpg": "the same woman, brighter",
+            _THF + "quality-10%.jpg": "the same woman, JPEG quality 10",
+            _THF + "noise.png": "the same woman, noise",
+            _THF + "redeye.png": "a child's face cut by the frame",
+        },
+        left_out={
+            _THF + "*": "other filter results of the same few photos (near-duplicates)",
+            "thumbor-7.8.0/docs/images/*": "the same portrait filtered, logos, diagrams",
+            _THB + "Giunchedi%2C_Filippo_January_2015_01-cmyk*": "copies of the same photo",
+            _THB + "Giunchedi%2C_Filippo_January_2015_01.png": "copy of the same photo",
+            _THB + "Christophe_Henner_-_June_2016.jpg": "the 800 px copy of thumbor/fixtures/filters is used",
+            _THB + "10_years_of_Wikipedia_by_Guillaume_Paumier.jpg": "portrait stored on its side",
+        },
+        pip_args=("--no-binary=:all:",),
+    ),
+    Source(
+        "facexlib",
+        "0.3.0",
+        "pip",
+        "facexlib-0.3.0.tar.gz",
+        "7ae784a520eb52e05583e8bf9f68f77f45083239ac754d646d635017b49e7763",
+        "Apache-2.0",
+        "train",
+        media={
+            "facexlib-0.3.0/assets/test.jpg": "older man, black and white",
+            "facexlib-0.3.0/assets/test2.jpg": "older man in a dark jacket",
+            "facexlib-0.3.0/assets/icon.png": "cartoon face logo (negative)",
+        },
+        left_out={
+            "facexlib-0.3.0/assets/icon_small.png": "smaller copy of icon.png",
+            "facexlib-0.3.0/assets/landmarks_*": "landmark diagrams",
+        },
+        pip_args=("--no-binary=:all:",),
+    ),
+    Source(
+        "realesrgan",
+        "0.3.0",
+        "pip",
+        "realesrgan-0.3.0.tar.gz",
+        "0d36da96ab9f447071606e91f502ccdfb08f80cc82ee4f8caf720c7745ccec7e",
+        "BSD-3-Clause",
+        "train",
+        media={
+            _ESR + "children-alpha.png": "five children (RGBA)",
+            _ESR + "00017_gray.png": "old black-and-white photo, two faces",
+            _ESR + "0014.jpg": "cartoon cat in a uniform (negative)",
+            _ESR + "0030.jpg": "anime girl (negative)",
+            _ESR + "ADE_val_00000114.jpg": "beach (negative)",
+            _ESR + "OST_009.png": "building (negative)",
+            _ESR + "tree_alpha_16bit.png": "tree, 16-bit RGBA (negative)",
+            _ESR + "wolf_gray.jpg": "wolf's face (negative)",
+            _ESR + "00003.png": "branches (negative)",
+        },
+        left_out={"realesrgan-0.3.0/assets/*": "logos and before/after composites"},
+        pip_args=("--no-binary=:all:",),
+    ),
+    Source(
+        "sigal",
+        "2.6.1",
+        "pip",
+        "sigal-2.6.1.tar.gz",
+        "1f400f358b9e64d372f3eed09bec31526b8b2ecd55f56073f0413d883d8ae53b",
+        "MIT (the package; the Apollo photos are NASA's, public domain)",
+        "train",
+        media={
+            _SGL + "nomedia/created/ignored/should_be_ignored2.jpg": "astronaut in a capsule (NASA)",
+            _SGL + "nomedia/created/should_be_ignored3.jpg": "astronaut in dim light (NASA)",
+            _SGL + "nomedia/ignored/should_be_ignored_1.jpg": "astronaut at work, face turned (NASA)",
+            _SGL + "nomedia/created/should_be_created.jpg": "spacecraft (negative)",
+            _SGL + "nomedia/ignored/recursively_ignored/should_be_ignored.jpg": "the Earth from orbit (negative)",
+            _SGL + "dir1/test1/11.jpg": "waterfall (negative)",
+            _SGL + "dir1/test3/3.jpg": "mountain (negative)",
+            _SGL + "dir1/test1/CMB_Timeline300_no_WMAP.jpg": "diagram (negative)",
+            _SGL + "dir2/KeckObservatory20071020.jpg": "observatory domes (negative)",
+            _SGL + "dir2/m57_the_ring_nebula-587px.jpg": "nebula (negative)",
+            _SGL + "iptcTest/1.jpg": "road (negative)",
+            _SGL + "webp/_MG_7805_lossy80.webp": "objects on a table (negative)",
+            _SGL + "webp/_MG_7808_lossy80.webp": "objects on a table (negative)",
+        },
+        left_out={
+            _SGL + "dir1/test1/flickr_jerquiaga_2394751088_cc-by-nc.jpg": "CC BY-NC",
+            _SGL + "*/2?.jpg": "copies of 11.jpg and 3.jpg",
+            _SGL + "*/2?.tiff": "copy of 3.jpg",
+        },
+        pip_args=("--no-binary=:all:",),
     ),
 )
 
