@@ -34,7 +34,7 @@ from facedet.boxes import ellipse_box
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
 from facedet.label_formats.formats import Malformed, excerpt, sorted_images
-from facedet.label_formats.listed import line_numbers, listed_images, read_lines
+from facedet.label_formats.listed import line_numbers, listed_images, read_lines, records
 from facedet.label_formats.paths import Sizes, dataset_root, display_path, folder_inside, option_path, resolve_image
 from facedet.problems import ProblemReport
 
@@ -131,7 +131,7 @@ def _image(root: Path, base: str, written: str) -> str:
 
 def _records(lines: list[str], name: str, report: ProblemReport):
     """(path line number, image path, [(line number, (a, b, angle, cx, cy))]) for each good record."""
-    i, n = 0, len(lines)
+    n = len(lines)
 
     def is_count(k: int) -> bool:
         return k < n and re.fullmatch(r"\d+", lines[k].strip()) is not None
@@ -142,44 +142,25 @@ def _records(lines: list[str], name: str, report: ProblemReport):
             return False
         return "/" in text or "\\" in text or is_count(k + 1)
 
-    while i < n:
-        if not lines[i].strip():
-            i += 1
-            continue
-        if not is_path(i):
-            report.error(
-                name,
-                f"line {i + 1}: expected an image path, got '{excerpt(lines[i].strip())}'; "
-                f"skipped to the next image path",
-            )
-            i += 1
-            while i < n and not is_path(i):
-                i += 1
-            continue
-        path_line, written = i + 1, lines[i].strip()
+    def ellipses(i: int) -> tuple[list, int]:
+        if not is_count(i):
+            got = excerpt(lines[i].strip()) if i < n else "the end of the file"
+            raise Malformed(min(i + 1, n), f"face count '{got}' is not a whole number")
+        count_line, count = i + 1, int(lines[i])
         i += 1
-        try:
-            if not is_count(i):
-                got = excerpt(lines[i].strip()) if i < n else "the end of the file"
-                raise Malformed(min(i + 1, n), f"face count '{got}' is not a whole number")
-            count_line, count = i + 1, int(lines[i])
+        faces = []
+        for k in range(count):
+            if i >= n or not lines[i].strip() or is_path(i):
+                raise Malformed(
+                    min(i + 1, n), f"the count on line {count_line} is {count} but {k} ellipse line(s) follow"
+                )
+            faces.append((i + 1, _ellipse(lines[i], i + 1)))
             i += 1
-            faces = []
-            for k in range(count):
-                if i >= n or not lines[i].strip() or is_path(i):
-                    raise Malformed(
-                        min(i + 1, n), f"the count on line {count_line} is {count} but {k} ellipse line(s) follow"
-                    )
-                faces.append((i + 1, _ellipse(lines[i], i + 1)))
-                i += 1
-            if i < n and lines[i].strip() and not is_path(i):
-                raise Malformed(i + 1, f"more ellipse lines than the count ({count}) on line {count_line}")
-        except Malformed as err:
-            report.error(name, f"line {err.line}: {err}; image {written} (line {path_line}) dropped")
-            while i < n and not is_path(i):
-                i += 1
-            continue
-        yield path_line, written, faces
+        if i < n and lines[i].strip() and not is_path(i):
+            raise Malformed(i + 1, f"more ellipse lines than the count ({count}) on line {count_line}")
+        return faces, i
+
+    return records(lines, is_path, ellipses, name, report)
 
 
 def _ellipse(text: str, line: int) -> tuple[float, float, float, float, float]:

@@ -34,6 +34,47 @@ def read_lines(
         return None
 
 
+def records(
+    lines: list[str],
+    is_path: Callable[[int], bool],
+    read_faces: Callable[[int], tuple[list, int]],
+    name: str,
+    report: ProblemReport,
+) -> Iterator[tuple[int, str, list]]:
+    """(path line number, image path as written, faces) per good record of a file whose records are
+    an image path line and the lines of its faces.
+
+    ``is_path(k)``: whether line ``k`` (0-based) is an image path. ``read_faces(k)``: the faces of
+    the record whose lines start at ``k``, and the index after them; Malformed for a malformed
+    record, whose image is dropped (one error naming the line) and reading resumes at the next
+    image path line, as after a line that should have been one.
+    """
+    i, n = 0, len(lines)
+
+    def next_path(k: int) -> int:
+        while k < n and not is_path(k):
+            k += 1
+        return k
+
+    while i < n:
+        if not lines[i].strip():
+            i += 1
+            continue
+        if not is_path(i):
+            got = excerpt(lines[i].strip())
+            report.error(name, f"line {i + 1}: expected an image path, got '{got}'; skipped to the next image path")
+            i = next_path(i + 1)
+            continue
+        path_line, written = i + 1, lines[i].strip()
+        try:
+            faces, i = read_faces(i + 1)
+        except Malformed as err:
+            report.error(name, f"line {err.line}: {err}; image {written} (line {path_line}) dropped")
+            i = next_path(i + 1)  # read_faces reads no path line: the next one is where it stopped or after
+            continue
+        yield path_line, written, faces
+
+
 def listed_images(
     records: Iterable[tuple[int, str, list[Face]]],
     resolve: Callable[[str], str],

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from facedet.coco import Image
 from facedet.images import IMAGE_EXTENSIONS
-from facedet.label_formats.formats import BadLabels, Malformed, excerpt, number_option, sorted_images
-from facedet.label_formats.listed import line_numbers, listed_images, read_lines, xywh_box
+from facedet.label_formats.formats import Malformed, excerpt, number_option, sorted_images
+from facedet.label_formats.listed import line_numbers, listed_images, read_lines, records, xywh_box
 from facedet.label_formats.paths import Sizes, dataset_root, display_path, folder_inside, option_path, resolve_image
 from facedet.problems import ProblemReport
 
@@ -160,53 +160,36 @@ _FLAGS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 
 def _records(lines: list[str], ann_name: str, report: ProblemReport):
     """(path line number, image path, [(line number, (x, y, w, h), flags)]) for each good record."""
-    i, n = 0, len(lines)
-    while i < n:
-        text = lines[i].strip()
-        if not text:
-            i += 1
-            continue
-        if not _is_path(text):
-            report.error(
-                ann_name, f"line {i + 1}: expected an image path, got '{excerpt(text)}'; skipped to the next image path"
+    return records(lines, lambda k: _is_path(lines[k]), lambda k: _faces(lines, k), ann_name, report)
+
+
+def _faces(lines: list[str], i: int) -> tuple[list, int]:
+    """The faces of the record whose count is on line ``i`` (0-based), and the index after them."""
+    n = len(lines)
+    if i >= n:
+        raise Malformed(i, "image path without a face count at the end of the file")
+    count_text, count_line = lines[i].strip(), i + 1
+    if not re.fullmatch(r"\d+", count_text):
+        raise Malformed(count_line, f"face count '{excerpt(count_text)}' is not a whole number")
+    count = int(count_text)
+    i += 1
+    faces = []
+    for k in range(count):
+        if i >= n or _is_path(lines[i]) or not lines[i].strip():
+            raise Malformed(
+                i + 1 if i < n else n, f"the count on line {count_line} is {count} but {k} face line(s) follow"
             )
-            i += 1
-            while i < n and not _is_path(lines[i]):
-                i += 1
-            continue
-        path_line, written = i + 1, text
+        faces.append(_face(lines[i], i + 1))
         i += 1
-        try:
-            if i >= n:
-                raise Malformed(path_line, "image path without a face count at the end of the file")
-            count_text, count_line = lines[i].strip(), i + 1
-            if not re.fullmatch(r"\d+", count_text):
-                raise Malformed(count_line, f"face count '{excerpt(count_text)}' is not a whole number")
-            count = int(count_text)
-            i += 1
-            faces = []
-            for k in range(count):
-                if i >= n or _is_path(lines[i]) or not lines[i].strip():
-                    raise Malformed(
-                        i + 1 if i < n else n, f"the count on line {count_line} is {count} but {k} face line(s) follow"
-                    )
-                faces.append(_face(lines[i], i + 1))
-                i += 1
-            if count == 0 and i < n and lines[i].strip() and not _is_path(lines[i]):
-                line = i + 1
-                values = _face(lines[i], line)[1]
-                if any(values):
-                    raise Malformed(line, f"the count on line {count_line} is 0 but this line holds a face")
-                i += 1  # the dummy line of a zero-face record
-            if i < n and lines[i].strip() and not _is_path(lines[i]):
-                raise Malformed(i + 1, f"more face lines than the count ({count}) on line {count_line}")
-        except BadLabels as err:
-            line = err.line if isinstance(err, Malformed) else i + 1
-            report.error(ann_name, f"line {line}: {err}; image {written} (line {path_line}) dropped")
-            while i < n and not _is_path(lines[i]):
-                i += 1
-            continue
-        yield path_line, written, faces
+    if count == 0 and i < n and lines[i].strip() and not _is_path(lines[i]):
+        line = i + 1
+        values = _face(lines[i], line)[1]
+        if any(values):
+            raise Malformed(line, f"the count on line {count_line} is 0 but this line holds a face")
+        i += 1  # the dummy line of a zero-face record
+    if i < n and lines[i].strip() and not _is_path(lines[i]):
+        raise Malformed(i + 1, f"more face lines than the count ({count}) on line {count_line}")
+    return faces, i
 
 
 def _face(text: str, line: int) -> tuple[int, tuple[float, float, float, float], dict[str, int]]:
