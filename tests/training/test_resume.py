@@ -200,6 +200,35 @@ def test_only_an_unfinished_run_with_the_same_config_data_and_code_resumes(runs,
             path.write_bytes(content)
 
 
+def test_a_run_killed_after_its_last_epoch_finishes_in_a_copy_of_the_project(runs, tmp_path):
+    """Killed while logging the model (last.ckpt holds the final epoch), then the project copied to another
+    folder: the rerun trains nothing and publishes the best epoch recorded before, read from the copy's
+    own checkpoints (Lightning forgets a best score whose checkpoint folder moved)."""
+    killed = runs[1]
+    copy = tmp_path / "copied"
+    shutil.copytree(killed, copy)
+    state = json.loads((copy / "results/train/run.json").read_text())
+    state.pop("finished", None)  # (the fixture's project may already be marked unfinished)
+    (copy / "results/train/run.json").write_text(json.dumps(state))
+    (killed / "results/train/checkpoints/best.ckpt").rename(killed / "best.ckpt.away")  # the copy reads its own
+    original = {path: path.stat().st_mtime_ns for path in (killed / "mlartifacts").rglob("*")}
+    try:
+        done = train(copy, "train.max_epochs=3")
+    finally:
+        (killed / "best.ckpt.away").rename(killed / "results/train/checkpoints/best.ckpt")
+    # The copy logs into its own mlartifacts/, nothing into the original's.
+    assert {path: path.stat().st_mtime_ns for path in (killed / "mlartifacts").rglob("*")} == original
+    assert (
+        len(list((copy / "mlartifacts/models").iterdir())) == len(list((killed / "mlartifacts/models").iterdir())) + 1
+    )
+    assert f"resuming MLflow run {state['run_id']}" in done.stderr
+    assert "dirpath has changed" not in done.stderr
+    expected, published = _metrics(killed), _metrics(copy)
+    for key in ("best/val_ap50", "best/val_f1", "best/threshold"):
+        assert abs(published[key] - expected[key]) <= 1e-6, (key, published[key], expected[key])
+    assert json.loads((copy / "results/train/run.json").read_text())["finished"] is True
+
+
 @pytest.mark.slow
 def test_a_damaged_record_or_an_unreachable_store_fails_in_one_line_and_deletes_nothing(runs, tmp_path, monkeypatch):
     """A killed run's checkpoints survive a resume that cannot go on: run.json not a record (valid

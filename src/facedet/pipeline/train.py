@@ -114,7 +114,12 @@ def run(
     )
     configured = {name: instantiate(spec) for name, spec in cfg.callbacks.items() if spec}
     terminal = sys.stderr.isatty()
-    extra = [ValidateLastEpoch(cfg.train.val_every), *callbacks, *([] if terminal else [EpochLines()])]
+    extra = [
+        ValidateLastEpoch(cfg.train.val_every),
+        resume.MovedCheckpoints(),
+        *callbacks,
+        *([] if terminal else [EpochLines()]),
+    ]
     # The MLflow logger is attached below, once rank 0 has its run: no default logger meanwhile.
     trainer = instantiate(
         cfg.trainer, callbacks=[*configured.values(), *extra], logger=False, enable_progress_bar=terminal

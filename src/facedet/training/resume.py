@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -68,6 +69,7 @@ def resume_point(cfg: DictConfig, out: Path, key: str, tracker: Tracker | None =
         return None
     try:
         tracker = tracker or Tracker.for_config(cfg)
+        tracker.ensure_experiment()  # a moved or copied project's store is made to log where it is now
         kept = tracker.has_run(state["run_id"])
     except Exception as err:  # noqa: BLE001 - whatever the store's driver raises: it did not answer
         raise _unreachable(tracker, out, err) from None
@@ -81,6 +83,37 @@ def resume_point(cfg: DictConfig, out: Path, key: str, tracker: Tracker | None =
         log.warning("not resuming %s: %s", last, err)
         return None
     return state["run_id"], last, epoch
+
+
+class MovedCheckpoints(pl.Callback):
+    """Resuming in a moved or copied project (another absolute path: a copied folder, a ``dvc exp run``
+    temporary copy). Lightning's ModelCheckpoint restores its best score and paths only when its
+    folder is the one recorded in the checkpoint, else it forgets the best epoch so far (its score is
+    None where no epoch is left to train) and keeps the best path of the old folder. Before the
+    callbacks restore their state, the recorded folder and the paths in it become this folder's."""
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        states = checkpoint.get("callbacks") or {}
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if state and state.get("dirpath") and callback.dirpath and state["dirpath"] != callback.dirpath:
+                _move_paths(state, state["dirpath"], callback.dirpath)
+
+
+def _move_paths(state: dict, old: str, new: str) -> None:
+    """The paths of a ModelCheckpoint state that lie in ``old``, in ``new``."""
+
+    def moved(path: object) -> object:
+        if isinstance(path, str) and path and os.path.dirname(path) == old:
+            return os.path.join(new, os.path.basename(path))
+        return path
+
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            state[key] = moved(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        state["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}
+    state["dirpath"] = new
 
 
 def _read_state(state_file: Path) -> dict:
