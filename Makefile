@@ -47,7 +47,7 @@ run: data  ## the whole pipeline (dvc repro): validate -> collect -> labels -> a
 	@echo
 	@echo "metrics:  results/evaluate/metrics.json  (dvc metrics show)"
 	@echo "plots:    results/evaluate/*.png  (dvc plots show: PR curve, robustness, prediction grid)"
-	@echo "runs:     make ui -> http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning"
+	@echo "runs:     make ui   (the MLflow UI; it prints the addresses of the runs with their headline metrics and of the registry)"
 	@echo "baseline: make baseline   (records this run in git, so that experiments are compared with it: make compare)"
 
 # `dvc exp show` with the headline metrics first (test AP@0.5, AP@[.5:.95], F1; validation AP and the
@@ -92,11 +92,13 @@ test-slow: setup  ## the slow tests (whole default pipeline in a temporary copy)
 	pytest -q -m slow
 
 PORT ?= 5000
+UI_STORE := sqlite:///$(CURDIR)/mlflow.db
+# facedet.apps.ui saves the runs page's Results view (the headline metrics as columns) and prints the addresses.
 ui: setup  ## the MLflow UI on 127.0.0.1:$(PORT) against this project's store (another port: make ui PORT=5001)
 	@python -c 'import socket; socket.socket().bind(("127.0.0.1", $(PORT)))' 2>/dev/null || \
 		{ echo "make ui: port $(PORT) on 127.0.0.1 is in use (another make ui?): make ui PORT=5001" >&2; exit 1; }
-	@echo "runs: http://127.0.0.1:$(PORT)/#/experiments/1?workflowType=machine_learning   registry: http://127.0.0.1:$(PORT)/#/models/facedet?workflowType=machine_learning"
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT) --workers 1
+	@python -m facedet.apps.ui --store $(UI_STORE) --port $(PORT)
+	mlflow ui --backend-store-uri $(UI_STORE) --host 127.0.0.1 --port $(PORT) --workers 1
 
 params: setup  ## rewrite params.yaml from conf/ (what `dvc exp run` does)
 	python -c "from dvc.utils.hydra import compose_and_dump; compose_and_dump('params.yaml', '$(CURDIR)/conf', None, 'config', '', [])"

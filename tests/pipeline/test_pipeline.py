@@ -64,7 +64,12 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
 
     curves = [k for k in steps if k.startswith(("train/", "val/"))]
     single = [k for k, n in steps.items() if n == 1]
-    assert curves and len(single) > 20
+    # One chart per metric: single values only for the results runs are compared by (the rest are in
+    # the run's evaluate/metrics.json and robustness.json).
+    headline = {"test.ap50", "test.ap50_95", "test.f1", "test.precision", "test.recall"}
+    assert {"test.ap50", "best.val_ap50", "best.threshold"} <= set(single), single
+    assert set(single) <= headline | {"best.val_ap50", "best.val_f1", "best.threshold", "export.onnx_max_abs_diff"}
+    assert curves
     assert max(map(chart_position, curves)) < min(map(chart_position, single)), sorted(steps, key=chart_position)
     assert (project / "mlartifacts").is_dir()
     logged = {p.name for p in (project / "mlartifacts").rglob("*")}
@@ -82,7 +87,15 @@ def test_dvc_repro_runs_every_stage_logs_to_mlflow_and_then_has_nothing_to_do(tm
     # `dvc plots show` works offline: image plots only, no script from a CDN (Vega's plots need one).
     sh(project, "dvc", "plots", "show", "-o", "plots")
     page = (project / "plots/index.html").read_text()
-    assert "<img" in page and "<script src" not in page and "https://" not in page
+    assert "<script src" not in page and "https://" not in page
+    shown = re.findall(r'<img src="([^"]+)"', page)  # every plot, as a PNG beside the page
+    assert len(shown) == 4 and all((project / "plots" / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for src in shown)
+    assert {src.rsplit("_", 1)[-1] for src in shown} == {
+        "preview.png",
+        "curve.png",
+        "robustness.png",
+        "predictions.png",
+    }
 
     # `make compare`: a param that only repeats another (optimizer.lr is ${train.lr}) is not a column.
     compare = subprocess.run(["make", "-s", "-n", "compare"], cwd=ROOT, capture_output=True, text=True)
