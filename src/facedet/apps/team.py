@@ -206,7 +206,8 @@ class Team:
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.database_url("mlflow")]
         command += ["--artifacts-destination", f"s3://{BUCKET}/mlartifacts", "--host", HOST]
         command += ["--port", str(self.ports.mlflow), "--workers", "1"]
-        self._spawn("mlflow", command)
+        # Without its job runner (a dozen processes for GenAI evaluation jobs that runs here never use).
+        self._spawn("mlflow", command, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         self._wait_http("mlflow", f"{self.tracking_uri}/health")
 
     def _wait_http(self, service: str, url: str) -> None:
@@ -223,8 +224,8 @@ class Team:
         ended = "ended" if not _alive(self.pids[service]) else f"did not answer within {START_SECONDS} s"
         raise TeamError(f"{service} server {ended} ({last.strip()[:160]}; its log: {log_file})")
 
-    def _spawn(self, service: str, command: list[str]) -> None:
-        env = {**os.environ, **self.environment()}
+    def _spawn(self, service: str, command: list[str], **extra: str) -> None:
+        env = {**os.environ, **self.environment(), **extra}
         env.pop("MLFLOW_TRACKING_URI")
         with open(self.folder / f"{service}.log", "ab") as log_file:
             process = subprocess.Popen(  # its own session: stopped with its children, not with this shell
