@@ -264,9 +264,9 @@ def test_a_damaged_record_or_an_unreachable_store_fails_in_one_line_and_deletes_
         assert (out / "run.json").read_text() == damaged
     (out / "run.json").write_text(record)
     (project / "mlflow.db").write_bytes(b"not a database " * 100)
-    refused("cannot be reached")
+    refused("mlflow.db is not a readable SQLite database")
     (project / "mlflow.db").write_bytes(store)
-    refused("cannot be reached", MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    refused("server http://127.0.0.1:9 does not answer", MLFLOW_TRACKING_URI="http://127.0.0.1:9")
     assert json.loads((out / "run.json").read_text()) == state
 
     monkeypatch.chdir(project)  # put right, the run is resumable again
