@@ -19,7 +19,7 @@ from conftest import ROOT
 from mlflow.tracking import MlflowClient
 
 from facedet.apps.sample import SampleSettings, generate
-from facedet.apps.team import Ports, Team, TeamError, _alive, _pg
+from facedet.apps.team import Ports, Team, TeamError, alive, pg_program
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def _team_folder() -> Path:
 @pytest.fixture
 def team():
     try:
-        _pg("pg_ctl")
+        pg_program("pg_ctl")
     except TeamError as err:
         pytest.skip(str(err))
     folder = _team_folder()
@@ -81,7 +81,7 @@ def _worker_env(team: Team) -> dict[str, str]:
 
 def test_facedet_team_up_prints_a_workers_environment_and_down_stops_every_server(tmp_path):
     try:
-        _pg("pg_ctl")
+        pg_program("pg_ctl")
     except TeamError as err:
         pytest.skip(str(err))
     folder = _team_folder()
@@ -92,14 +92,14 @@ def test_facedet_team_up_prints_a_workers_environment_and_down_stops_every_serve
     assert f"export MLFLOW_TRACKING_URI=http://127.0.0.1:{ports[2]}" in up.stdout
     assert f"@127.0.0.1:{ports[0]}/optuna" in up.stdout and "make team-stop" in up.stdout
     pids = json.loads((folder / "team.json").read_text())["pids"]
-    assert sorted(pids) == ["mlflow", "postgres", "s3"] and all(_alive(pid) for pid in pids.values())
+    assert sorted(pids) == ["mlflow", "postgres", "s3"] and all(alive(pid) for pid in pids.values())
     with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/health", timeout=10) as answer:
         assert answer.status == 200
     again = subprocess.run(["facedet", "team", "up", *options], env=facedet_env(), capture_output=True, text=True)
     assert again.returncode == 2 and "a team is recorded there already" in again.stderr
     down = subprocess.run(["facedet", "team", "down", "--folder", str(folder)], env=facedet_env(), capture_output=True)
     assert down.returncode == 0 and not folder.exists()
-    assert not any(_alive(pid) for pid in pids.values())
+    assert not any(alive(pid) for pid in pids.values())
     shutil.rmtree(folder.parent, ignore_errors=True)
 
 

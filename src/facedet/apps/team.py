@@ -50,8 +50,8 @@ class TeamError(DataError):
 @dataclass
 class Ports:
     postgres: int = 5433
-    s3: int = 5002
-    mlflow: int = 5001
+    s3: int = 9000
+    mlflow: int = 5080
 
 
 @dataclass
@@ -140,8 +140,10 @@ class Team:
         started = time.perf_counter()
         {"postgres": self._start_postgres, "s3": self._start_s3, "mlflow": self._start_mlflow}[service]()
         self.save()
-        log.info("%s on %s:%d (pid %d) in %.0f s", service, HOST, getattr(self.ports, service), self.pids[service],
-                 time.perf_counter() - started)  # fmt: skip
+        seconds = time.perf_counter() - started
+        log.info(
+            "%s on %s:%d (pid %d) in %.0f s", service, HOST, getattr(self.ports, service), self.pids[service], seconds
+        )
 
     def stop(self, service: str) -> None:
         """Stop one server (by its recorded pid; PostgreSQL with pg_ctl) and wait until it has ended."""
@@ -149,13 +151,15 @@ class Team:
         if pid is None:
             return
         if service == "postgres":
-            _as_postgres([_pg("pg_ctl"), "-D", str(self.folder / "postgres"), "-m", "fast", "-w", "stop"], check=False)
-        elif _alive(pid):
+            _as_postgres(
+                [pg_program("pg_ctl"), "-D", str(self.folder / "postgres"), "-m", "fast", "-w", "stop"], check=False
+            )
+        elif alive(pid):
             os.killpg(pid, signal.SIGTERM)  # its process group: the MLflow server's workers too
         deadline = time.monotonic() + STOP_SECONDS
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if alive(pid):
             os.killpg(pid, signal.SIGKILL)
         self.save()
 
@@ -175,12 +179,14 @@ class Team:
         password_file.write_text(self.password + "\n")
         if os.geteuid() == 0:
             shutil.chown(password_file, "postgres", "postgres")
-        initdb = [_pg("initdb"), "-D", str(data), "-U", "facedet", "--pwfile", str(password_file), "-E", "UTF8"]
+        initdb = [pg_program("initdb"), "-D", str(data), "-U", "facedet", "--pwfile", str(password_file), "-E", "UTF8"]
         _as_postgres([*initdb, "--auth=scram-sha-256", "--no-sync"])
         password_file.unlink()
         options = f"-c listen_addresses={HOST} -c port={self.ports.postgres} -c unix_socket_directories=''"
         log_file = self.folder / "postgres.log"
-        _as_postgres([_pg("pg_ctl"), "-D", str(data), "-l", str(log_file), "-w", "-t", "60", "-o", options, "start"])
+        _as_postgres(
+            [pg_program("pg_ctl"), "-D", str(data), "-l", str(log_file), "-w", "-t", "60", "-o", options, "start"]
+        )
         self.pids["postgres"] = int((data / "postmaster.pid").read_text().split()[0])
         import psycopg
 
@@ -214,14 +220,14 @@ class Team:
         """Until the server answers at ``url``; an error with its log's last line when it ends or does
         not answer within :data:`START_SECONDS`."""
         log_file, deadline = self.folder / f"{service}.log", time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline and _alive(self.pids[service]):
+        while time.monotonic() < deadline and alive(self.pids[service]):
             try:
                 with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - http on 127.0.0.1
                     return
             except OSError:
                 time.sleep(0.5)
         last = ([line for line in log_file.read_text(errors="replace").splitlines() if line.strip()] or ["?"])[-1]
-        ended = "ended" if not _alive(self.pids[service]) else f"did not answer within {START_SECONDS} s"
+        ended = "ended" if not alive(self.pids[service]) else f"did not answer within {START_SECONDS} s"
         raise TeamError(f"{service} server {ended} ({last.strip()[:160]}; its log: {log_file})")
 
     def _spawn(self, service: str, command: list[str], **extra: str) -> None:
@@ -234,7 +240,7 @@ class Team:
         self.pids[service] = process.pid
 
 
-def _pg(program: str) -> str:
+def pg_program(program: str) -> str:
     """A PostgreSQL program: on PATH, else in Debian's /usr/lib/postgresql/<newest>/bin."""
     found = shutil.which(program) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"))[::-1]), None)
     if not found:
@@ -258,7 +264,8 @@ def _free(service: str, port: int) -> None:
             raise TeamError(f"port {port} on {HOST} ({service}) is in use: give another (--{service}-port)") from None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process runs (a zombie has ended)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,4 +1,4 @@
-"""Which process a RUNNING run belongs to, and ending the runs of processes that died.
+"""Which process a RUNNING run belongs to, ending the runs of processes that died, and how a run ended.
 
 A stage's run is tagged with its process (``facedet.owner``: host, pid and the process's start time,
 so that a reused pid is not taken for the same process). A process killed outright (``kill -9``, a
@@ -69,3 +69,12 @@ def end_dead_runs(client, experiment_id: str) -> list[str]:
             )
             ended.append(run.info.run_id)
     return ended
+
+
+def interrupted(err: BaseException | None) -> bool:
+    """Ctrl-C: a KeyboardInterrupt, or an exit raised while handling one (Lightning's)."""
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__context__
+    return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ from facedet.tracking.backend import (
     with_busy_timeout,
 )
 from facedet.tracking.naming import MAX_PARAM_LENGTH, config_params, data_pointer, describe_run, run_tags
-from facedet.tracking.owners import OWNER_TAG, end_dead_runs, owner
+from facedet.tracking.owners import OWNER_TAG, end_dead_runs, interrupted, owner
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,14 @@ class Tracker:
             if experiment is not None and moved(experiment.artifact_location, location):
                 relocate_artifacts(database, experiment.artifact_location, location)
         if experiment is None:
-            return client.create_experiment(
-                self.experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
-            )
+            try:
+                return client.create_experiment(
+                    self.experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+                )
+            except MlflowException as err:  # another process (a team's worker) made it meanwhile
+                if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment = client.get_experiment_by_name(self.experiment)
         if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # a store made before this tag
             client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
@@ -211,7 +217,7 @@ class Tracker:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float | None], step: int = 0) -> None:
         """Single values (None ones left out) at ``step``."""
-        now = _now_ms()
+        now = time.time_ns() // 1_000_000
         rows = [Metric(key, float(value), now, step) for key, value in metrics.items() if value is not None]
         for start in range(0, len(rows), 1000):
             self.client.log_batch(run_id, metrics=rows[start : start + 1000])
@@ -351,21 +357,6 @@ def resolve_model_uri(uri: str, tracker: Tracker | None = None) -> Path:
     """:meth:`Tracker.resolve_model_uri` in ``tracker``'s store, default: the project's (or
     $MLFLOW_TRACKING_URI's, or the original project's in a queued ``dvc exp run``)."""
     return (tracker or Tracker(store_uri()).checked()).resolve_model_uri(uri)
-
-
-def interrupted(err: BaseException | None) -> bool:
-    """Ctrl-C: a KeyboardInterrupt, or an exit raised while handling one (Lightning's)."""
-    while err is not None:
-        if isinstance(err, KeyboardInterrupt):
-            return True
-        err = err.__context__
-    return False
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from facedet.apps.sweep.trials import PruneOnValidation, StageRunner, TrialRunne
 from facedet.config import ConfigError, project_root
 from facedet.tracking import Tracker, result_metric
 from facedet.tracking.backend import shown
-from facedet.tracking.store import interrupted
+from facedet.tracking.owners import interrupted
 
 log = logging.getLogger(__name__)
 
