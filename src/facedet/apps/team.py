@@ -176,6 +176,11 @@ class Team:
         data, password_file = self.folder / "postgres", self.folder / "postgres.password"
         if os.geteuid() == 0:  # PostgreSQL refuses root: its files and processes are the postgres user's
             shutil.chown(self.folder, "postgres", "postgres")
+            if subprocess.run(["test", "-w", str(self.folder)], user="postgres", group="postgres").returncode:
+                raise TeamError(
+                    f"{self.folder}: the postgres user cannot reach it (a folder above is private to root); "
+                    "give a --folder it can reach, e.g. under /tmp"
+                )
         password_file.write_text(self.password + "\n")
         if os.geteuid() == 0:
             shutil.chown(password_file, "postgres", "postgres")
