@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from facedet.apps.sweep.budget import TrialSeededSampler
+from facedet.apps.sweep.budget import TrialSeededSampler, study_lock
 from facedet.apps.sweep.space import extremes, parse_space, split_overrides, trial_overrides
 from facedet.config import ConfigError, compose_config
 from facedet.tracking.backend import shown
@@ -99,12 +99,30 @@ def open_study(search: Search, on_stale_trial: Callable):
     # the finished-trial count then asks for another trial in its place. Heartbeats are "experimental"
     # in Optuna (there since 2.8): chosen, so their notice is not shown.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = optuna.storages.RDBStorage(
-        search.storage,
-        heartbeat_interval=HEARTBEAT_SECONDS,
-        grace_period=3 * HEARTBEAT_SECONDS,
-        heartbeat_stale_trial_callback=on_stale_trial,
-    )
+    # One process at a time makes the storage's tables (in a new database two would collide) and the study.
+    with study_lock(search.storage, search.name):
+        storage = optuna.storages.RDBStorage(
+            search.storage,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=3 * HEARTBEAT_SECONDS,
+            heartbeat_stale_trial_callback=on_stale_trial,
+        )
+        study, created = _create_or_load(search, storage)
+    if study.user_attrs.get("settings", search.settings) != search.settings:
+        raise ConfigError(
+            f"config key 'hparams_search.name' = {search.name!r}: the study {search.name!r} in {shown(search.storage)} "
+            f"was made with another search space, overrides or metric; give another name "
+            f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {search.name} "
+            f"--storage {search.storage}"
+        )
+    study.set_user_attr("settings", search.settings)
+    return study, created
+
+
+def _create_or_load(search: Search, storage) -> tuple[object, bool]:
+    """(the study, whether this call created it), with its sampler and pruner."""
+    import optuna
+
     spec = search.spec
     startup = int(spec.get("startup_trials", 10))
     pruner = (
@@ -116,18 +134,6 @@ def open_study(search: Search, on_stale_trial: Callable):
     made = {"storage": storage, "study_name": search.name, "direction": search.direction, "pruner": pruner}
     sampler = TrialSeededSampler(None if seed is None else int(seed), startup)
     try:
-        study, created = optuna.create_study(**made, sampler=sampler), True
+        return optuna.create_study(**made, sampler=sampler), True
     except optuna.exceptions.DuplicatedStudyError:
-        study, created = (
-            optuna.load_study(storage=storage, study_name=search.name, sampler=sampler, pruner=pruner),
-            False,
-        )
-    if study.user_attrs.get("settings", search.settings) != search.settings:
-        raise ConfigError(
-            f"config key 'hparams_search.name' = {search.name!r}: the study {search.name!r} in {shown(search.storage)} "
-            f"was made with another search space, overrides or metric; give another name "
-            f"(hparams_search.name=...) or delete it: optuna delete-study --study-name {search.name} "
-            f"--storage {search.storage}"
-        )
-    study.set_user_attr("settings", search.settings)
-    return study, created
+        return optuna.load_study(storage=storage, study_name=search.name, sampler=sampler, pruner=pruner), False
