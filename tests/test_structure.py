@@ -301,3 +301,25 @@ def test_at_most_one_module_is_long():
         if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     )
     assert len(long) <= 1, f"split modules over {MAX_MODULE_LINES} lines by responsibility: {long}"
+
+
+DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|mod|class|data|meth|attr|exc|obj):`[^`]+`")
+
+
+def _sphinx_roles(source: str) -> list[int]:
+    """Lines of docstrings that use a Sphinx role (``:func:`x` ``), which the API reference shows raw."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        doc = ast.get_docstring(node, clean=False) if isinstance(node, DOCUMENTED) else None
+        if doc and SPHINX_ROLE.search(doc):
+            found.append(node.body[0].lineno)
+    return found
+
+
+def test_docstrings_use_markdown_cross_references_not_sphinx_roles():
+    assert _sphinx_roles('def f():\n    """See :func:`g`."""\n') == [2]  # the check sees one
+    found = [
+        f"{path.relative_to(ROOT)}:{line}" for path in MODULES.values() for line in _sphinx_roles(path.read_text())
+    ]
+    assert found == [], "write [`name`][] (a link, resolved where the docstring is) or `name`, as mkdocstrings renders"

@@ -223,7 +223,7 @@ class Team:
 
     def _wait_http(self, service: str, url: str) -> None:
         """Until the server answers at ``url``; an error with its log's last line when it ends or does
-        not answer within :data:`START_SECONDS`."""
+        not answer within `START_SECONDS`."""
         log_file, deadline = self.folder / f"{service}.log", time.monotonic() + START_SECONDS
         while time.monotonic() < deadline and alive(self.pids[service]):
             try:
@@ -246,7 +246,7 @@ class Team:
 
 
 def pg_program(program: str) -> str:
-    """A PostgreSQL program: on PATH, else in Debian's /usr/lib/postgresql/<newest>/bin."""
+    """A PostgreSQL program: on PATH, else in Debian's ``/usr/lib/postgresql/<newest>/bin``."""
     found = shutil.which(program) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"))[::-1]), None)
     if not found:
         raise TeamError(f"{program}: not found (install PostgreSQL's server: apt-get install postgresql)")

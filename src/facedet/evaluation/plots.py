@@ -191,7 +191,7 @@ def prediction_grid(
 ) -> None:
     """PNG grid: each RGB image resized to fit tile x tile (keep aspect, letterbox), ground-truth
     boxes green, ignore regions dashed yellow, predictions with score >= threshold red with the score printed, file name caption;
-    labelled landmarks as rings and predicted ones as dots in :mod:`facedet.landmarks`' colours.
+    labelled landmarks as rings and predicted ones as dots in [`facedet.landmarks`][]' colours.
 
     The grid is ``min(n, columns) * tile`` wide and ``ceil(n / columns) * tile`` high; with no
     image it is a single empty tile.

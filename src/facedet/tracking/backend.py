@@ -1,10 +1,10 @@
-"""Where the store is (found one way: :func:`store_uri`) and what stands behind its URI: checked to
+"""Where the store is (found one way: [`store_uri`][]) and what stands behind its URI: checked to
 answer before any work, SQLite waited for while busy.
 
 A store that cannot answer (a tracking server that is down, a PostgreSQL server that refuses, an
-``mlflow.db`` that is no SQLite database) is named in one line within seconds by :func:`check_store`,
+``mlflow.db`` that is no SQLite database) is named in one line within seconds by [`check_store`][],
 instead of after MLflow's minutes of retries with a long traceback. A SQLite store that another
-process holds locked is waited for (:data:`SQLITE_BUSY_SECONDS`) rather than failing a training.
+process holds locked is waited for (`SQLITE_BUSY_SECONDS`) rather than failing a training.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def store_root(root: Path | None = None) -> Path:
 
 def store_uri(configured: str | None = None, root: Path | None = None) -> str:
     """Where MLflow records runs: ``configured`` (``tracking.uri``), else $MLFLOW_TRACKING_URI, else
-    the sqlite store of :func:`store_root`."""
+    the sqlite store of [`store_root`][]."""
     if configured:
         return str(configured)
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -76,7 +76,7 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def with_busy_timeout(uri: str) -> str:
-    """A ``sqlite:///`` URI with SQLite's busy timeout (:data:`SQLITE_BUSY_SECONDS`) unless it sets one;
+    """A ``sqlite:///`` URI with SQLite's busy timeout (`SQLITE_BUSY_SECONDS`) unless it sets one;
     any other URI unchanged."""
     if sqlite_path(uri) is None or "timeout=" in uri.partition("?")[2]:
         return uri
@@ -84,9 +84,9 @@ def with_busy_timeout(uri: str) -> str:
 
 
 def check_store(uri: str) -> None:
-    """Raise :class:`StoreUnavailable` (one line naming the store) when the store behind ``uri`` cannot
+    """Raise [`StoreUnavailable`][] (one line naming the store) when the store behind ``uri`` cannot
     answer: a SQLite file that is not a database (truncated, overwritten), a tracking server or a
-    database server that does not answer within :data:`CONNECT_SECONDS`. A SQLite file that does not
+    database server that does not answer within `CONNECT_SECONDS`. A SQLite file that does not
     exist yet is fine (MLflow creates it)."""
     database = sqlite_path(uri)
     if database is not None:

@@ -17,7 +17,7 @@ class RunLogger(Logger):
     A store that stops answering is waited for as long as MLflow retries (a tracking server: about
     4 minutes by default, $MLFLOW_HTTP_REQUEST_MAX_RETRIES; a busy SQLite file: 2 minutes), the training
     paused meanwhile; past that, the training stops with one line (its checkpoints kept, so the same
-    command continues it). A failed or interrupted fit is marked by :meth:`Tracker.failed_on_error`,
+    command continues it). A failed or interrupted fit is marked by [`Tracker.failed_on_error`][facedet.tracking.store.Tracker.failed_on_error],
     which knows why it ended (Lightning reports Ctrl-C and a crash alike as "failed")."""
 
     def __init__(self, tracker: Tracker, run_id: str | None) -> None:

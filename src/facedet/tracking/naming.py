@@ -87,7 +87,7 @@ def reference_settings(root: Path) -> tuple[dict[str, str], str]:
 
 
 def changed_settings(cfg: DictConfig, root: Path) -> tuple[dict[str, str], str]:
-    """(the settings of `cfg` that differ from :func:`reference_settings`, what they are compared with);
+    """(the settings of `cfg` that differ from [`reference_settings`][], what they are compared with);
     paths, tracking and the search config left out."""
     reference, what = reference_settings(root)
     try:

@@ -1,8 +1,8 @@
 """The MLflow store of a project: where it is, its experiment, runs, logging, the registry, model URIs.
 
-:class:`Tracker` is the one object that talks to MLflow (with ``mlflow.pytorch`` for the servable
-model). It is made from a config (:meth:`Tracker.for_config`) or from the environment
-(:meth:`Tracker.for_environment`); its store is found one way (:func:`store_uri`), and none of its
+[`Tracker`][] is the one object that talks to MLflow (with ``mlflow.pytorch`` for the servable
+model). It is made from a config ([`Tracker.for_config`][]) or from the environment
+([`Tracker.for_environment`][]); its store is found one way ([`store_uri`][]), and none of its
 methods sets MLflow's process-wide tracking URI or experiment.
 """
 
@@ -71,8 +71,8 @@ PRIMARY_METRIC = result_metric("best/val_ap50")
 @dataclass(frozen=True)
 class Tracker:
     """One MLflow store and experiment; ``root``: the project runs are described against (git,
-    data.dvc, conf/), None outside a project. Made by :meth:`for_config` or :meth:`for_environment`,
-    the store has answered (:func:`facedet.tracking.backend.check_store`)."""
+    data.dvc, conf/), None outside a project. Made by [`for_config`][] or [`for_environment`][],
+    the store has answered ([`facedet.tracking.backend.check_store`][])."""
 
     uri: str
     experiment: str = DEFAULT_EXPERIMENT
@@ -134,7 +134,7 @@ class Tracker:
         return run_tags(self.root) if self.root else {}
 
     def start_run(self, cfg: DictConfig, prefix: str | None = None, tags: dict[str, str] | None = None) -> str:
-        """A new run for a stage's config: named by :func:`facedet.tracking.naming.describe_run` (``prefix`` first, the
+        """A new run for a stage's config: named by [`facedet.tracking.naming.describe_run`][] (``prefix`` first, the
         sweep tags in ``tags`` read too), tagged (project tags, ``tags``, this process as its owner), with the
         flattened config, config.yaml and the DVC-tracked dataset; returns its id. Runs that dead
         processes of this host left RUNNING are marked KILLED first."""
@@ -354,7 +354,7 @@ class Tracker:
 
 
 def resolve_model_uri(uri: str, tracker: Tracker | None = None) -> Path:
-    """:meth:`Tracker.resolve_model_uri` in ``tracker``'s store, default: the project's (or
+    """[`Tracker.resolve_model_uri`][] in ``tracker``'s store, default: the project's (or
     $MLFLOW_TRACKING_URI's, or the original project's in a queued ``dvc exp run``)."""
     return (tracker or Tracker(store_uri()).checked()).resolve_model_uri(uri)
 

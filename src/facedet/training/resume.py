@@ -1,6 +1,6 @@
 """Resuming a killed training run: a fingerprint of what a checkpoint is valid for, and the resume point.
 
-What a checkpoint depends on is read from the train stage of ``dvc.yaml`` (:func:`facedet.config.stage_specs`),
+What a checkpoint depends on is read from the train stage of ``dvc.yaml`` ([`facedet.stages.stage_specs`][]),
 the one statement of the pipeline: its param keys, its data deps (every file under them) and its code
 deps (every file under its ``src/`` deps, found from the installed package).
 """
@@ -117,7 +117,7 @@ def _move_paths(state: dict, old: str, new: str) -> None:
 
 
 def _read_state(state_file: Path) -> dict:
-    """run.json as written by :func:`_write_state`; anything else is a one-line DataError, never a
+    """run.json as written by `_write_state`; anything else is a one-line DataError, never a
     silent fresh start (which would replace the checkpoints the file belongs to)."""
     text = state_file.read_text()
     try:

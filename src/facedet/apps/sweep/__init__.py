@@ -13,7 +13,7 @@ The study lives in Optuna's storage (``hparams_search.storage``; default SQLite
 ``multirun/optuna.db``): the same command again resumes it until it holds ``n_trials`` complete or
 pruned trials, and several processes given the same storage (a team's: PostgreSQL) share its trials:
 never more than ``n_trials`` finished ones, each drawn from its own seed, one MLflow parent run
-(:mod:`.budget`); heartbeats notice a dead process: its trial is marked failed, its MLflow run KILLED,
+([`budget`][]); heartbeats notice a dead process: its trial is marked failed, its MLflow run KILLED,
 and another takes its place. ``PruneOnValidation``
 reports each epoch's validation AP to Optuna's MedianPruner and stops a trial that falls behind.
 
@@ -30,10 +30,10 @@ Why not hydra-optuna-sweeper: its newest release (1.3.0) pins optuna<3 (2.10.1),
 fails with the SQLAlchemy 2 that MLflow needs, and it needs a ``@hydra.main`` app, while the stages
 here take a composed config. The search config keeps that plugin's ``params`` syntax.
 
-Modules: :mod:`.space` (the search space and overrides), :mod:`.trials` (running a trial's stages,
-reusing outputs, pruning), :mod:`.preset` (the written preset), :mod:`.study` (the search settings and
-the Optuna study), :mod:`.budget` (the trials shared by processes), :mod:`.runs` (the MLflow parent
-run), :mod:`.run` (the sweep itself).
+Modules: [`space`][] (the search space and overrides), [`trials`][] (running a trial's stages,
+reusing outputs, pruning), [`preset`][] (the written preset), [`study`][] (the search settings and
+the Optuna study), [`budget`][] (the trials shared by processes), [`runs`][] (the MLflow parent
+run), [`run`][] (the sweep itself).
 """
 
 from facedet.apps.sweep.preset import preset_text

@@ -9,7 +9,7 @@ while they stay below ``n_trials``; it then runs that queued trial (``study.opti
 process with nothing left to take waits for the others' running trials: they finish, or their
 heartbeat stops and the next look marks them failed, which frees their places.
 
-:class:`TrialSeededSampler` draws every trial from its own seed (made of the sweep's seed and the
+[`TrialSeededSampler`][] draws every trial from its own seed (made of the sweep's seed and the
 trial's number, unique across processes): a single process is reproducible, two processes never draw the
 same parameters.
 """

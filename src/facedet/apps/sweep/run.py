@@ -189,9 +189,9 @@ def open_sweep(run_stage: StageRunner, overrides: list[str], root: Path) -> Swee
 
 
 def sweep(run_stage: StageRunner, overrides: list[str] | None = None, root: Path | None = None) -> SweepResult:
-    """Run the sweep described by ``hparams_search`` (see :mod:`facedet.apps.sweep`); returns the best
+    """Run the sweep described by ``hparams_search`` (see [`facedet.apps.sweep`][]); returns the best
     trial. ``root``: the project (default: the one at or above the current folder). ``run_stage``: runs
-    one pipeline stage (:func:`facedet.pipeline.run_stage`)."""
+    one pipeline stage ([`facedet.pipeline.run_stage`][])."""
     started = time.perf_counter()
     job = open_sweep(run_stage, list(overrides or []), project_root(root))
     search = job.search

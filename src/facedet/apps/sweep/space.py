@@ -85,7 +85,7 @@ def override_text(key: str, value: object) -> str:
 
 def trial_overrides(values: dict[str, object], conf_dir: Path) -> list[str]:
     """The overrides that set ``values``: ``group=option`` for a config group (``callbacks=ema``),
-    :func:`override_text` for a value."""
+    [`override_text`][] for a value."""
     return [f"{k}={v}" if (conf_dir / k).is_dir() else override_text(k, v) for k, v in values.items()]
 
 
