@@ -152,6 +152,11 @@ def _relations(values: dict) -> None:
             "expected fractions that add up to 1 with train > 0"
         )
     model = values.get("model") or {}
+    train = values.get("train") or {}
+    if train.get("trainable") == "landmarks" and not (model.get("landmarks") and train.get("init")):
+        raise _fail(
+            "train.trainable", "landmarks", "all, or landmarks with model.landmarks=true and a train.init to start from"
+        )
     for key in ("input_size", "detect_size"):
         if model.get("name") == "dense" and model.get(key, 0) % 32:
             raise _fail(f"model.{key}", model[key], "a multiple of 32 for the dense model (strides 8-32)")

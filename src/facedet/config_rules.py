@@ -111,6 +111,7 @@ RULES: dict[str, Check] = {
         lambda v: v is None or (isinstance(v, str) and v != ""),
         "null (from scratch), bundled, a model file, models:/... or runs:/...",
     ),
+    "train.trainable": (lambda v: v in ("all", "landmarks"), "all or landmarks"),
     "train.precision": (
         lambda v: str(v) in ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"),
         "a Lightning precision (32-true, bf16-mixed, 16-mixed, ...)",

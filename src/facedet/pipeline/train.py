@@ -111,8 +111,13 @@ def run(
         instantiate(cfg.optimizer),
         instantiate(cfg.scheduler) if cfg.scheduler else None,
         cfg.evaluate.threshold or 0.5,
+        cfg.train.trainable,
     )
     configured = {name: instantiate(spec) for name, spec in cfg.callbacks.items() if spec}
+    if cfg.train.trainable == "landmarks":
+        # Only the landmark branch learns, so val/ap50 never moves: the best epoch is the one with the
+        # lowest val/loss, whose only moving term is the landmarks'.
+        configured["best_checkpoint"] = instantiate(cfg.callbacks.best_checkpoint, monitor="val/loss", mode="min")
     terminal = sys.stderr.isatty()
     extra = [
         ValidateLastEpoch(cfg.train.val_every),
@@ -178,7 +183,8 @@ def _publish(
         net, Path(cfg.paths.labels) / "val.json", Path(cfg.paths.collect) / "images", cfg.evaluate.iou_threshold
     )
     summary = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    summary.update({"best/val_ap50": float(best.best_model_score), "best/val_f1": val_f1, "best/threshold": threshold})
+    best_ap50 = best.best_model_score if best.monitor == "val/ap50" else trainer.callback_metrics["val/ap50"]
+    summary.update({"best/val_ap50": float(best_ap50), "best/val_f1": val_f1, "best/threshold": threshold})
     augmented = Path(cfg.paths.augment)
     summary = publish.publish(
         cfg,

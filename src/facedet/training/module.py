@@ -88,7 +88,9 @@ class FaceDetectorModule(pl.LightningModule):
 
     ``optimizer``: a partial taking the parameters (``_partial_: true`` in conf/optimizer/);
     ``scheduler``: a partial taking (optimizer, total_steps=...) stepped after every optimiser step
-    (conf/scheduler/), or None for a constant rate.
+    (conf/scheduler/), or None for a constant rate. ``trainable``: ``all``, or ``landmarks``: only the
+    network's ``predict_landmarks`` branch learns; the rest keeps its weights and stays in eval mode
+    (batch norm uses and keeps its running statistics), so its boxes and scores do not move.
     """
 
     def __init__(
@@ -98,11 +100,25 @@ class FaceDetectorModule(pl.LightningModule):
         optimizer: Callable,
         scheduler: Callable | None = None,
         threshold: float = 0.5,
+        trainable: str = "all",
     ) -> None:
         super().__init__()
         self.net, self.loss = net, loss
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_ap = ValidationAP(threshold)
+        self.frozen: list[nn.Module] = []
+        if trainable == "landmarks":
+            self.frozen = [module for name, module in net.named_children() if name != "predict_landmarks"]
+            for module in self.frozen:
+                module.requires_grad_(False)
+        elif trainable != "all":
+            raise ValueError(f"config key 'train.trainable' = {trainable!r}: expected all or landmarks")
+
+    def train(self, mode: bool = True) -> FaceDetectorModule:
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(images)
@@ -136,7 +152,7 @@ class FaceDetectorModule(pl.LightningModule):
             self.log(f"val/{key}", value)
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
