@@ -56,6 +56,11 @@ def test_params_file_errors_name_the_file_and_key(tmp_path):
             "evaluate.threshold=1.5",
             "config key 'evaluate.threshold' = 1.5: expected null (the model's) or a number in [0, 1]",
         ),
+        ("train.trainable=head", "config key 'train.trainable' = 'head': expected all or landmarks"),
+        (
+            "train.trainable=landmarks",
+            "config key 'train.trainable' = 'landmarks': expected all, or landmarks with model.landmarks=true",
+        ),
         ("train.lrr=0.1", "config key 'train.lrr' is not known (did you mean 'train.lr'?)"),
         ("+train.max_epoch=3", "config key 'train.max_epoch' is not known (did you mean 'train.max_epochs'?)"),
         ("model=dens", "config group 'model' has no option 'dens' (did you mean 'dense'?)"),

@@ -1,6 +1,7 @@
 """A short real training of a landmark model on drawn faces (points known by construction): the landmark
 loss goes down, the NME of the held-out faces beats the untrained network's, and the evaluate stage
-writes it into metrics.json, MLflow and the prediction grid."""
+writes it into metrics.json, MLflow and the prediction grid; training only the landmark branch of a
+box-only model leaves its boxes and scores exactly as they were."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import functools
 
 import pytest
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint
 import torch
 from drawn_faces import make_images
 
@@ -27,14 +29,20 @@ def _nme(net, folder, truth, threshold=0.0):
     return landmark_metrics(truth, predictions, threshold=threshold)
 
 
-def _train(tmp_path, images: int, epochs: int):
-    """(network, test images, landmark loss per epoch) after a real Lightning training on drawn faces."""
+def _tiny_net(landmarks: bool = True) -> DenseNet:
+    return DenseNet(input_size=128, widths=(8, 16, 24, 32, 32), depth=0, neck_width=24, landmarks=landmarks)
+
+
+def _train(tmp_path, images: int, epochs: int, net: DenseNet | None = None, trainable: str = "all", **trainer):
+    """(network, test images, landmark loss per epoch) after a real Lightning training on drawn faces;
+    ``trainer``: Lightning Trainer arguments."""
     pl.seed_everything(0)
     train, test = make_images(tmp_path, images, seed=1), make_images(tmp_path, 8, seed=2)
     coco.write(train, tmp_path / "train.json")
     coco.write(test, tmp_path / "test.json")
-    net = DenseNet(input_size=128, widths=(8, 16, 24, 32, 32), depth=0, neck_width=24, landmarks=True)
-    module = FaceDetectorModule(net, DenseLoss(landmark_weight=1.0), functools.partial(torch.optim.AdamW, lr=0.01))
+    net = net or _tiny_net()
+    optimizer = functools.partial(torch.optim.AdamW, lr=0.01)
+    module = FaceDetectorModule(net, DenseLoss(landmark_weight=1.0), optimizer, trainable=trainable)
     data = FaceDataModule(tmp_path / "train.json", tmp_path, tmp_path / "test.json", tmp_path, 128, 128, "letterbox", 8)
     losses = []
 
@@ -42,15 +50,14 @@ def _train(tmp_path, images: int, epochs: int):
         def on_train_epoch_end(self, trainer, pl_module):
             losses.append(float(trainer.callback_metrics["train/landmarks"]))
 
+    settings = dict(limit_val_batches=0, enable_checkpointing=False, callbacks=[]) | trainer
     trainer = pl.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
         logger=False,
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[Record()],
+        **settings | {"callbacks": [Record(), *settings["callbacks"]]},
     )
     trainer.fit(module, data)
     return net.eval(), test, losses
@@ -64,11 +71,33 @@ def test_a_few_epochs_lower_the_landmark_loss_and_nme_is_measured(tmp_path):
     assert result["nme_faces"] + result["nme_missed"] == sum(p is not None for i in test for p in i.landmarks)
 
 
+def test_training_only_the_landmark_branch_keeps_the_box_only_models_boxes_and_scores(tmp_path):
+    torch.manual_seed(3)
+    box_only = _tiny_net(landmarks=False).eval()
+    net = _tiny_net()
+    net.load_state_dict(box_only.state_dict(), strict=False)
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    # With validation, weight averaging and a checkpoint, as the train stage runs it (conf/callbacks/).
+    callbacks = [EMAWeightAveraging(decay=0.9, update_starting_at_step=1), ModelCheckpoint(tmp_path, "last")]
+    settings = dict(limit_val_batches=None, enable_checkpointing=True, callbacks=callbacks)
+    net, test, losses = _train(tmp_path, 16, 3, net, "landmarks", **settings)
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
+    for state in net.state_dict(), {key.removeprefix("net."): value for key, value in saved.items()}:
+        changed = {name for name, value in state.items() if not torch.equal(value, before[name])}
+        assert changed == {name for name in before if name.startswith("predict_landmarks.")}
+    assert losses[-1] < losses[0]
+    image = read_rgb(tmp_path / test[0].file_name)
+    with torch.no_grad():
+        old, new = FaceDetector(box_only, threshold=0.0)(image), FaceDetector(net, threshold=0.0)(image)
+    assert [(d.box, d.score) for d in new] == [(d.box, d.score) for d in old]
+    assert all(d.landmarks is not None for d in new) and all(d.landmarks is None for d in old)
+
+
 @pytest.mark.slow  # about a minute on 2 CPU cores
 def test_short_training_learns_the_landmarks_and_evaluate_reports_nme(tmp_path):
     torch.manual_seed(1)
     before = _nme(
-        DenseNet(input_size=128, widths=(8, 16, 24, 32, 32), depth=0, neck_width=24, landmarks=True).eval(),
+        _tiny_net().eval(),
         tmp_path,
         make_images(tmp_path, 8, seed=2),
     )

@@ -107,18 +107,34 @@ class FaceDetectorModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_ap = ValidationAP(threshold)
         self.frozen: list[nn.Module] = []
+        self.frozen_state: dict[str, torch.Tensor] = {}
         if trainable == "landmarks":
             self.frozen = [module for name, module in net.named_children() if name != "predict_landmarks"]
             for module in self.frozen:
-                module.requires_grad_(False)
+                module.requires_grad_(False).eval()
+            self.frozen_state = {
+                f"net.{key}": value.detach().clone()
+                for key, value in net.state_dict().items()
+                if not key.startswith("predict_landmarks.")
+            }
         elif trainable != "all":
             raise ValueError(f"config key 'train.trainable' = {trainable!r}: expected all or landmarks")
 
     def train(self, mode: bool = True) -> FaceDetectorModule:
+        # Lightning's loops restore each submodule's mode after validation; this covers any train() call.
         super().train(mode)
         for module in self.frozen:
             module.eval()
         return self
+
+    # A weight average (conf/callbacks/ema.yaml) recomputes even the frozen weights, with float rounding,
+    # and puts them into checkpoints and, at the end, into the network: the frozen ones are put back.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"].update(self.frozen_state)
+
+    def on_train_end(self) -> None:
+        if self.frozen_state:
+            self.load_state_dict(self.frozen_state, strict=False)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(images)
