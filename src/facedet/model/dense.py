@@ -7,9 +7,10 @@ one ConvDP after each merge. Head: per level one ConvDP and one 1x1 convolution 
 feature-map location (a "prior point" at the cell centre), a face logit and four box distances
 (left, top, right, bottom) from the point to the box sides, as ``exp(raw) * stride``.
 
-With ``landmarks`` a separate branch per level (3x3 depthwise + 1x1, on the head's features, as
-YuNet's separate branches) predicts the five points of `facedet.coco.KEYPOINT_NAMES` as offsets
-from the prior point in strides: ``point = prior centre + raw * stride`` (SCRFD, YuNet).
+With ``landmarks`` a separate branch per level (3x3 depthwise + 1x1, as YuNet's separate branches)
+predicts the five points of `facedet.coco.KEYPOINT_NAMES` as offsets from the prior point in
+strides: ``point = prior centre + raw * stride`` (SCRFD, YuNet). It reads the head's features, or
+with ``landmark_depth`` > 0 its own ConvDP units on the neck's.
 
 The face logit is trained as a quality score (its target is the IoU of the predicted box with its face,
 see [`facedet.loss.dense.DenseLoss`][]), so the score ranks boxes by how well they fit.
@@ -56,6 +57,8 @@ class DenseNet(nn.Module):
     number of locations over the three levels (``H*W/64 + H*W/256 + H*W/1024``), finest level first;
     with ``landmarks`` also "landmarks": [B, N, 10] raw offsets (x1, y1, ..., x5, y5) in strides.
     ``landmarks=False`` is the box-only network (model files made before landmarks load as that).
+    ``landmark_depth``: ConvDP units of the landmark branch's own tower on the neck (0: it shares the
+    box head's; model files without the key are that).
     """
 
     resize = "letterbox"
@@ -70,6 +73,7 @@ class DenseNet(nn.Module):
         neck_width: int = 48,
         prior_prob: float = 0.01,
         landmarks: bool = False,
+        landmark_depth: int = 0,
     ) -> None:
         super().__init__()
         self.landmarks = bool(landmarks)
@@ -93,10 +97,12 @@ class DenseNet(nn.Module):
         self.bottom_up = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES[:-1]])
         self.head = nn.ModuleList([ConvDP(neck_width, neck_width) for _ in STRIDES])
         self.predict = nn.ModuleList([nn.Conv2d(neck_width, 5, 1) for _ in STRIDES])
+        self.landmark_depth = int(landmark_depth) if self.landmarks else 0
         if self.landmarks:
             self.predict_landmarks = nn.ModuleList(
                 [
                     nn.Sequential(
+                        *[ConvDP(neck_width, neck_width) for _ in range(self.landmark_depth)],
                         nn.Conv2d(neck_width, neck_width, 3, 1, 1, groups=neck_width, bias=False),
                         nn.Conv2d(neck_width, 2 * NUM_KEYPOINTS, 1),
                     )
@@ -134,7 +140,8 @@ class DenseNet(nn.Module):
             boxes.append(out[..., 1:])
             priors.append(_prior_points(h, w, stride, images))
             if self.landmarks:
-                points.append(self.predict_landmarks[i](tower).flatten(2).transpose(1, 2))
+                source = level if self.landmark_depth else tower
+                points.append(self.predict_landmarks[i](source).flatten(2).transpose(1, 2))
         # (W, H) from the last stride-8 prior ((W - 4, H - 4)): tensor ops, so ONNX tracing keeps the
         # input size dynamic and torch.export (MLflow's log_model) can follow it.
         size = priors[0][-1, :2] + STRIDES[0] / 2

@@ -37,6 +37,7 @@ MODEL_SCHEMA: dict[str, dict[str, tuple]] = {
         "neck_width": (_INT, 1, 1024),
         "prior_prob": (_FLOAT, 1e-6, 1 - 1e-6),
         "landmarks": (_BOOL, None, None),
+        "landmark_depth": (_INT, 0, 8),
     },
     "single_face": {
         "input_size": (_INT, 32, MAX_INPUT_SIZE),

@@ -16,9 +16,11 @@ from facedet.model import weights
 from facedet.tracking import Tracker, resolve_model_uri
 
 # Keys of cfg.model that do not shape the weights: a model trained at one input size fine-tunes at another.
-# A box-only model also starts a landmark one (its landmark branch starts fresh); files made before
-# landmarks existed have no "landmarks" key (false).
+# A box-only model also starts a landmark one (its landmark branch starts fresh, of any depth); files
+# made before landmarks existed have no "landmarks" key (false).
 _FREE_KEYS = {"input_size", "detect_size", "landmarks"}
+# Keys of the landmark branch, with the value of files made before the key existed.
+_LANDMARK_KEYS = {"landmark_depth": 0}
 
 
 def init_file(init: str, tracker: Tracker | None = None) -> Path:
@@ -48,9 +50,9 @@ def check_init(model_cfg: Mapping, init: str, tracker: Tracker | None = None) ->
     except (ValueError, OSError, SafetensorError) as err:
         raise ConfigError(f"config key 'train.init' = {init!r}: {path} is no facedet model file ({err})") from None
     here = OmegaConf.to_container(model_cfg, resolve=True) if OmegaConf.is_config(model_cfg) else dict(model_cfg)
-    differ = sorted(
-        key for key in (set(saved) | set(here)) - _FREE_KEYS if _plain(saved.get(key)) != _plain(here.get(key))
-    )
+    saved, here = {**_LANDMARK_KEYS, **saved}, {**_LANDMARK_KEYS, **here}
+    free = _FREE_KEYS if saved.get("landmarks") else _FREE_KEYS | set(_LANDMARK_KEYS)
+    differ = sorted(key for key in (set(saved) | set(here)) - free if _plain(saved.get(key)) != _plain(here.get(key)))
     if differ:
         detail = ", ".join(
             f"model.{k} = {_plain(here.get(k))!r} here, {_plain(saved.get(k))!r} in the file" for k in differ
