@@ -57,10 +57,6 @@ def test_params_file_errors_name_the_file_and_key(tmp_path):
             "config key 'evaluate.threshold' = 1.5: expected null (the model's) or a number in [0, 1]",
         ),
         ("train.trainable=head", "config key 'train.trainable' = 'head': expected all or landmarks"),
-        (
-            "train.trainable=landmarks",
-            "config key 'train.trainable' = 'landmarks': expected all, or landmarks with model.landmarks=true",
-        ),
         ("train.lrr=0.1", "config key 'train.lrr' is not known (did you mean 'train.lr'?)"),
         ("+train.max_epoch=3", "config key 'train.max_epoch' is not known (did you mean 'train.max_epochs'?)"),
         ("model=dens", "config group 'model' has no option 'dens' (did you mean 'dense'?)"),
@@ -74,6 +70,17 @@ def test_every_value_and_key_is_checked_in_one_line_naming_the_key(override, mes
     with pytest.raises(ConfigError) as err:
         compose_config([override], root=ROOT)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_training_only_the_landmarks_needs_a_landmark_network_and_a_model_to_start_from():
+    for other in ("model.landmarks=false", "train.init=null"):
+        with pytest.raises(ConfigError) as err:
+            compose_config(["train.trainable=landmarks", other], root=ROOT)
+        assert str(err.value) == (
+            "config key 'train.trainable' = 'landmarks': "
+            "expected all, or landmarks with model.landmarks=true and a train.init to start from"
+        )
+    assert compose_config(["train.trainable=landmarks"], root=ROOT).train.trainable == "landmarks"
 
 
 def test_a_typo_in_a_params_file_names_the_closest_key(tmp_path, monkeypatch):

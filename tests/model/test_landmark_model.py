@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from facedet.inference.detector import BUNDLED_WEIGHTS
 from facedet.loss.dense import DenseLoss, landmark_loss
 from facedet.model import weights
 from facedet.model.dense import DenseNet
@@ -91,17 +90,18 @@ def test_landmark_network_outputs_and_gradients():
     assert branch and all(p.grad is not None for p in branch) and sum(p.grad.abs().sum() for p in branch) > 0
 
 
-def test_box_only_files_load_as_box_only_networks(tmp_path):
-    net, metadata = weights.load(BUNDLED_WEIGHTS)
+def test_box_only_files_load_as_box_only_networks_and_landmark_files_as_saved(tmp_path):
+    config = {"name": "dense", **TINY, "widths": list(TINY["widths"])}
+    weights.save(DenseNet(**TINY), config, tmp_path / "old.safetensors")  # made before landmarks: no key
+    net, _ = weights.load(tmp_path / "old.safetensors")
     assert not net.landmarks and "landmarks" not in net(torch.rand(1, 3, 64, 64))
     assert net.decode(net(torch.rand(1, 3, 64, 64))).shape[-1] == 5
-    marked = DenseNet(**TINY, landmarks=True)
-    weights.save(
-        marked, {"name": "dense", **TINY, "widths": list(TINY["widths"]), "landmarks": True}, tmp_path / "m.safetensors"
-    )
-    loaded, _ = weights.load(tmp_path / "m.safetensors")
-    assert loaded.landmarks
     images = torch.rand(1, 3, 64, 64)
-    assert torch.allclose(loaded.decode(loaded(images)), marked.eval().decode(marked(images)))
-    with torch.no_grad():
-        assert math.isfinite(float(loaded.decode(loaded(images))[..., 5:].abs().max()))
+    for depth in (0, 2):  # 0: on the box head's tower (files without the key); 2: two units of its own
+        marked = DenseNet(**TINY, landmarks=True, landmark_depth=depth)
+        weights.save(marked, config | {"landmarks": True, "landmark_depth": depth}, tmp_path / "m.safetensors")
+        loaded, _ = weights.load(tmp_path / "m.safetensors")
+        assert loaded.landmarks and loaded.landmark_depth == depth and len(loaded.predict_landmarks[0]) == 2 + depth
+        assert torch.allclose(loaded.decode(loaded(images)), marked.eval().decode(marked(images)))
+        with torch.no_grad():
+            assert math.isfinite(float(loaded.decode(loaded(images))[..., 5:].abs().max()))

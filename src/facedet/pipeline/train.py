@@ -140,6 +140,8 @@ def run(
         with tracker.failed_on_error(run_id) if run_id else nullcontext(), warnings.catch_warnings():
             if point:  # the checkpoints there are the ones this run continues (a new run empties the folder)
                 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            if cfg.train.trainable == "landmarks":  # the frozen part is in eval mode on purpose
+                warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
             trainer.fit(module, datamodule=data, ckpt_path=str(point[1]) if point else None, weights_only=True)
             if trainer.is_global_zero:
                 _publish(cfg, trainer, module, configured["best_checkpoint"], tracker, run_id, key)
