@@ -85,8 +85,30 @@ def test_align_puts_the_points_on_arcfaces_template():
         align_faces(picture, [Detection((0, 0, 10, 10), 0.9)])
 
 
-def test_the_bundled_box_only_model_has_no_landmarks_and_cannot_align():
-    detector = FaceDetector.load(BUNDLED_WEIGHTS, backend="torch")
+# skimage's astronaut: her five points (YuNet's, checked by eye on a 5x enlargement: pupil centres,
+# nose tip, mouth corners).
+ASTRONAUT_POINTS = ((200, 101), (247, 102), (220, 124), (198, 142), (239, 143))
+TOLERANCE = 0.1  # of the face size (sqrt of the box area): where NME counts a face as failed
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_the_bundled_model_puts_five_points_where_a_person_would(backend):
+    from skimage import data
+
+    detector = FaceDetector.load(BUNDLED_WEIGHTS, backend=backend)
+    (face,) = detector(data.astronaut())
+    x1, y1, x2, y2 = face.box
+    size = math.sqrt((x2 - x1) * (y2 - y1))
+    errors = [math.dist(point, truth) / size for point, truth in zip(face.landmarks, ASTRONAUT_POINTS)]
+    assert detector.has_landmarks and max(errors) < TOLERANCE, errors
+    (crop,) = detector.align(data.astronaut())
+    assert crop.shape == (112, 112, 3)
+
+
+def test_a_box_only_model_file_has_no_landmarks_and_cannot_align(tmp_path):
+    options = {k: v for k, v in TINY.items() if k not in ("name", "landmarks")}
+    weights.save(DenseNet(**options), TINY | {"landmarks": False}, tmp_path / "boxes.safetensors", threshold=0.0)
+    detector = FaceDetector.load(tmp_path / "boxes.safetensors", backend="torch")
     picture = np.zeros((120, 160, 3), np.uint8)
     assert not detector.has_landmarks and all(face.landmarks is None for face in detector(picture, 0.0))
     with pytest.raises(ValueError, match="predicts no landmarks"):

@@ -28,13 +28,14 @@ def test_shapes_priors_and_decoded_range(net, height, width):
     # locations at strides 8, 16, 32
     n = sum((height // s) * (width // s) for s in (8, 16, 32))
     assert out["face_logit"].shape == (2, n) and out["box"].shape == (2, n, 4) and out["priors"].shape == (n, 3)
+    assert out["landmarks"].shape == (2, n, 10)  # the default network is the bundled model's: with landmarks
     assert out["size"].tolist() == [width, height]
     # the first prior is the centre of the top-left stride-8 cell, the last the bottom-right stride-32 one
     assert out["priors"][0].tolist() == [4.0, 4.0, 8.0]
     assert out["priors"][-1].tolist() == [width - 16.0, height - 16.0, 32.0]
     decoded = net.decode(out)
-    assert decoded.shape == (2, n, 5) and torch.isfinite(decoded).all()
-    assert ((decoded >= 0) & (decoded <= 1)).all()
+    assert decoded.shape == (2, n, 15) and torch.isfinite(decoded).all()
+    assert ((decoded[..., :5] >= 0) & (decoded[..., :5] <= 1)).all()  # points may lie outside the picture
     assert (decoded[..., 2] >= decoded[..., 0]).all() and (decoded[..., 3] >= decoded[..., 1]).all()
 
 
@@ -55,7 +56,7 @@ def test_training_forward_gives_every_parameter_a_gradient(net):
     net.train()
     out = net(torch.rand(2, 3, 96, 128))
     assert all(torch.isfinite(v).all() for v in out.values())
-    (out["face_logit"].sum() + out["box"].sum()).backward()
+    (out["face_logit"].sum() + out["box"].sum() + out["landmarks"].sum()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in net.parameters())
     net.zero_grad()
 
@@ -67,7 +68,7 @@ def test_predict_and_weights_round_trip(net, tmp_path):
     loaded, _ = weights.load(tmp_path / "m.safetensors")
     x = torch.rand(1, 3, 96, 128)
     rows = predict(loaded, x)[0]
-    assert rows.shape[1] == 5 and np.all(np.diff(rows[:, 4]) <= 0)
+    assert rows.shape[1] == 15 and np.all(np.diff(rows[:, 4]) <= 0)
     assert torch.equal(net.decode(net(x)), loaded.decode(loaded(x)))
 
 

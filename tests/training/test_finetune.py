@@ -51,7 +51,7 @@ def test_the_default_run_fine_tunes_the_bundled_model_and_the_scratch_presets_do
     assert load_initial_weights(net, default.model, default.train.init) == BUNDLED_WEIGHTS
     stored = load_file(str(BUNDLED_WEIGHTS))
     assert all(torch.equal(net.state_dict()[k], stored[k]) for k in stored)
-    for preset in ("train=scratch", "train=long", "train=gpu", "experiment=bundled", "experiment=quick"):
+    for preset in ("train=scratch", "train=long", "train=gpu", "experiment=bundled_boxes", "experiment=quick"):
         assert compose_config([preset], root=ROOT).train.init is None, preset
 
 
