@@ -9,9 +9,9 @@ import functools
 
 import pytest
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint
 import torch
 from drawn_faces import make_images
+from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint
 
 from facedet import coco
 from facedet.evaluation.metrics import landmark_metrics
