@@ -50,14 +50,15 @@ def _train(tmp_path, images: int, epochs: int, net: DenseNet | None = None, trai
         def on_train_epoch_end(self, trainer, pl_module):
             losses.append(float(trainer.callback_metrics["train/landmarks"]))
 
-    settings = dict(limit_val_batches=0, enable_checkpointing=False, callbacks=[]) | trainer
+    callbacks = [Record(), *trainer.pop("callbacks", [])]
     trainer = pl.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        **settings | {"callbacks": [Record(), *settings["callbacks"]]},
+        callbacks=callbacks,
+        **{"limit_val_batches": 0, "enable_checkpointing": False} | trainer,
     )
     trainer.fit(module, data)
     return net.eval(), test, losses

@@ -109,13 +109,14 @@ class FaceDetectorModule(pl.LightningModule):
         self.frozen: list[nn.Module] = []
         self.frozen_state: dict[str, torch.Tensor] = {}
         if trainable == "landmarks":
-            self.frozen = [module for name, module in net.named_children() if name != "predict_landmarks"]
+            frozen = {name: module for name, module in net.named_children() if name != "predict_landmarks"}
+            self.frozen = list(frozen.values())
             for module in self.frozen:
                 module.requires_grad_(False).eval()
             self.frozen_state = {
-                f"net.{key}": value.detach().clone()
-                for key, value in net.state_dict().items()
-                if not key.startswith("predict_landmarks.")
+                f"net.{name}.{key}": value.detach().clone()
+                for name, module in frozen.items()
+                for key, value in module.state_dict().items()
             }
         elif trainable != "all":
             raise ValueError(f"config key 'train.trainable' = {trainable!r}: expected all or landmarks")
