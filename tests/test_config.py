@@ -29,6 +29,7 @@ def test_compose_applies_overrides_like_dvc_exp_run_set_param():
         ("split.method=alphabetical", "split.method"),
         ("collect.jpeg_quality=0", "collect.jpeg_quality"),
         ("augment.copies=-1", "augment.copies"),
+        ("model.landmark_depth=-1", "model.landmark_depth"),
     ],
 )
 def test_wrong_values_are_rejected_naming_the_key(override, key):

@@ -73,6 +73,7 @@ RULES: dict[str, Check] = {
     "model.neck_width": POSITIVE_INT,
     "model.prior_prob": between(0, 1, low_open=True),
     "model.landmarks": (lambda v: isinstance(v, bool), "true or false"),
+    "model.landmark_depth": at_least(0),
     "model.width": POSITIVE,
     "model.stages": (lambda v: isinstance(v, list) and all(POSITIVE_INT[0](s) for s in v), "positive integers"),
     "model.hidden": POSITIVE_INT,

@@ -144,17 +144,21 @@ def _input_shapes(detector, picture) -> list[tuple[int, ...]]:
 
 def test_pictures_are_scanned_at_detect_size_aspect_kept_and_size_overrides_it(tmp_path):
     # Trained on 64 px crops, scanned at 128 px: a 256x192 picture becomes 128x96 (no square padding),
-    # and --size 64 makes it 64x64 (48 rows padded up to the stride, 64).
+    # and --size 64 makes it 64x64 (48 rows padded up to the stride, 64). Being larger than the scan
+    # size, it is also scanned at twice that and at its own size (unless max_size is None).
     model_cfg = {"name": "dense", "input_size": 64, "detect_size": 128, "neck_width": 8}
     torch.manual_seed(0)
     weights.save(build_net(model_cfg), model_cfg, tmp_path / "m.safetensors", threshold=0.5)
     from facedet.inference.detector import FaceDetector
 
     picture = np.zeros((192, 256, 3), np.uint8)
-    detector = FaceDetector.load(tmp_path / "m.safetensors")
+    detector = FaceDetector.load(tmp_path / "m.safetensors", max_size=None)
     assert detector.net.input_size == 64 and _input_shapes(detector, picture) == [(1, 3, 96, 128)]
     assert "scanned at 128 px" in detector.describe()
-    assert _input_shapes(FaceDetector.load(tmp_path / "m.safetensors", size=64), picture) == [(1, 3, 64, 64)]
+    assert _input_shapes(detector.with_max_size(256), picture) == [(1, 3, 96, 128), (1, 3, 192, 256)]
+    smaller = FaceDetector.load(tmp_path / "m.safetensors", size=64)
+    assert _input_shapes(smaller.with_max_size(None), picture) == [(1, 3, 64, 64)]
+    assert _input_shapes(smaller, picture) == [(1, 3, 64, 64), (1, 3, 96, 128), (1, 3, 192, 256)]
     with pytest.raises(ValueError, match="size 100: expected a multiple of 32"):
         FaceDetector.load(tmp_path / "m.safetensors", size=100)
 

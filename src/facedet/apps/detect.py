@@ -276,9 +276,9 @@ def run_detect(
     try:
         with _signals_interrupt():
             if source.kind in ("video", "camera"):
-                detect_video(
-                    detector, source.spec, results, out=out, smooth=smooth, display=display, max_frames=max_frames
-                )
+                # Frames are scanned once, at the scan size: the frame rate comes first.
+                once = detector.with_max_size(None)
+                detect_video(once, source.spec, results, out=out, smooth=smooth, display=display, max_frames=max_frames)
             else:
                 _detect_images(detector, source, results, out, display)
     except KeyboardInterrupt:

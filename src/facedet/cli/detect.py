@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from facedet.inference import DEFAULT_MAX_SIZE
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -62,6 +64,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="longest side in pixels pictures are scanned at, a multiple of 32 (default: the model's, "
         "printed; larger finds smaller faces and is slower)",
     )
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=DEFAULT_MAX_SIZE,
+        help="pictures larger than --size are scanned again at 2x, 4x ... --size up to their own size or this "
+        f"many pixels, for faces too small at the first scan (default {DEFAULT_MAX_SIZE}; 0: one scan); video and "
+        "camera frames are scanned once",
+    )
     p.add_argument("--no-smooth", action="store_true", help="no box smoothing over video frames")
     p.add_argument("--show", action="store_true", help="show a live window (needs an OpenCV build with GUI)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop a video or camera after N frames")
@@ -75,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         detector = FaceDetector.load(
-            args.weights, backend=args.backend, threshold=args.threshold, threads=args.threads, size=args.size
+            args.weights,
+            backend=args.backend,
+            threshold=args.threshold,
+            threads=args.threads,
+            size=args.size,
+            max_size=args.max_size or None,
         )
     except ValueError as err:  # not a facedet model, MLflow URI, backend mismatch
         raise DataError(str(err)) from None

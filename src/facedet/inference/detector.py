@@ -8,9 +8,11 @@ and NMS) -> ``Placement.to_picture`` (back to pixels of the picture).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ import torch
 
 from facedet.coco import NUM_KEYPOINTS, Detection
 from facedet.images import read_rgb
+from facedet.inference import DEFAULT_MAX_SIZE
 from facedet.model import weights
 from facedet.model.inputs import RESIZE_MODES, prepare
 from facedet.model.postprocess import select
@@ -45,6 +48,9 @@ def pipeline_weights() -> Path | None:
 
 BUNDLED_WEIGHTS = Path(__file__).parent.parent / "bundled" / "default.safetensors"
 DEFAULT_THRESHOLD, DEFAULT_NMS_IOU = 0.5, 0.4
+# A picture's larger scans keep only faces under this many pixels at its first scan: the first finds the
+# larger ones, and at a higher resolution parts of a big face (an eye, a mouth) can pass for small faces.
+SMALL_FACE = 64
 BACKENDS = ("torch", "onnx")
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
@@ -65,6 +71,12 @@ class TorchBackend:
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():  # thread-local; eval-mode modules keep no state between calls
             return self.net.decode(self.net(batch)).float().cpu().numpy()
+
+
+def _check_max_size(max_size: int | None) -> int | None:
+    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 32):
+        raise ValueError(f"max size {max_size!r}: expected a number of pixels >= 32, or None (one scan)")
+    return max_size
 
 
 def _check_threshold(threshold: float) -> float:
@@ -188,10 +200,12 @@ class FaceDetector:
         nms_iou: float = DEFAULT_NMS_IOU,
         batch_size: int = 16,
         model_info: dict | None = None,
+        max_size: int | None = DEFAULT_MAX_SIZE,
     ) -> None:
         self.backend = TorchBackend(model) if isinstance(model, torch.nn.Module) else model
         _check_threshold(threshold)
         self.threshold, self.nms_iou, self.batch_size = float(threshold), float(nms_iou), int(batch_size)
+        self.max_size = _check_max_size(max_size)
         # Which model this is: {file, uri, mlflow_run_id, threshold, threshold_source, backend}
         # (see load); what `facedet detect` prints and writes into its JSON.
         self.model_info = {"threshold": self.threshold, "backend": self.backend.name, **(model_info or {})}
@@ -206,8 +220,35 @@ class FaceDetector:
         run = f"MLflow run {info['mlflow_run_id']}" if info.get("mlflow_run_id") else "no MLflow run"
         return (
             f"model {where}; {run}; threshold {info['threshold']:g} ({info.get('threshold_source', 'given')}); "
-            f"pictures scanned at {self.backend.detect_size} px; {info['backend']}"
+            f"pictures scanned at {self.backend.detect_size} px{self._pyramid_text()}; {info['backend']}"
         )
+
+    def with_max_size(self, max_size: int | None) -> FaceDetector:
+        """This detector (same model, threshold and engine) with another ``max_size``; None: one scan."""
+        other = copy.copy(self)
+        other.max_size = _check_max_size(max_size)
+        return other
+
+    def _pyramid_text(self) -> str:
+        if self.backend.resize != "letterbox" or self.max_size is None or self.max_size <= self.backend.detect_size:
+            return ""
+        return f", larger ones also at 2x, 4x ... up to their own size or {self.max_size} px"
+
+    def scan_sizes(self, width: int, height: int) -> list[int]:
+        """The longest sides a ``width`` x ``height`` picture is scanned at: the model's scan size
+        (``detect_size``), and for a larger picture (letterbox models) also twice, four times ... that
+        size below min(its longest side, ``max_size``) and then that size itself, so that faces too
+        small at the first scan are seen at a size the network knows. The larger scans keep the faces
+        under ``SMALL_FACE`` pixels at the first scan; all are merged by NMS."""
+        sizes = [self.backend.detect_size]
+        if self.backend.resize != "letterbox" or self.max_size is None:
+            return sizes
+        top = min(max(width, height), self.max_size)
+        while sizes[-1] * 2 < top:
+            sizes.append(sizes[-1] * 2)
+        if top > sizes[-1]:
+            sizes.append(top)
+        return sizes
 
     @property
     def has_landmarks(self) -> bool:
@@ -242,6 +283,7 @@ class FaceDetector:
         threads: int | None = None,
         batch_size: int = 16,
         size: int | None = None,
+        max_size: int | None = DEFAULT_MAX_SIZE,
     ) -> FaceDetector:
         """Load a model file: ``.safetensors`` (backend ``torch``, or ``onnx`` through its sibling
         ``.onnx`` / an export on the fly) or ``.onnx`` (backend ``onnx``). Default backend: ``onnx``
@@ -251,7 +293,9 @@ class FaceDetector:
 
         ``threshold`` defaults to the model's (its metadata key "threshold"), else 0.5. ``threads``
         sets the intra-op threads (for PyTorch: process-wide). ``size``: the longest side pictures are
-        scanned at (default: the model's ``detect_size``; larger finds smaller faces, slower). No path:
+        scanned at (default: the model's ``detect_size``; larger finds smaller faces, slower);
+        ``max_size``: the longest side larger pictures are scanned at as well (see [`scan_sizes`][];
+        None: one scan). No path:
         [`default_weights`][]; ``"bundled"``: the model shipped with facedet (as ``train.init``).
         """
         chosen = "default" if path is None else "given"
@@ -298,7 +342,7 @@ class FaceDetector:
             "mlflow_run_id": metadata.get("mlflow_run_id"),
             "threshold_source": source,
         }
-        return cls(runner, threshold, nms_iou, batch_size, model_info=info)
+        return cls(runner, threshold, nms_iou, batch_size, model_info=info, max_size=max_size)
 
     def __call__(self, image: np.ndarray | str | Path, threshold: float | None = None) -> list[Detection]:
         """The faces in one picture: an RGB array (height, width, 3) or an image file's path."""
@@ -312,28 +356,61 @@ class FaceDetector:
         threshold = self.threshold if threshold is None else _check_threshold(threshold)
         images = [image if isinstance(image, np.ndarray) else read_rgb(Path(image)) for image in images]
         results: list[list[Detection]] = []
-        for start in range(0, len(images), self.batch_size):
-            prepared = [
-                prepare(image, self.backend.detect_size, self.backend.resize, square=False)
-                for image in images[start : start + self.batch_size]
+        for chunk in self._chunks(images):
+            scans = [
+                (index, size, prepare(image, size, self.backend.resize, square=False))
+                for index, (image, sizes) in enumerate(chunk)
+                for size in sizes
             ]
-            decoded = self._decode([tensor for tensor, _ in prepared])
-            for (_, placement), rows in zip(prepared, decoded):
-                rows = select(rows, threshold, self.nms_iou)
-                boxes = placement.to_picture(rows[:, :4]).round(2)
-                points: list = [None] * len(rows)
+            decoded = self._decode([tensor for _, _, (tensor, _) in scans])
+            found: list[list[np.ndarray]] = [[] for _ in chunk]
+            for (index, size, (_, placement)), rows in zip(scans, decoded):
+                rows = select(rows, threshold, self.nms_iou).astype(np.float64)
+                rows[:, :4] = placement.to_picture(rows[:, :4])
+                if size != self.backend.detect_size:  # a larger scan: only the faces too small for the first
+                    first = self.backend.detect_size / max(placement.width, placement.height)
+                    sides = np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1]) * first
+                    rows = rows[sides < SMALL_FACE]
                 if rows.shape[1] >= 5 + 2 * NUM_KEYPOINTS:
-                    pixels = placement.points_to_picture(
-                        rows[:, 5 : 5 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2)
+                    points = rows[:, 5 : 5 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2)
+                    rows[:, 5 : 5 + 2 * NUM_KEYPOINTS] = placement.points_to_picture(points).reshape(
+                        len(rows), 2 * NUM_KEYPOINTS
                     )
-                    points = [tuple(map(tuple, face)) for face in pixels.round(2).tolist()]
-                results.append(
-                    [
-                        Detection(tuple(box.tolist()), round(float(score), 4), marks)
-                        for box, score, marks in zip(boxes, rows[:, 4], points)
-                    ]
-                )
+                found[index].append(rows)
+            results.extend(self._faces(rows) for rows in found)
         return results
+
+    def _chunks(self, images: list[np.ndarray]) -> Iterator[list[tuple[np.ndarray, list[int]]]]:
+        """Consecutive pictures with their scan sizes, as many as hold the pixels of ``batch_size``
+        scans at the scan size (at least one): a big picture's larger scans make smaller batches."""
+        budget, chunk, used = self.batch_size * self.backend.detect_size**2, [], 0
+        for image in images:
+            sizes = self.scan_sizes(image.shape[1], image.shape[0])
+            cost = sum(size * size for size in sizes)
+            if chunk and used + cost > budget:
+                yield chunk
+                chunk, used = [], 0
+            chunk.append((image, sizes))
+            used += cost
+        if chunk:
+            yield chunk
+
+    def _faces(self, scans: list[np.ndarray]) -> list[Detection]:
+        """One picture's faces from its scans' rows (in picture pixels, each scan already through NMS)."""
+        rows = np.concatenate(scans)
+        if len(scans) > 1:  # select works in float32: it picks the rows, which keep their float64 pixels
+            kept = select(np.column_stack([rows[:, :5], np.arange(len(rows))]), 0.0, self.nms_iou)
+            rows = rows[kept[:, 5].astype(np.int64)]
+        has_points = rows.shape[1] >= 5 + 2 * NUM_KEYPOINTS
+        faces = []
+        for row in rows:
+            box = tuple(row[:4].round(2).tolist())
+            points = None
+            if has_points:
+                pixels = row[5 : 5 + 2 * NUM_KEYPOINTS].reshape(NUM_KEYPOINTS, 2).round(2)
+                points = tuple(map(tuple, pixels.tolist()))
+            faces.append(Detection(box, round(float(row[4]), 4), points))
+        return faces
 
     def _decode(self, tensors: list[torch.Tensor]) -> list[np.ndarray]:
         """Candidates per input; inputs of one shape run as one batch (letterbox inputs may differ)."""
