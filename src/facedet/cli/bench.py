@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         nargs="+",
         action="extend",
-        help="model files (.safetensors or .onnx), after one flag or several "
-        "(default: results/train/model.safetensors if present)",
+        help="model files (.safetensors or .onnx; bundled: the model shipped with facedet), after one flag or "
+        "several (default: results/train/model.safetensors if present)",
     )
     p.add_argument(
         "--backend",

@@ -24,11 +24,12 @@ class Runner(peers.Peer):
     timed: Callable[[np.ndarray], object] | None = None  # what the timing loop calls; None: detect
 
 
-def our_runner(path: Path, backend: str = "torch", threads: int | None = None) -> Runner:
-    from facedet.inference.detector import FaceDetector
+def our_runner(path: Path | str, backend: str = "torch", threads: int | None = None) -> Runner:
+    """A model file, or ``bundled``: the model shipped with facedet (as `facedet detect --weights`)."""
+    from facedet.inference.detector import BUNDLED_WEIGHTS, FaceDetector
     from facedet.model import weights
 
-    path = Path(path)
+    path = BUNDLED_WEIGHTS if str(path) == "bundled" else Path(path)
     if path.suffix.lower() == ".onnx":
         import onnx
 
