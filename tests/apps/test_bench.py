@@ -152,8 +152,12 @@ def test_an_onnx_model_file_is_named_from_its_metadata_and_runs_with_onnx_runtim
     picture = skimage.data.astronaut()
     (a,), (b,) = runner.detect(picture), torch_runner.detect(picture)  # single_face: one candidate each
     np.testing.assert_allclose(a.box, b.box, atol=0.05)
-    shipped = bench.our_runner("bundled", backend="onnx", threads=1)  # as `facedet detect --weights bundled`
+
+
+def test_the_bundled_model_is_taken_by_name_as_detect_takes_it():
+    shipped = bench.our_runner("bundled", backend="onnx", threads=1)
     assert shipped.source.endswith("default.safetensors") and shipped.size_note == "onnx" and shipped.params > 0
+    assert shipped.kind == "ours" and 0 < shipped.threshold < 1
 
 
 def test_timing_takes_turns_so_load_from_elsewhere_slows_every_detector_alike():
