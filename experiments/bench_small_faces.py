@@ -6,8 +6,8 @@ Builds big scenes from a labelled set (a LabelMe folder or a COCO file, as `face
 its face pictures, each scaled so that its tallest face is 24-120 px, six to a scene, pasted at random
 places on one of the embedded sample's real backgrounds enlarged to 3200 x 2400 (seed 0; written as a
 LabelMe folder to ``--out``). Then our model scanned once (``--max-size 0``), with the default larger
-scans (``FaceDetector.scan_sizes``) and up to the scenes' own size, and the peers (YuNet and dlib at
-the picture's own size, Haar) on the same scenes: AP@0.5, precision / recall and false boxes at each
+scans (``FaceDetector.scan_sizes``) and up to the scenes' own size, and the peers (YuNet at the
+picture's own size, dlib with one upsampling, Haar) on the same scenes: AP@0.5, precision / recall and false boxes at each
 detector's threshold, and ms per scene. Use a set the model never trained on (the real-face corpus's
 test split: `facedet corpus ../corpus`).
 """
