@@ -214,7 +214,8 @@ def test_the_bundled_model_works_right_after_install(tmp_path, monkeypatch):
     import skimage.data
 
     from facedet.evaluation.metrics import box_iou
-    from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights, exported_sibling
+    from facedet.inference.backends import exported_sibling
+    from facedet.inference.detector import BUNDLED_WEIGHTS, default_weights
 
     monkeypatch.chdir(tmp_path)
     assert default_weights() == BUNDLED_WEIGHTS

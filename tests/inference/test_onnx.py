@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from facedet.cli import main
-from facedet.inference.detector import FaceDetector, OnnxBackend, TorchBackend
+from facedet.inference.backends import OnnxBackend, TorchBackend
+from facedet.inference.detector import FaceDetector
 from facedet.inference.onnx import export_onnx
 from facedet.model import build_net, weights
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from facedet.config import ConfigError
-from facedet.inference.detector import BUNDLED_WEIGHTS, MODEL_URI_SCHEMES
+from facedet.inference.detector import MODEL_URI_SCHEMES, resolve_bundled
 from facedet.model import weights
 from facedet.tracking import Tracker, resolve_model_uri
 
@@ -27,14 +27,12 @@ def init_file(init: str, tracker: Tracker | None = None) -> Path:
     """``bundled`` (the package's model), ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION`` /
     ``runs:/ID`` (in ``tracker``'s MLflow store, default: the project's) or a path -> the local
     .safetensors file."""
-    if init == "bundled":
-        return BUNDLED_WEIGHTS
     if init.startswith(MODEL_URI_SCHEMES):
         try:
             return resolve_model_uri(init, tracker)
         except ValueError as err:
             raise ConfigError(f"config key 'train.init' = {init!r}: {err}") from None
-    path = Path(init)
+    path = Path(resolve_bundled(init))
     if not path.is_file():
         raise ConfigError(f"config key 'train.init' = {init!r}: no such model file")
     return path

@@ -26,10 +26,10 @@ class Runner(peers.Peer):
 
 def our_runner(path: Path | str, backend: str = "torch", threads: int | None = None) -> Runner:
     """A model file, or ``bundled``: the model shipped with facedet (as `facedet detect --weights`)."""
-    from facedet.inference.detector import BUNDLED_WEIGHTS, FaceDetector
+    from facedet.inference.detector import FaceDetector, resolve_bundled
     from facedet.model import weights
 
-    path = BUNDLED_WEIGHTS if str(path) == "bundled" else Path(path)
+    path = Path(resolve_bundled(path))
     if path.suffix.lower() == ".onnx":
         import onnx
 
