@@ -27,6 +27,7 @@ def test_compose_applies_overrides_like_dvc_exp_run_set_param():
         ("evaluate.threshold=1.5", "evaluate.threshold"),
         ("split.train=0.9", "split"),
         ("split.method=alphabetical", "split.method"),
+        ("split.seed=-1", "split.seed"),
         ("collect.jpeg_quality=0", "collect.jpeg_quality"),
         ("augment.copies=-1", "augment.copies"),
         ("model.landmark_depth=-1", "model.landmark_depth"),

@@ -42,6 +42,7 @@ RULES: dict[str, Check] = {
     "seed": at_least(0),
     "collect.max_side": POSITIVE_INT,
     "collect.jpeg_quality": between(1, 100, integer=True),
+    "split.seed": at_least(0),
     "split.train": FRACTION,
     "split.val": FRACTION,
     "split.test": FRACTION,

@@ -99,6 +99,17 @@ def test_augment_is_reproducible(cfg, tmp_path):
     assert (tmp_path / "results/augment/train.json").read_text() == first
 
 
+def test_split_seed_keeps_one_split_across_run_seeds(cfg, tmp_path):
+    collect.run(cfg)
+
+    def val_files(*overrides):
+        labels.run(compose_config(["augment=seed", *overrides], root=ROOT))
+        return [i.file_name for i in coco.read(tmp_path / "results/labels/val.json")]
+
+    assert val_files("seed=1", "split.seed=0") == val_files("seed=2", "split.seed=0") == val_files("seed=0")
+    assert val_files("seed=1") != val_files("seed=2")  # by default the run's seed draws the split
+
+
 def test_grouped_split_keeps_each_folder_in_one_split():
     from omegaconf import OmegaConf
 

@@ -40,7 +40,7 @@ def run(cfg: DictConfig) -> None:
             continue  # the collect stage set it aside and reported why
         images.append(rescale(image, entry))
     report.raise_if_strict(cfg.strict)
-    splits = split(images, cfg.split, cfg.seed)
+    splits = split(images, cfg.split, cfg.split.seed)
     for name in SPLITS:
         coco.write(splits[name], out / f"{name}.json")
     report.write(
