@@ -41,6 +41,25 @@ def test_weights_round_trip_rebuilds_the_same_network(tmp_path):
     assert meta["threshold"] == 0.4 and meta["model"]["stages"] == [1, 1, 1, 1, 1]
 
 
+def test_averaging_models_averages_every_weight_and_refuses_other_networks(tmp_path):
+    cfg = {"name": "dense", "input_size": 64, "widths": [8, 8, 8, 8, 8], "neck_width": 8, "landmarks": False}
+    nets = [build_net(cfg) for _ in range(2)]
+    with torch.no_grad():
+        nets[0].predict[0].bias.fill_(1.0), nets[1].predict[0].bias.fill_(2.0)
+    for i, net in enumerate(nets):
+        weights.save(net, cfg, tmp_path / f"{i}.safetensors", threshold=0.5)
+    soup, metadata = weights.average([tmp_path / "0.safetensors", tmp_path / "1.safetensors"])
+    assert torch.equal(soup.predict[0].bias, torch.full((5,), 1.5))
+    first, second = nets[0].state_dict(), nets[1].state_dict()
+    for key, tensor in soup.state_dict().items():
+        expected = (first[key] + second[key]) / 2 if tensor.is_floating_point() else first[key]
+        assert torch.allclose(tensor, expected, atol=1e-6), key
+    assert metadata["model"] == cfg
+    weights.save(build_net({**cfg, "neck_width": 16}), {**cfg, "neck_width": 16}, tmp_path / "wide.safetensors")
+    with pytest.raises(weights.ModelFileError, match="wide.safetensors.*network configs differ"):
+        weights.average([tmp_path / "0.safetensors", tmp_path / "wide.safetensors"])
+
+
 def test_unknown_network_name_names_the_key():
     with pytest.raises(ValueError, match="model.name"):
         build_net({"name": "resnet"})

@@ -172,3 +172,22 @@ def load(path: Path) -> tuple[nn.Module, dict]:
     except (SafetensorError, OSError, RuntimeError) as err:
         raise ModelFileError(f"{path}: cannot read its tensors ({_reason(err)})") from None
     return net.eval(), metadata
+
+
+def average(paths: list[Path]) -> tuple[nn.Module, dict]:
+    """The networks of ``paths`` (one network config) averaged weight by weight, batch-norm statistics
+    included (a uniform "model soup" of runs from one start), and the first file's metadata."""
+    loaded = [load(path) for path in paths]
+    if any(metadata["model"] != loaded[0][1]["model"] for _, metadata in loaded):
+        raise ModelFileError(f"{', '.join(map(str, paths))}: their network configs differ, so they cannot be averaged")
+    states = [net.state_dict() for net, _ in loaded]
+    net, metadata = loaded[0]
+    net.load_state_dict(
+        {
+            key: (sum(state[key].double() for state in states) / len(states)).to(tensor.dtype)
+            if tensor.is_floating_point()
+            else tensor
+            for key, tensor in states[0].items()
+        }
+    )
+    return net.eval(), metadata

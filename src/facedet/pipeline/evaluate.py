@@ -34,6 +34,13 @@ def _clean(value: float) -> float | None:
     return None if value != value else round(float(value), 4)
 
 
+def test_metrics(truth: list[coco.Image], predictions: list, threshold: float, iou_threshold: float) -> dict:
+    """metrics.json's values: detection metrics, and landmark ones for faces with points, at ``threshold``."""
+    metrics = detection_metrics(truth, predictions, threshold, iou_threshold)
+    metrics |= landmark_metrics(truth, predictions, threshold, iou_threshold)
+    return {key: _clean(value) for key, value in metrics.items()} | {"threshold": threshold}
+
+
 def run(cfg: DictConfig) -> None:
     run_id = json.loads((Path(cfg.paths.train) / "run.json").read_text())["run_id"]
     tracker = Tracker.for_config(cfg)
@@ -63,9 +70,7 @@ def _evaluate(cfg: DictConfig, tracker: Tracker, run_id: str) -> dict[str, float
         if len(pictures) < kept:
             pictures.append(picture)
 
-    metrics = detection_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
-    metrics |= landmark_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
-    metrics = {key: _clean(value) for key, value in metrics.items()} | {"threshold": threshold}
+    metrics = test_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     curve = pr_curve(truth, predictions, cfg.evaluate.iou_threshold)
