@@ -93,6 +93,7 @@ def test_detect_says_and_records_which_model_run_and_threshold_it_used(tmp_path,
     import numpy as np
 
     from facedet.inference.detector import BUNDLED_WEIGHTS
+    from facedet.model import weights
     from facedet.model.weights import read_metadata
 
     cv2.imwrite(str(tmp_path / "a.jpg"), np.full((64, 80, 3), 128, np.uint8))
@@ -113,10 +114,18 @@ def test_detect_says_and_records_which_model_run_and_threshold_it_used(tmp_path,
     )
     metadata = read_metadata(BUNDLED_WEIGHTS)
     model = json.loads((tmp_path / "o.json").read_text())["model"]
-    assert model["file"] == str(BUNDLED_WEIGHTS) and model["mlflow_run_id"] == metadata["mlflow_run_id"]
+    # The bundled model averages five runs' weights (docs/bundled-model.md): it is no one MLflow run.
+    assert model["file"] == str(BUNDLED_WEIGHTS) and model["mlflow_run_id"] is None
     assert (model["threshold"], model["threshold_source"], model["backend"]) == (0.7, "given", "onnx")
-    err = capsys.readouterr().err
-    assert f"model {BUNDLED_WEIGHTS}; MLflow run {metadata['mlflow_run_id']}; threshold 0.7 (given)" in err
+    assert f"model {BUNDLED_WEIGHTS}; no MLflow run; threshold 0.7 (given)" in capsys.readouterr().err
+
+    # A model the train stage wrote names its run.
+    net, _ = weights.load(BUNDLED_WEIGHTS)
+    weights.save(net, metadata["model"], tmp_path / "trained.safetensors", threshold=0.6, mlflow_run_id="0123abcd")
+    assert main(["detect", str(tmp_path / "a.jpg"), "--weights", str(tmp_path / "trained.safetensors")]) == 0
+    assert f"model {tmp_path / 'trained.safetensors'}; MLflow run 0123abcd; threshold 0.6 (the model's)" in (
+        capsys.readouterr().err
+    )
 
     assert (
         main(["detect", str(tmp_path / "a.jpg"), "--weights", str(BUNDLED_WEIGHTS), "--json", str(tmp_path / "o.json")])
