@@ -114,6 +114,8 @@ def test_haar_finds_the_astronaut_face_so_its_ap_on_that_one_image_is_one(tmp_pa
     (row,) = report["detectors"]
     assert row["name"] == "haar" and row["ap50"] == 1.0 and row["precision"] == 1.0 and row["recall"] == 1.0
     assert row["portraits"]["skimage astronaut"] == {"found": 1, "false_positives": 0}
+    # It finds the astronaut and Grace Hopper but not the camera man's profile, and no box that is no face.
+    assert "| 2/3 (0) |" in (tmp_path / "out/bench.md").read_text()
     assert report["skipped"][0]["name"] == "ours"  # no --weights and no results/train/model.safetensors here
     assert report["mlflow_run_id"] is None  # no project, no MLFLOW_TRACKING_URI: no MLflow run
 

@@ -20,7 +20,8 @@ packages are installed -- see `facedet.apps.peers`):
   detectors that give landmarks (YuNet, our models with landmarks); ``nme_faces`` faces measured.
 - ``faces_found``: faces matched (IoU >= 0.5, at the threshold) on the real portraits shipped in
   packages: skimage's astronaut and camera (profile), matplotlib's Grace Hopper. Their faces ARE
-  pasted into the embedded sample, so this says "finds the real, whole picture", not "generalises".
+  pasted into the embedded sample, so this says "finds the real, whole picture", not "generalises";
+  ``portraits`` has each one's faces found and false boxes (the table shows their sum in brackets).
 
 Outputs ``bench.md`` (the table) and ``bench.json`` under ``out``, and an MLflow run (tag ``bench``)
 in the project's experiment when a store is configured.
