@@ -17,13 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
-from facedet import coco
-from facedet.images import read_rgb
-from facedet.inference.detector import FaceDetector
 from facedet.inference.onnx import export_onnx
 from facedet.model import weights
-from facedet.pipeline.evaluate import test_metrics
-from facedet.training.publish import validation_threshold
+from facedet.pipeline.evaluate import split_metrics
+from facedet.training.publish import split_predictions, validation_threshold
 
 
 def main() -> None:
@@ -42,10 +39,8 @@ def main() -> None:
     weights.save(net, metadata["model"], args.out, threshold=threshold, averaged=[p.name for p in args.models])
     difference = export_onnx(args.out, args.out.with_suffix(".onnx"))
     if args.test:
-        truth = coco.read(args.test)
-        detector = FaceDetector.load(args.out, backend="torch")
-        predictions = [detector.detect_batch([read_rgb(args.images / i.file_name)], threshold=0.0)[0] for i in truth]
-        metrics = test_metrics(truth, predictions, threshold, args.iou) | {"val_f1": round(f1, 4)}
+        truth, predictions = split_predictions(net, args.test, args.images)
+        metrics = split_metrics(truth, predictions, threshold, args.iou) | {"val_f1": round(f1, 4)}
         args.out.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"test split: AP@0.5 {metrics['ap50']}, recall {metrics['recall']}, false boxes {metrics['fp']}")
     print(

@@ -69,7 +69,11 @@ def main() -> None:
     model = args.model
     metadata = weights.read_metadata(model)
     metrics = json.loads(args.metrics.read_text())
-    averaged = ", ".join(f"`{name}`" for name in metadata.get("averaged", [])) or "none: one training run"
+    provenance = (
+        f"**Runs averaged**: {', '.join(f'`{name}`' for name in metadata['averaged'])}"
+        if metadata.get("averaged")
+        else f"**MLflow run**: `{metadata.get('mlflow_run_id')}` in the store that trained it"
+    )
     data = yaml.safe_load((ROOT / "data.dvc").read_text())["outs"][0]
     benches = [
         (folder / "bench.md").read_text().strip().replace("# facedet bench", "### facedet bench")
@@ -116,7 +120,7 @@ yet (`results/train/model.safetensors` wins when it exists), and the start of `t
   on human-labelled faces is in the benchmarks below, on the test split's teacher points here.
 - **Score threshold**: {metadata["threshold"]} (best F1 on the validation split, which none of the
   runs trained on).
-- **Runs averaged**: {averaged}.
+- {provenance}.
 - **Files**: `default.safetensors` (weights with JSON metadata; loading never unpickles anything)
   and `default.onnx`, its export (`facedet export`; ONNX Runtime vs PyTorch max abs difference
   {onnx_diff:.2g}), which `facedet detect` runs by default: several times faster on a CPU (ms/frame below).

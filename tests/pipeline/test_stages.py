@@ -118,8 +118,8 @@ def test_grouped_split_keeps_each_folder_in_one_split():
         for s in range(12)
         for f in range(5)
     ]
-    settings = OmegaConf.create({"method": "grouped", "train": 0.5, "val": 0.25, "test": 0.25})
-    splits = labels.split(images, settings, seed=3)
+    settings = OmegaConf.create({"method": "grouped", "train": 0.5, "val": 0.25, "test": 0.25, "seed": 3})
+    splits = labels.split(images, settings)
     folder_split = {}
     for name, part in splits.items():
         for image in part:

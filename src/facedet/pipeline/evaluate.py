@@ -34,7 +34,7 @@ def _clean(value: float) -> float | None:
     return None if value != value else round(float(value), 4)
 
 
-def test_metrics(truth: list[coco.Image], predictions: list, threshold: float, iou_threshold: float) -> dict:
+def split_metrics(truth: list[coco.Image], predictions: list, threshold: float, iou_threshold: float) -> dict:
     """metrics.json's values: detection metrics, and landmark ones for faces with points, at ``threshold``."""
     metrics = detection_metrics(truth, predictions, threshold, iou_threshold)
     metrics |= landmark_metrics(truth, predictions, threshold, iou_threshold)
@@ -70,7 +70,7 @@ def _evaluate(cfg: DictConfig, tracker: Tracker, run_id: str) -> dict[str, float
         if len(pictures) < kept:
             pictures.append(picture)
 
-    metrics = test_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
+    metrics = split_metrics(truth, predictions, threshold, cfg.evaluate.iou_threshold)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     curve = pr_curve(truth, predictions, cfg.evaluate.iou_threshold)

@@ -40,7 +40,7 @@ def run(cfg: DictConfig) -> None:
             continue  # the collect stage set it aside and reported why
         images.append(rescale(image, entry))
     report.raise_if_strict(cfg.strict)
-    splits = split(images, cfg.split, cfg.split.seed)
+    splits = split(images, cfg.split)
     for name in SPLITS:
         coco.write(splits[name], out / f"{name}.json")
     report.write(
@@ -71,9 +71,9 @@ def rescale(image: coco.Image, entry: dict) -> coco.Image:
     )
 
 
-def split(images: list[coco.Image], settings: DictConfig, seed: int) -> dict[str, list[coco.Image]]:
-    """Seeded split by ``settings.method``: ``random`` shares out faces and negatives separately in
-    the same proportions; ``grouped`` shares out whole folders (capture sessions, videos) instead."""
+def split(images: list[coco.Image], settings: DictConfig) -> dict[str, list[coco.Image]]:
+    """Split seeded by ``settings.seed``, by ``settings.method``: ``random`` shares out faces and negatives
+    separately in the same proportions; ``grouped`` shares out whole folders (capture sessions, videos) instead."""
     if settings.method == "grouped":
         groups: dict[str, list[coco.Image]] = {}
         for image in images:
@@ -83,7 +83,7 @@ def split(images: list[coco.Image], settings: DictConfig, seed: int) -> dict[str
         units = [[image] for image in sorted(images, key=lambda i: i.file_name)]
     result: dict[str, list[coco.Image]] = {name: [] for name in SPLITS}
     for stratum in ([u for u in units if any(i.boxes for i in u)], [u for u in units if not any(i.boxes for i in u)]):
-        random.Random(seed).shuffle(stratum)
+        random.Random(settings.seed).shuffle(stratum)
         n_train = round(len(stratum) * settings.train)
         n_val = round(len(stratum) * settings.val)
         for name, part in zip(

@@ -65,13 +65,18 @@ def best_network(module: torch.nn.Module, checkpoint: Path) -> torch.nn.Module:
     return module.net.eval()
 
 
+def split_predictions(net: torch.nn.Module, split_coco: Path, images_dir: Path) -> tuple[list, list]:
+    """A split's truth and every candidate (threshold 0) ``net`` finds on its full-size pictures."""
+    truth = coco.read(split_coco)
+    detector = FaceDetector(net, threshold=0.0)
+    return truth, [detector(read_rgb(Path(images_dir) / image.file_name)) for image in truth]
+
+
 def validation_threshold(
     net: torch.nn.Module, val_coco: Path, images_dir: Path, iou_threshold: float
 ) -> tuple[float, float]:
     """(score threshold of best F1, that F1) on the full-size validation pictures; 0.5 without a face."""
-    truth = coco.read(val_coco)
-    detector = FaceDetector(net, threshold=0.0)
-    predictions = [detector(read_rgb(Path(images_dir) / image.file_name)) for image in truth]
+    truth, predictions = split_predictions(net, val_coco, images_dir)
     threshold, f1 = best_f1_threshold(pr_curve(truth, predictions, iou_threshold))
     return (0.5 if threshold != threshold else round(threshold, 4)), f1
 
